@@ -1,0 +1,3 @@
+from sandbench.cli import main
+
+main()

@@ -1,0 +1,174 @@
+"""The data sandbench measures: metrics, clocks, marks and samples.
+
+Everything else in the package speaks these types; this module imports nothing of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+#: Version of the on-disk results format (run.json and samples.jsonl); see results.py for
+#: how older versions are read.
+FORMAT_VERSION = 1
+
+
+class Status(StrEnum):
+    """What became of one measured value."""
+
+    OK = "ok"
+    #: The sandbox ran (or tried to) and the value could not be had: kept with its reason.
+    FAILED = "failed"
+    #: Deliberately not measured (for example direct I/O where the filesystem refuses it).
+    SKIPPED = "skipped"
+
+
+class Better(StrEnum):
+    """Which direction of change is an improvement for a metric."""
+
+    LOWER = "lower"
+    HIGHER = "higher"
+
+
+class Clock(StrEnum):
+    """The clocks an event can be read on. Phases only subtract marks of one clock, or of two
+    clocks whose offset was measured."""
+
+    HOST_MONOTONIC = "host_monotonic"
+    HOST_REALTIME = "host_realtime"
+    #: CLOCK_REALTIME inside the sandbox (same kernel for containers, a guest kernel for VMs).
+    SANDBOX_REALTIME = "sandbox_realtime"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A kind of measured value."""
+
+    name: str
+    unit: str
+    better: Better
+    description: str
+
+
+@dataclass(frozen=True)
+class Mark:
+    """An event in a sandbox's life, read on a named clock, in nanoseconds."""
+
+    name: str
+    clock: Clock
+    ns: int
+
+
+@dataclass(frozen=True)
+class ClockOffset:
+    """How to bring a clock onto another: ``target = source + offset_ns``.
+
+    ``uncertainty_ns`` bounds the error of the offset (half the round trip of its measurement).
+    """
+
+    source: Clock
+    target: Clock
+    offset_ns: int
+    uncertainty_ns: int
+    method: str
+
+
+@dataclass(frozen=True)
+class Value:
+    """One measured value a workload parsed from a sandbox, before it becomes a Sample."""
+
+    metric: Metric
+    value: float | None
+    labels: dict[str, str] = field(default_factory=dict)
+    status: Status = Status.OK
+    reason: str | None = None
+    clock: str | None = None
+
+
+def utc_now() -> str:
+    """Wall-clock time for records, ISO 8601 in UTC with microseconds."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One tidy row of results: one measured value (or one failure to measure it)."""
+
+    run_id: str
+    backend: str
+    runtime: str
+    workload: str
+    metric: str
+    unit: str
+    value: float | None
+    round: int
+    warmup: bool
+    status: Status
+    time: str
+    labels: dict[str, str] = field(default_factory=dict)
+    #: Why a sample failed or was skipped; None when it is OK.
+    reason: str | None = None
+    #: The raw output of a failed sample (trimmed), so the failure can be read without re-running.
+    raw: str | None = None
+    #: Which clocks the value was read on, e.g. "host_monotonic" or
+    #: "host_realtime->sandbox_realtime (offset 0 ns, same kernel)".
+    clock: str | None = None
+    #: The file under the run directory that holds this sandbox's full output.
+    output: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        row = dataclasses.asdict(self)
+        row["status"] = str(self.status)
+        return row
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Sample:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in row.items() if k in known}
+        values["status"] = Status(values["status"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One sandbox execution a workload asks for in a round: what runs inside, with what."""
+
+    workload: str
+    #: Distinguishes a workload's cases in names and results, e.g. "rootfs" for io.
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    #: (metric, labels) the case yields when it works, so a failure can be recorded against
+    #: exactly the values that were not measured.
+    expected: list[tuple[Metric, dict[str, str]]] = field(default_factory=list)
+
+
+@dataclass
+class Execution:
+    """What a backend observed of one sandbox: its output and the events it timed."""
+
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int | None = None
+    marks: list[Mark] = field(default_factory=list)
+    offsets: list[ClockOffset] = field(default_factory=list)
+    #: Set when the sandbox itself failed (could not be created, timed out, was killed).
+    error: str | None = None
+    #: Labels the backend adds to every sample of this execution, e.g. {"accel": "tcg"}.
+    labels: dict[str, str] = field(default_factory=dict)
+    #: The marks this backend observes when all goes well, so a failure can name what it missed.
+    planned: tuple[str, ...] = ()
+
+    def mark(self, name: str, clock: Clock, ns: int) -> None:
+        self.marks.append(Mark(name, clock, ns))
+
+    def raw(self) -> str:
+        """The output as kept with a failed sample."""
+        text = self.stdout
+        if self.stderr:
+            text += "\n--- stderr ---\n" + self.stderr
+        return text
