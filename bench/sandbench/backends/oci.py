@@ -1,0 +1,133 @@
+"""OCI runtimes (runc, crun) on this host: one fresh container per sandbox.
+
+Each container gets its own bundle: a config.json, an overlay root filesystem over the unpacked
+workload image and a host directory bind-mounted at /data. It is driven in the two steps
+Kubernetes' runtimes use, `create` then `start`, so the time to create a container and the time
+from start to the workload's first instruction are measured apart. Runtime state lives under a
+private --root, so `list` there finds exactly the containers sandbench made.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbench.backends import mounts, oci_config, proc
+from sandbench.model import Case, Clock, ClockOffset, Execution
+from sandbench.spec import Resources
+
+#: The container shares the host's kernel and so its CLOCK_REALTIME: the offset is exactly 0.
+SAME_KERNEL = ClockOffset(Clock.SANDBOX_REALTIME, Clock.HOST_REALTIME, 0, 0, "same kernel clock")
+
+PLANNED = ("request", "created", "start", "workload", "exit")
+
+#: Seconds allowed for housekeeping commands (delete, kill) that should take milliseconds.
+HOUSEKEEPING_S = 30.0
+
+STATE_ROOT = Path("/run/sandbench")
+
+
+@dataclass
+class OciRuntime:
+    name: str
+    binary: str
+    image_rootfs: Path
+    scratch: Path
+    resources: Resources
+
+    @property
+    def state_root(self) -> Path:
+        return STATE_ROOT / self.name
+
+    def _cmd(self, *args: str) -> list[str]:
+        return [self.binary, "--root", str(self.state_root), *args]
+
+    def execute(self, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
+        execution = Execution(planned=PLANNED, offsets=[SAME_KERNEL])
+        bundle = self.scratch / sandbox_id
+        try:
+            self._run(case, sandbox_id, bundle, execution, timeout_s)
+        except (mounts.MountError, OSError, subprocess.TimeoutExpired) as exc:
+            execution.error = f"{self.name}: {exc}"
+        finally:
+            self.delete(sandbox_id)
+            execution.stdout = proc.read_text(bundle / "stdout")
+            execution.stderr = proc.read_text(bundle / "stderr")
+            shutil.rmtree(bundle, ignore_errors=True)
+        return execution
+
+    def _bundle(self, case: Case, sandbox_id: str, bundle: Path) -> None:
+        rootfs = bundle / "rootfs"
+        mounts.mount_overlay(self.image_rootfs, bundle / "upper", bundle / "work", rootfs)
+        (rootfs / "var/tmp/sandbench").mkdir(parents=True, exist_ok=True)
+        volume = bundle / "volume"
+        volume.mkdir()
+        config = oci_config.config(
+            sandbox_id=sandbox_id, argv=case.argv, env=case.env, rootfs=str(rootfs),
+            volume=str(volume), cpus=self.resources.cpus, memory_mib=self.resources.memory_mib)
+        (bundle / "config.json").write_text(json.dumps(config, indent=1))
+
+    def _run(self, case: Case, sandbox_id: str, bundle: Path, execution: Execution,
+             timeout_s: float) -> None:
+        bundle.mkdir(parents=True)
+        self._bundle(case, sandbox_id, bundle)
+        pid_file = bundle / "pid"
+        deadline = time.monotonic() + timeout_s
+        with open(bundle / "stdout", "wb") as out, open(bundle / "stderr", "wb") as err:
+            execution.mark("request", Clock.HOST_MONOTONIC, time.monotonic_ns())
+            execution.mark("request", Clock.HOST_REALTIME, time.time_ns())
+            # The container's stdio is runc's own (detached, no terminal): these files.
+            created = subprocess.run(
+                self._cmd("create", "--bundle", str(bundle), "--pid-file", str(pid_file),
+                          sandbox_id),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout_s,
+                start_new_session=True, check=False)
+        execution.mark("created", Clock.HOST_MONOTONIC, time.monotonic_ns())
+        if created.returncode != 0:
+            reason = proc.last_line(proc.read_text(bundle / "stderr"))
+            execution.error = f"{self.name} create failed (exit {created.returncode}): {reason}"
+            return
+        pid = int(pid_file.read_text().strip())
+        self._start_and_wait(sandbox_id, pid, execution, deadline)
+
+    def _start_and_wait(self, sandbox_id: str, pid: int, execution: Execution,
+                        deadline: float) -> None:
+        execution.mark("start", Clock.HOST_MONOTONIC, time.monotonic_ns())
+        execution.mark("start", Clock.HOST_REALTIME, time.time_ns())
+        started = proc.run_tool(self._cmd("start", sandbox_id), deadline - time.monotonic())
+        if started.returncode != 0:
+            proc.kill(pid)
+            execution.error = (f"{self.name} start failed (exit {started.returncode}): "
+                               f"{proc.last_line(started.stderr)}")
+            return
+        exited = proc.wait_exit(pid, deadline - time.monotonic())
+        if exited is None:
+            proc.kill(pid)
+            proc.reap(pid)
+            execution.error = "timed out: the sandbox did not exit in time; killed"
+            return
+        execution.mark("exit", Clock.HOST_MONOTONIC, exited)
+        execution.exit_code = proc.reap(pid)
+
+    def delete(self, sandbox_id: str) -> None:
+        """Safe to call twice, and on a container that never got created."""
+        try:
+            proc.run_tool(self._cmd("delete", "--force", sandbox_id), HOUSEKEEPING_S)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        mounts.unmount_all(self.scratch / sandbox_id)
+
+    def leftovers(self) -> list[str]:
+        """Containers in this runtime's sandbench state root (only sandbench creates there)."""
+        if not self.state_root.is_dir():
+            return []
+        result = proc.run_tool(self._cmd("list", "-q"), HOUSEKEEPING_S)
+        return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+    def version(self) -> str:
+        result = proc.run_tool([self.binary, "--version"], HOUSEKEEPING_S)
+        return result.stdout.strip().splitlines()[0] if result.returncode == 0 else "unknown"

@@ -1,0 +1,77 @@
+"""Process plumbing shared by the local drivers: exact exit times and reaping.
+
+Exit times come from a pidfd becoming readable, read the moment it does: Popen.wait(timeout)
+polls with sleeps of up to 50 ms, far coarser than what is measured. A container's init is not
+our child (`runc create` forks it and exits); as a child subreaper we inherit it, so its exit
+status can still be collected.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (a container's init) so their exit status reaches us."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+
+
+def wait_exit(pid: int, timeout_s: float) -> int | None:
+    """Block until ``pid`` exits; its exit time on the monotonic clock (ns), or None on
+    timeout or when the process is already gone."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(max(0.0, timeout_s) * 1000):
+            return None
+        return time.monotonic_ns()
+    finally:
+        os.close(pidfd)
+
+
+def reap(pid: int) -> int | None:
+    """The exit code of an exited child (or adopted orphan); None if it is not ours."""
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return None
+    return os.waitstatus_to_exitcode(status)
+
+
+def kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def run_tool(argv: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """A short command (a runtime's create/start/delete); in its own session so a Ctrl-C at
+    the terminal reaches the harness only, which then cleans up in order."""
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s,
+                          start_new_session=True, check=False)
+
+
+def last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""

@@ -1,0 +1,216 @@
+"""The runner: turns a spec into sandboxes, rounds into samples, and keeps every one of them.
+
+Rounds are interleaved across runtimes (A B C A B C) so slow drift on the host spreads over all
+of them; one measured sandbox runs at a time; warmup rounds are recorded but flagged. Each
+sample is on disk the moment it exists. Ctrl-C or SIGTERM stops after deleting the sandbox in
+flight, and the run is marked interrupted; what was measured stays.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Callable, Iterator
+
+from pydantic import ValidationError
+
+from sandbench import __version__, hostfacts, workloads
+from sandbench.backends import Backend
+from sandbench.model import Case, Execution, Metric, Sample, Status, Value, utc_now
+from sandbench.results import RunWriter, metrics_table
+from sandbench.spec import Spec, SpecError, validation_message
+from sandbench.workloads import Params, ParseError, Workload
+
+#: Raw output kept inline with a failed sample; the whole output is in outputs/ anyway.
+RAW_LIMIT = 8192
+#: kube-burner's rule: a run with more failed samples than this is not valid.
+MAX_FAILED_FRACTION = 0.10
+
+
+class Interrupted(Exception):
+    """SIGTERM, turned into an exception so cleanup runs on the way out as for Ctrl-C."""
+
+
+class RuntimeUnavailable(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Step:
+    """One sandbox to run: a case of a workload on a runtime in a round."""
+
+    workload: Workload
+    case: Case
+    runtime: str
+    round: int
+    warmup: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    spec: Spec
+    params: dict[str, Params]
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> list[Metric]:
+        return [m for name in self.params for m in workloads.get(name).metrics]
+
+
+def plan(spec: Spec, known_runtimes: dict[str, str]) -> Plan:
+    """Check every name and parameter and lay out the steps; raises SpecError, runs nothing."""
+    for runtime in spec.runtimes:
+        if runtime not in known_runtimes:
+            raise SpecError(f"unknown runtime {runtime!r} for backend {spec.backend!r}; "
+                            f"known runtimes: {', '.join(known_runtimes)}")
+    if not spec.workloads:
+        raise SpecError(f"no workloads to run; known workloads: {', '.join(workloads.WORKLOADS)}")
+    params: dict[str, Params] = {}
+    for name, run in spec.workloads.items():
+        try:
+            params[name] = workloads.get(name).params(run.params)
+        except workloads.UnknownWorkload as exc:
+            raise SpecError(str(exc)) from None
+        except ValidationError as exc:
+            raise SpecError(validation_message(exc, f"workloads.{name}.params")) from None
+    return Plan(spec, params, list(_steps(spec, params)))
+
+
+def _steps(spec: Spec, params: dict[str, Params]) -> Iterator[Step]:
+    for name, workload_params in params.items():
+        workload = workloads.get(name)
+        warmup = spec.warmup_of(name)
+        for number in range(1, warmup + spec.rounds_of(name) + 1):
+            for case in workload.cases(workload_params):
+                for runtime in spec.runtimes:
+                    yield Step(workload, case, runtime, number, number <= warmup)
+
+
+Progress = Callable[[int, int, Step], None]
+
+
+def check_runtimes(backend: Backend, spec: Spec) -> None:
+    """Fail before anything is measured when a requested runtime cannot run here."""
+    for runtime in spec.runtimes:
+        availability = backend.check(runtime)
+        if not availability.usable:
+            fix = f"; fix: {availability.fix}" if availability.fix else ""
+            raise RuntimeUnavailable(f"runtime {runtime!r} is not usable here: "
+                                     f"{availability.detail}{fix}")
+
+
+def run_metadata(run_id: str, the_plan: Plan, backend: Backend) -> dict[str, object]:
+    environment = backend.environment()
+    return {
+        "run_id": run_id,
+        "sandbench_version": __version__,
+        "git_commit": hostfacts.git_commit(),
+        "backend": the_plan.spec.backend,
+        "baseline": the_plan.spec.baseline_runtime,
+        "spec": the_plan.spec.model_dump(mode="json"),
+        "host": environment.pop("host", hostfacts.host_facts()),
+        "runtimes": {r: environment.get("runtimes", {}).get(r, {}) for r in the_plan.spec.runtimes},
+        "environment": environment,
+        "metrics": metrics_table(the_plan.metrics),
+        "clocks": {
+            "host_monotonic": "CLOCK_MONOTONIC of the harness host (Python time.monotonic_ns)",
+            "host_realtime": "CLOCK_REALTIME of the harness host (time.time_ns)",
+            "sandbox_realtime": "CLOCK_REALTIME inside the sandbox, read by the probe",
+            "sandbox_monotonic": "CLOCK_MONOTONIC inside the sandbox (syscall loops)",
+        },
+        "warnings": [],
+    }
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted("SIGTERM")
+
+
+class Runner:
+    def __init__(self, the_plan: Plan, backend: Backend, writer: RunWriter,
+                 progress: Progress | None = None) -> None:
+        self.plan = the_plan
+        self.backend = backend
+        self.writer = writer
+        self.progress = progress
+        self.failed = 0
+
+    def run(self) -> str:
+        """Run every step; returns the run's final status. Cleans up on every path."""
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        status, reason = "failed", "the harness stopped unexpectedly"
+        try:
+            self._run_steps()
+            status, reason = "completed", ""
+        except (KeyboardInterrupt, Interrupted) as exc:
+            status, reason = "interrupted", f"stopped by {exc or 'Ctrl-C'}"
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            deleted = self.backend.cleanup()
+            if deleted:
+                self.writer.meta.setdefault("cleanup", []).extend(deleted)
+            self._judge()
+            self.writer.finish(status, reason or None)
+        return status
+
+    def _judge(self) -> None:
+        total = self.writer.count
+        if total and self.failed / total > MAX_FAILED_FRACTION:
+            warning = (f"{self.failed} of {total} samples failed (over "
+                       f"{MAX_FAILED_FRACTION:.0%}): the run is not valid")
+            self.writer.meta["valid"] = False
+            self.writer.meta["warnings"].append(warning)
+        else:
+            self.writer.meta["valid"] = True
+
+    def _run_steps(self) -> None:
+        steps = self.plan.steps
+        short = self.writer.meta["run_id"].replace("T", "").replace("Z", "")[-12:].lower()
+        for index, step in enumerate(steps):
+            if self.progress:
+                self.progress(index, len(steps), step)
+            sandbox_id = f"sandbench-{short}-{index:05d}"
+            execution = self.backend.execute(step.runtime, step.case, sandbox_id,
+                                             self.plan.spec.timeout_s)
+            output = self.writer.save_output(sandbox_id, execution.raw())
+            self.writer.append(self._samples(step, execution, output))
+        if self.progress and steps:
+            self.progress(len(steps), len(steps), steps[-1])
+
+    def _samples(self, step: Step, execution: Execution, output: str) -> list[Sample]:
+        values, reason = _values(step, execution)
+        samples = [self._sample(step, v, execution, output, reason) for v in values]
+        self.failed += sum(1 for s in samples if s.status == Status.FAILED)
+        return samples
+
+    def _sample(self, step: Step, value: Value, execution: Execution, output: str,
+                reason: str | None) -> Sample:
+        failed = value.status == Status.FAILED
+        raw = execution.raw()[-RAW_LIMIT:] if failed else None
+        return Sample(
+            run_id=self.writer.meta["run_id"], backend=self.plan.spec.backend,
+            runtime=step.runtime, workload=step.workload.name, metric=value.metric.name,
+            unit=value.metric.unit, value=value.value, round=step.round, warmup=step.warmup,
+            status=value.status, time=utc_now(),
+            labels={**step.case.labels, **execution.labels, **value.labels},
+            reason=value.reason or (reason if failed else None), raw=raw, clock=value.clock,
+            output=output)
+
+
+def _values(step: Step, execution: Execution) -> tuple[list[Value], str | None]:
+    """The step's values, or one failed value per unmeasured metric with the reason."""
+    reason = execution.error
+    if reason is None and execution.exit_code not in (0, None):
+        reason = f"the workload exited with code {execution.exit_code}"
+    if reason is None:
+        try:
+            return step.workload.parse(step.case, execution), None
+        except ParseError as exc:
+            reason = f"unparseable output: {exc}"
+    missing = step.workload.unmeasured(step.case, execution)
+    failed = [Value(m, None, dict(labels), Status.FAILED, reason) for m, labels in missing]
+    return failed, reason

@@ -1,0 +1,117 @@
+"""The start workload: how long until a fresh sandbox runs its first instruction, and exits.
+
+The probe writes a CLOCK_REALTIME stamp first thing in main. Every phase is defined by the two
+events that bound it; backends report the events they observe as marks (see PHASES for the
+vocabulary) and this module subtracts marks read on one clock, or on two clocks whose offset
+the backend measured. A phase whose clocks cannot be related is a failed sample, never a guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sandbench.model import Better, Case, Clock, ClockOffset, Execution, Mark, Metric, Status, Value
+from sandbench.workloads.base import PROBE, Params, ParseError, Workload, probe_header, realtime_stamp
+
+
+@dataclass(frozen=True)
+class Phase:
+    metric: Metric
+    start: str
+    end: str
+
+
+def _phase(name: str, start: str, end: str, description: str) -> Phase:
+    return Phase(Metric(name, "ms", Better.LOWER, description), start, end)
+
+
+#: Mark names: request (just before the runtime is invoked), created (`runc create` returned),
+#: start (just before `runc start`), workload (the probe's stamp), exit (the sandbox exited);
+#: on Kubernetes create (API create returned), scheduled, running, ready (watch events as
+#: received); in VMs kernel (first guest kernel output) and init (guest init started).
+PHASES: tuple[Phase, ...] = (
+    _phase("request_to_workload", "request", "workload",
+           "runtime invoked -> first instruction of the workload"),
+    _phase("request_to_exit", "request", "exit", "runtime invoked -> sandbox exited"),
+    _phase("request_to_created", "request", "created", "runtime invoked -> container created"),
+    _phase("start_to_workload", "start", "workload", "start requested -> first workload instruction"),
+    _phase("request_to_kernel", "request", "kernel", "VM requested -> first guest kernel output"),
+    _phase("request_to_init", "request", "init", "VM requested -> guest init running"),
+    _phase("create_to_scheduled", "create", "scheduled", "pod created -> bound to a node"),
+    _phase("scheduled_to_running", "scheduled", "running", "bound -> container running"),
+    _phase("create_to_running", "create", "running", "pod created -> container running"),
+    _phase("create_to_workload", "create", "workload", "pod created -> first workload instruction"),
+    _phase("create_to_ready", "create", "ready", "pod created -> Ready"),
+)
+
+#: When both ends of a phase were read on more than one clock, the first listed wins: the
+#: monotonic clock cannot jump.
+CLOCK_PREFERENCE = (Clock.HOST_MONOTONIC, Clock.HOST_REALTIME, Clock.SANDBOX_REALTIME)
+
+
+class StartParams(Params):
+    pass
+
+
+def _offset(offsets: list[ClockOffset], source: Clock, target: Clock) -> ClockOffset | None:
+    return next((o for o in offsets if o.source == source and o.target == target), None)
+
+
+def phase_value(phase: Phase, marks: list[Mark], offsets: list[ClockOffset]) -> Value | None:
+    """The phase's value in ms, a failed Value when its clocks cannot be related, or None
+    when the backend observed neither end (the phase does not apply to it)."""
+    starts = {m.clock: m for m in marks if m.name == phase.start}
+    ends = {m.clock: m for m in marks if m.name == phase.end}
+    if not starts or not ends:
+        return None
+    for clock in CLOCK_PREFERENCE:
+        if clock in starts and clock in ends:
+            return _between(phase, starts[clock], ends[clock], None)
+    for start in starts.values():
+        for end in ends.values():
+            offset = _offset(offsets, end.clock, start.clock)
+            if offset is not None:
+                return _between(phase, start, end, offset)
+    clocks = f"{'/'.join(starts)} and {'/'.join(ends)}"
+    return Value(phase.metric, None, status=Status.FAILED,
+                 reason=f"no measured offset between {clocks}: not reported")
+
+
+def _between(phase: Phase, start: Mark, end: Mark, offset: ClockOffset | None) -> Value:
+    end_ns = end.ns + (offset.offset_ns if offset else 0)
+    clock = str(start.clock)
+    if offset is not None:
+        clock = (f"{start.clock}->{end.clock} (offset {offset.offset_ns}±{offset.uncertainty_ns} ns,"
+                 f" {offset.method})")
+    value_ms = (end_ns - start.ns) / 1e6
+    if value_ms < 0:
+        return Value(phase.metric, None, status=Status.FAILED, clock=clock,
+                     reason=f"negative latency {value_ms:.3f} ms: the clocks disagree more than"
+                            " the offset accounts for")
+    return Value(phase.metric, value_ms, clock=clock)
+
+
+class Start(Workload):
+    name = "start"
+    description = "start latency of a fresh sandbox, in phases"
+    params_model = StartParams
+    metrics = tuple(p.metric for p in PHASES)
+
+    def cases(self, params: Params) -> list[Case]:
+        # Which phases a sandbox yields depends on the backend; see unmeasured().
+        return [Case(self.name, "start", [PROBE, "start"])]
+
+    def unmeasured(self, case: Case, execution: Execution) -> list[tuple[Metric, dict[str, str]]]:
+        # Every phase this backend would have measured failed; the others do not apply to it.
+        seen = {*execution.planned, "workload"}
+        failed = [p.metric for p in PHASES if p.start in seen and p.end in seen]
+        return [(metric, {}) for metric in failed or [PHASES[0].metric]]
+
+    def parse(self, case: Case, execution: Execution) -> list[Value]:
+        header, _ = probe_header(execution.stdout, "start")
+        marks = [*execution.marks, Mark("workload", Clock.SANDBOX_REALTIME, realtime_stamp(header))]
+        values = [phase_value(p, marks, execution.offsets) for p in PHASES]
+        found = [v for v in values if v is not None]
+        if not found:
+            raise ParseError("the backend recorded no marks a phase could be computed from")
+        return found
