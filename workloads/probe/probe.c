@@ -1,0 +1,276 @@
+/*
+ * sandbench probe: the entrypoint of every sandbox.
+ *
+ * Built with `gcc -O2 -static` so it runs in any root filesystem (and in a
+ * bare initramfs) without a dynamic loader; the loader's own work would
+ * otherwise be part of the start latency we measure.
+ *
+ *   probe start                         stamp and exit
+ *   probe syscall [iterations]          time common syscalls, print ns/op
+ *   probe fio <dir> <jobfile> [args]    test O_DIRECT in <dir>, exec fio
+ *
+ * Every mode prints exactly one JSON line first (fio mode: fio's JSON
+ * follows it). "realtime_ns" is CLOCK_REALTIME read before anything else
+ * in main, so the harness can compute create-to-workload latency.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FIO_PATH "/usr/bin/fio"
+/* A file every sandbox has: the probe itself. /proc/self/exe is the
+ * fallback when the probe runs outside the image (e.g. on the host). */
+#define STAT_PATH "/sandbench/probe"
+#define DEFAULT_ITERATIONS 100000L
+/* open/stat/mmap are 10x slower than a bare syscall and much slower still
+ * under gVisor or in a VM; a tenth of the count keeps a run short. */
+#define SLOW_DIVISOR 10L
+#define BLOCK 4096
+
+/* Compiler barrier: the loop bodies below have no visible effect the
+ * optimiser must keep, so each iteration ends with this. */
+#define BARRIER() __asm__ __volatile__("" ::: "memory")
+
+static int64_t now_ns(clockid_t clk) {
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Print s as a JSON string; error texts and paths may hold quotes. */
+static void json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') printf("\\%c", c);
+        else if (c < 0x20) printf("\\u%04x", c);
+        else putchar(c);
+    }
+    putchar('"');
+}
+
+/* ---- syscall mode -------------------------------------------------- */
+
+/* Shared state the operations use; opened once so that only the measured
+ * call is inside the timed loop. */
+struct ctx {
+    const char *path;
+    int zero_fd, null_fd;
+    long page;
+    char *buf;
+};
+
+/* Each op returns 0 or an errno; a failing op stops its loop and is
+ * reported with the error instead of a misleading fast time. */
+typedef int (*op_fn)(struct ctx *);
+
+/* Raw syscall so that no libc caching can short-circuit the kernel entry. */
+static int op_getpid(struct ctx *c) {
+    (void)c;
+    volatile long pid = syscall(SYS_getpid);
+    (void)pid;
+    return 0;
+}
+
+/* vDSO: no kernel entry at all, the floor of the table. */
+static int op_clock_gettime(struct ctx *c) {
+    (void)c;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    __asm__ __volatile__("" : : "r"(ts.tv_nsec) : "memory");
+    return 0;
+}
+
+static int op_open_close(struct ctx *c) {
+    int fd = open(c->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    close(fd);
+    return 0;
+}
+
+static int op_stat(struct ctx *c) {
+    struct stat st;
+    return stat(c->path, &st) == 0 ? 0 : errno;
+}
+
+static int op_read_4k(struct ctx *c) {
+    ssize_t n = read(c->zero_fd, c->buf, BLOCK);
+    return n == BLOCK ? 0 : (n < 0 ? errno : EIO);
+}
+
+static int op_write_4k(struct ctx *c) {
+    ssize_t n = write(c->null_fd, c->buf, BLOCK);
+    return n == BLOCK ? 0 : (n < 0 ? errno : EIO);
+}
+
+/* One anonymous page, written so that the page-fault path is taken. */
+static int op_mmap_touch(struct ctx *c) {
+    char *p = mmap(NULL, (size_t)c->page, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return errno;
+    *(volatile char *)p = 1;
+    munmap(p, (size_t)c->page);
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    op_fn fn;
+    long divisor;
+} OPS[] = {
+    {"getpid", op_getpid, 1},
+    {"clock_gettime", op_clock_gettime, 1},
+    {"open_close", op_open_close, SLOW_DIVISOR},
+    {"stat", op_stat, SLOW_DIVISOR},
+    {"read_4k", op_read_4k, 1},
+    {"write_4k", op_write_4k, 1},
+    {"mmap_touch", op_mmap_touch, SLOW_DIVISOR},
+};
+
+/* Time one op and print its JSON object (without a leading comma). */
+static void run_op(struct ctx *c, const char *name, op_fn fn, long iters) {
+    long warm = iters / 10 < 1000 ? iters / 10 : 1000;
+    int err = 0;
+    for (long i = 0; i < warm && !err; i++) { err = fn(c); BARRIER(); }
+    int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    long done = 0;
+    for (; done < iters && !err; done++) { err = fn(c); BARRIER(); }
+    int64_t total = now_ns(CLOCK_MONOTONIC) - t0;
+
+    json_str(name);
+    if (err) {
+        printf(":{\"iterations\":%ld,\"error\":", done);
+        json_str(strerror(err));
+        putchar('}');
+    } else {
+        printf(":{\"iterations\":%ld,\"total_ns\":%lld,\"ns_per_op\":%.3f}",
+               iters, (long long)total, (double)total / (double)iters);
+    }
+}
+
+static int mode_syscall(int64_t stamp, int argc, char **argv) {
+    long iters = DEFAULT_ITERATIONS;
+    if (argc > 2) {
+        char *end;
+        errno = 0;
+        iters = strtol(argv[2], &end, 10);
+        if (errno || *end || iters < 1) {
+            fprintf(stderr, "probe: iterations must be a positive integer, "
+                            "got '%s'\n", argv[2]);
+            return 2;
+        }
+    }
+    struct ctx c = {.page = sysconf(_SC_PAGESIZE)};
+    c.path = access(STAT_PATH, R_OK) == 0 ? STAT_PATH : "/proc/self/exe";
+    c.zero_fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+    c.null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (posix_memalign((void **)&c.buf, BLOCK, BLOCK) != 0) return 1;
+
+    printf("{\"probe\":\"syscall\",\"realtime_ns\":%lld,\"path\":",
+           (long long)stamp);
+    json_str(c.path);
+    printf(",\"results\":{");
+    for (size_t i = 0; i < sizeof OPS / sizeof OPS[0]; i++) {
+        long n = iters / OPS[i].divisor;
+        if (i) putchar(',');
+        run_op(&c, OPS[i].name, OPS[i].fn, n < 1 ? 1 : n);
+    }
+    printf("}}\n");
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* ---- fio mode ------------------------------------------------------ */
+
+/* Try one aligned O_DIRECT write in dir. Returns 0 or the errno that
+ * says why fio must run with direct=0 there (tmpfs and some overlay or
+ * shared filesystems refuse O_DIRECT). */
+static int direct_works(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/.sandbench-direct-%ld", dir,
+             (long)getpid());
+    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_DIRECT, 0600);
+    if (fd < 0) return errno;
+    void *buf = NULL;
+    int err = posix_memalign(&buf, BLOCK, BLOCK);
+    if (!err) {
+        memset(buf, 0, BLOCK);
+        ssize_t n = write(fd, buf, BLOCK);
+        err = n == BLOCK ? 0 : (n < 0 ? errno : EIO);
+        free(buf);
+    }
+    close(fd);
+    unlink(path);
+    return err;
+}
+
+static int mode_fio(int64_t stamp, int argc, char **argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: probe fio <dir> <jobfile> [fio args...]\n");
+        return 2;
+    }
+    const char *dir = argv[2];
+    int err = direct_works(dir);
+    printf("{\"probe\":\"fio\",\"realtime_ns\":%lld,\"dir\":",
+           (long long)stamp);
+    json_str(dir);
+    printf(",\"direct\":%s,\"direct_error\":", err ? "false" : "true");
+    json_str(err ? strerror(err) : "");
+    printf("}\n");
+    /* fio writes through its own buffers after exec; ours must be out
+     * first or the lines interleave wrongly. */
+    fflush(stdout);
+
+    /* The job file reads these through fio's ${VAR} expansion. */
+    setenv("DIRECT", err ? "0" : "1", 1);
+    setenv("DIR", dir, 1);
+
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    if (!args) return 1;
+    int n = 0;
+    args[n++] = "fio";
+    args[n++] = "--output-format=json";
+    for (int i = 3; i < argc; i++) args[n++] = argv[i];
+    args[n] = NULL;
+    execv(FIO_PATH, args);
+
+    /* Only reached when exec failed (no fio in this image). */
+    char msg[512];
+    snprintf(msg, sizeof msg, "execv %s: %s", FIO_PATH, strerror(errno));
+    printf("{\"probe\":\"error\",\"mode\":\"fio\",\"realtime_ns\":%lld,"
+           "\"error\":", (long long)stamp);
+    json_str(msg);
+    printf("}\n");
+    fflush(stdout);
+    return 127;
+}
+
+int main(int argc, char **argv) {
+    /* First instruction of the workload: everything before this line is
+     * sandbox start-up cost, everything after is ours. */
+    int64_t stamp = now_ns(CLOCK_REALTIME);
+
+    const char *mode = argc > 1 ? argv[1] : "";
+    if (strcmp(mode, "start") == 0) {
+        printf("{\"probe\":\"start\",\"realtime_ns\":%lld}\n",
+               (long long)stamp);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
+    if (strcmp(mode, "syscall") == 0) return mode_syscall(stamp, argc, argv);
+    if (strcmp(mode, "fio") == 0) return mode_fio(stamp, argc, argv);
+
+    fprintf(stderr,
+            "usage: probe start\n"
+            "       probe syscall [iterations]\n"
+            "       probe fio <dir> <jobfile> [fio args...]\n"
+            "unknown mode '%s'\n", mode);
+    return 2;
+}
