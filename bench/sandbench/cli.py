@@ -26,7 +26,7 @@ from sandbench.summary import summary_rows
 EXIT_INVALID, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 console = Console(stderr=True)
-out = Console()
+show = Console()
 
 
 def default_cache() -> Path:
@@ -113,7 +113,7 @@ def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str
     print_summary(loaded)
     if not no_report:
         report = render_report(run_dir)
-        out.print(f"report: {report}", highlight=False, soft_wrap=True)
+        show.print(f"report: {report}", highlight=False, soft_wrap=True)
     _exit_for(status, loaded)
 
 
@@ -142,14 +142,14 @@ def _exit_for(status: str, loaded: results.Run) -> None:
 def print_summary(loaded: results.Run) -> None:
     header, rows = summary_rows(loaded)
     if not rows:
-        out.print("no samples were measured")
+        show.print("no samples were measured")
         return
     table = Table(title=f"run {loaded.run_id} ({loaded.meta.get('status')})", show_lines=False)
     for column in header:
         table.add_column(column, justify="left" if column in ("workload", "metric") else "right")
     for row in rows:
         table.add_row(*row)
-    out.print(table)
+    show.print(table)
 
 
 @cli.command()
@@ -164,7 +164,7 @@ def report(run_dir: Path, output: Path | None, no_embed_js: bool) -> None:
         path = render_report(run_dir, output, embed_js=not no_embed_js)
     except results.ResultsError as exc:
         fail(str(exc), EXIT_USAGE)
-    out.print(f"report: {path}", highlight=False, soft_wrap=True)
+    show.print(f"report: {path}", highlight=False, soft_wrap=True)
 
 
 @cli.command(name="doctor")
@@ -176,7 +176,7 @@ def doctor_command(backend: str, runtimes: str | None, fix: bool, cache_dir: Pat
     """Say which runtimes are usable here and, for each that is not, why and how to fix it."""
     if fix:
         for done in doctor.apply_fixes():
-            out.print(f"fixed: {done}", highlight=False)
+            show.print(f"fixed: {done}", highlight=False)
     try:
         backend_obj = backends.create(backend, cache_dir=cache_dir, resources=Resources())
     except BackendError as exc:
@@ -193,7 +193,7 @@ def doctor_command(backend: str, runtimes: str | None, fix: bool, cache_dir: Pat
     for finding in findings:
         table.add_row(finding.subject, "yes" if finding.ok else "[red]NO[/]", finding.detail,
                       finding.fix or "")
-    out.print(table)
+    show.print(table)
     if not all(f.ok for f in findings):
         sys.exit(EXIT_UNAVAILABLE)
 
@@ -214,8 +214,9 @@ def image_build(force: bool, cache_dir: Path) -> None:
         except image.ImageBuildError as exc:
             fail(str(exc), 1)
     state = "built" if built.built else "cached"
-    out.print(f"{state}: {built.name}\n  rootfs: {built.rootfs}\n  oci archive: "
-              f"{built.oci_archive}\n  digest: {built.manifest_digest}", highlight=False)
+    show.print(f"{state}: {built.name}\n  rootfs: {built.rootfs}\n  oci archive: "
+              f"{built.oci_archive}\n  digest: {built.manifest_digest}", highlight=False,
+               soft_wrap=True)
 
 
 @cli.command()
@@ -229,8 +230,8 @@ def gc(backend: str, cache_dir: Path) -> None:
         fail(str(exc), EXIT_USAGE)
     deleted = backend_obj.gc()
     for item in deleted:
-        out.print(f"deleted {item}", highlight=False)
-    out.print(f"{len(deleted)} leftovers deleted")
+        show.print(f"deleted {item}", highlight=False)
+    show.print(f"{len(deleted)} leftovers deleted")
 
 
 def main() -> None:

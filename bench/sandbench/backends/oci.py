@@ -63,7 +63,6 @@ class OciRuntime:
     def _bundle(self, case: Case, sandbox_id: str, bundle: Path) -> None:
         rootfs = bundle / "rootfs"
         mounts.mount_overlay(self.image_rootfs, bundle / "upper", bundle / "work", rootfs)
-        (rootfs / "var/tmp/sandbench").mkdir(parents=True, exist_ok=True)
         volume = bundle / "volume"
         volume.mkdir()
         config = oci_config.config(

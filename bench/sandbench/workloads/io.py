@@ -31,6 +31,8 @@ TARGETS = {"rootfs": "/var/tmp/sandbench", "volume": "/data"}
 
 JOB_FILE = "/sandbench/sandbench.fio"
 
+Target = Literal["rootfs", "volume"]
+
 
 class IoParams(Params):
     size_mib: int = Field(32, ge=1, le=1_048_576)
@@ -49,7 +51,7 @@ class IoParams(Params):
     ioengine: Literal["libaio", "psync", "sync", "io_uring", "posixaio"] = "libaio"
     """fio's engine. libaio is asynchronous only with direct=1; that is recorded per sample."""
 
-    targets: list[Literal["rootfs", "volume"]] = Field(default_factory=lambda: ["rootfs", "volume"])
+    targets: tuple[Target, ...] = ("rootfs", "volume")
     """Which filesystems to measure."""
 
 

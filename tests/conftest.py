@@ -1,0 +1,42 @@
+"""Shared fixtures: the real workload image (built once, cached like a user's) and helpers
+to run the real `sandbench` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sandbench.image import WorkloadImage, build_image
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+
+
+def cache_dir() -> Path:
+    configured = os.environ.get("SANDBENCH_CACHE")
+    return Path(configured) if configured else Path.home() / ".cache" / "sandbench"
+
+
+@pytest.fixture(scope="session")
+def sandbench_cache() -> Path:
+    return cache_dir()
+
+
+@pytest.fixture(scope="session")
+def workload_image(sandbench_cache: Path) -> WorkloadImage:
+    return build_image(sandbench_cache)
+
+
+def sandbench(*args: str, cwd: Path | None = None, timeout: float = 600,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real command, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "sandbench", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=cwd, check=False,
+                          env={**os.environ, **(env or {})})
+
+
+def golden(name: str) -> str:
+    return (GOLDEN / name).read_text()

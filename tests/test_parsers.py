@@ -1,0 +1,98 @@
+"""Workload parsers on real probe and fio outputs captured on this machine (tests/data/golden)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import golden
+from sandbench import workloads
+from sandbench.model import Execution, Status
+from sandbench.runner import Step, _values
+from sandbench.workloads import ParseError
+from sandbench.workloads.syscall import OPERATIONS
+
+
+def _case(name: str, **params: object):  # type: ignore[no-untyped-def]
+    workload = workloads.get(name)
+    return workload, workload.cases(workload.params(dict(params)))
+
+
+def test_syscall_golden_gives_every_operation() -> None:
+    workload, cases = _case("syscall")
+    values = workload.parse(cases[0], Execution(stdout=golden("probe_syscall.out")))
+    assert [v.labels["op"] for v in values] == list(OPERATIONS)
+    by_op = {v.labels["op"]: v.value for v in values}
+    assert by_op["getpid"] == pytest.approx(172.121)
+    assert by_op["mmap_touch"] == pytest.approx(5655.591)
+    assert all(v.metric.unit == "ns/op" for v in values)
+
+
+def test_syscall_truncated_json_is_a_parse_error() -> None:
+    workload, cases = _case("syscall")
+    with pytest.raises(ParseError, match="no probe 'syscall' line"):
+        workload.parse(cases[0], Execution(stdout=golden("probe_syscall_truncated.out")))
+
+
+def test_fio_golden_rootfs() -> None:
+    workload, cases = _case("io", targets=["rootfs"])
+    values = workload.parse(cases[0], Execution(stdout=golden("probe_fio_rootfs.out")))
+    metrics = {(v.metric.name, v.labels.get("job")) for v in values}
+    for job in ("seqwrite", "seqread", "randread", "randwrite"):
+        for metric in ("bandwidth", "iops", "clat_p50", "clat_p99"):
+            assert (metric, job) in metrics
+    assert all(v.labels["target"] == "rootfs" for v in values)
+    assert all(v.value is not None and v.value > 0 for v in values if v.metric.name != "direct_io")
+
+
+def test_fio_direct_flag_recorded() -> None:
+    workload, cases = _case("io", targets=["volume"])
+    values = workload.parse(cases[0], Execution(stdout=golden("probe_fio_direct.out")))
+    direct = [v for v in values if v.metric.name == "direct_io"]
+    assert len(direct) == 1 and direct[0].value == 1.0 and direct[0].reason is None
+
+
+def test_fio_refused_direct_io_says_why() -> None:
+    workload, cases = _case("io", targets=["rootfs"])
+    header = ('{"probe":"fio","realtime_ns":1,"dir":"/x","direct":false,'
+              '"direct_error":"Invalid argument"}\n')
+    body = golden("probe_fio_rootfs.out").split("\n", 1)[1]
+    values = workload.parse(cases[0], Execution(stdout=header + body))
+    direct = next(v for v in values if v.metric.name == "direct_io")
+    assert direct.value == 0.0 and "Invalid argument" in (direct.reason or "")
+
+
+def test_fio_error_is_a_parse_error() -> None:
+    workload, cases = _case("io", targets=["rootfs"])
+    with pytest.raises(ParseError, match="fio"):
+        workload.parse(cases[0], Execution(stdout=golden("probe_fio_error.out")))
+
+
+def test_fio_truncated_json_is_a_parse_error() -> None:
+    workload, cases = _case("io", targets=["rootfs"])
+    text = golden("probe_fio_rootfs.out")
+    with pytest.raises(ParseError, match="not valid"):
+        workload.parse(cases[0], Execution(stdout=text[: len(text) // 2]))
+
+
+def test_start_golden_gives_the_stamp() -> None:
+    workload, cases = _case("start")
+    with pytest.raises(ParseError, match="no marks"):
+        # With no backend marks nothing can be computed: said, not guessed.
+        workload.parse(cases[0], Execution(stdout=golden("probe_start.out")))
+
+
+def test_unparseable_output_becomes_failed_samples_with_reason() -> None:
+    workload, cases = _case("io", targets=["rootfs"])
+    step = Step(workload, cases[0], "runc", 1, False)
+    values, reason = _values(step, Execution(stdout=golden("probe_fio_error.out"), exit_code=0))
+    assert reason and reason.startswith("unparseable output")
+    assert len(values) == 17  # 4 jobs x 4 metrics + direct_io
+    assert all(v.status == Status.FAILED and v.value is None for v in values)
+
+
+def test_nonzero_exit_is_a_failure_even_with_output() -> None:
+    workload, cases = _case("syscall")
+    step = Step(workload, cases[0], "runc", 1, False)
+    values, reason = _values(step, Execution(stdout=golden("probe_syscall.out"), exit_code=137))
+    assert reason == "the workload exited with code 137"
+    assert {v.labels["op"] for v in values} == set(OPERATIONS)
