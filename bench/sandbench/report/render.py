@@ -1,0 +1,178 @@
+"""Render a run as one self-contained HTML file.
+
+Everything shown is computed here and in the modules this one calls; the templates
+(templates/base.html.j2 and report.html.j2) only lay it out. With ``embed_js`` (the default)
+plotly.js goes inline, so the file opens offline, attached to a mail or a CI artifact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+import plotly.offline
+from markupsafe import Markup
+
+from sandbench import __version__, stats
+from sandbench.report import tables
+from sandbench.report.bars import bar_charts
+from sandbench.report.charts import Chart, template_json, workload_order
+from sandbench.report.labels import EMULATED, Runtimes, runtimes
+from sandbench.report.start import start_charts
+from sandbench.results import Run, load_run
+
+REPORT_FILE = "report.html"
+#: What a run that did not complete means for its numbers.
+STATUS_NOTES = {
+    "interrupted": "This run was interrupted: the numbers cover only what was measured before "
+                   "it stopped.",
+    "failed": "This run failed: the numbers cover only what was measured before it failed.",
+    "running": "This run had not finished when this report was made: the numbers are partial.",
+}
+SECTION_TITLES = {"start": "Start latency", "syscall": "System calls", "io": "Storage I/O"}
+
+
+@dataclass(frozen=True)
+class Report:
+    """A rendered report and what went into it."""
+
+    html: str
+    charts: list[Chart]
+    summary: pd.DataFrame
+
+
+def render_report(run_dir: Path, out: Path | None = None, *, embed_js: bool = True) -> Path:
+    """Write the report of the run in ``run_dir`` (by default to ``run_dir/report.html``)."""
+    report = build_report(load_run(run_dir), embed_js=embed_js)
+    path = out if out is not None else run_dir / REPORT_FILE
+    path.write_text(report.html, encoding="utf-8")
+    return path
+
+
+def build_report(run: Run, *, embed_js: bool = True) -> Report:
+    rows = stats.measured(run.samples)
+    summary = stats.summarize_rows(rows, run.meta)
+    names = runtimes(run.meta, run.samples["runtime"].unique())
+    charts = make_charts(rows, summary, names)
+    context = {
+        "run": header(run),
+        "notes": notes(run.meta, names),
+        "headline": tables.headline(summary, names),
+        "sections": sections(charts),
+        "warnings": all_warnings(run.meta, summary),
+        "failures": tables.failures(run.samples, names),
+        "host": tables.host_facts(run.meta),
+        "runtime_facts": tables.runtime_facts(run.meta, names),
+        "metrics": tables.metric_facts(run.meta),
+        "clocks": tables.clock_facts(run.meta),
+        "spec": json.dumps(run.meta.get("spec") or {}, indent=2, sort_keys=True, default=str),
+        "chart_count": len(charts),
+        "plotly": plotly_script(embed_js),
+        "template": Markup(template_json()),  # made safe for <script> by charts
+    }
+    html = _environment().get_template("report.html.j2").render(context)
+    return Report(html=html, charts=charts, summary=summary)
+
+
+def make_charts(rows: pd.DataFrame, summary: pd.DataFrame, names: Runtimes) -> list[Chart]:
+    """Distributions for start latency, bars of medians for every other workload."""
+    charts: list[Chart] = []
+    for workload in workload_order(summary["workload"]):
+        if workload == "start":
+            charts += start_charts(rows, summary, names)
+        else:
+            charts += bar_charts(summary, workload, names)
+    return charts
+
+
+def sections(charts: list[Chart]) -> list[dict[str, Any]]:
+    """Charts by workload; start latency's pairs (box, ECDF) side by side, bars full width."""
+    placed = [
+        {"name": c.name, "title": c.title, "section": c.section, "caption": c.caption,
+         "wide": c.wide, "dom_id": f"figure-{i}",
+         "figure": Markup(c.figure)}  # made safe for <script> by charts.chart
+        for i, c in enumerate(charts)
+    ]
+    return [{"workload": w, "title": SECTION_TITLES.get(w, w),
+             "layout": "grid" if w == "start" else "wide",
+             "charts": [c for c in placed if c["section"] == w]}
+            for w in workload_order(c.section for c in charts)]
+
+
+def header(run: Run) -> dict[str, str]:
+    meta = run.meta
+    status = str(meta.get("status") or "unknown")
+    samples = run.samples
+    return {
+        "id": run.run_id, "status": status,
+        "status_class": "ok" if status == "completed" else "bad",
+        "note": STATUS_NOTES.get(status, ""),
+        "reason": str(meta.get("status_reason") or ""),
+        "started": str(meta.get("started_at") or "—"),
+        "ended": str(meta.get("ended_at") or "—"),
+        "duration": duration(meta.get("started_at"), meta.get("ended_at")),
+        "backend": str(meta.get("backend") or "—"),
+        "baseline": str(meta.get("baseline") or "none"),
+        "version": str(meta.get("sandbench_version") or "—"),
+        "commit": str(meta.get("git_commit") or "—"),
+        "samples": f"{len(samples):,} samples: {int(samples['warmup'].sum()):,} warmup, "
+                   f"{int((samples['status'] == 'failed').sum()):,} failed, "
+                   f"{int((samples['status'] == 'skipped').sum()):,} skipped",
+        "generated": f"sandbench {__version__}",
+    }
+
+
+def duration(started: Any, ended: Any) -> str:
+    try:
+        seconds = (dt.datetime.fromisoformat(str(ended))
+                   - dt.datetime.fromisoformat(str(started))).total_seconds()
+    except ValueError:
+        return "—"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min {secs:02d} s"
+
+
+def notes(meta: Mapping[str, Any], names: Runtimes) -> list[str]:
+    """Caveats the reader needs before any number: emulated runtimes."""
+    facts: Mapping[str, Any] = meta.get("runtimes") or {}
+    return [f"{name} runs under {facts[name].get('accel', 'emulation')}: {EMULATED}. "
+            f"Its numbers are marked wherever they appear."
+            for name in names.order if name in names.emulated]
+
+
+def all_warnings(meta: Mapping[str, Any], summary: pd.DataFrame) -> list[str]:
+    recorded = [str(w) for w in meta.get("warnings") or []]
+    return recorded + stats.warnings(summary)
+
+
+def plotly_script(embed_js: bool) -> dict[str, Any]:
+    if embed_js:
+        return {"inline": _plotly_js(), "src": ""}
+    # A version that exists on the CDN: the one this plotly.py bundles.
+    version = plotly.offline.get_plotlyjs_version()
+    return {"inline": "", "src": f"https://cdn.plot.ly/plotly-{version}.min.js"}
+
+
+@cache
+def _plotly_js() -> Markup:
+    # plotly's own bundle, trusted as is; 4-5 MB, read once per process.
+    return Markup(plotly.offline.get_plotlyjs())
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("sandbench.report", "templates"),
+        # On for every template whatever its name: run outputs and names come from outside.
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
