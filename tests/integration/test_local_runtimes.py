@@ -31,20 +31,25 @@ workloads:
 """
 
 
-def leftovers(cache: Path) -> list[str]:
-    """Containers, mounts and cgroups sandbench could have left."""
+def leftovers(cache: Path, run_dir: Path) -> list[str]:
+    """Containers, mounts, cgroups and scratch the run in ``run_dir`` could have left (other
+    runs on the machine are not this test's business)."""
+    run_id = run_dir.name
+    short = run_id.replace("T", "").replace("Z", "")[-12:].lower()
     found = []
     for runtime in ("runc", "crun"):
         root = Path("/run/sandbench") / runtime
         if root.is_dir():
             listed = subprocess.run([runtime, "--root", str(root), "list", "-q"],
                                     capture_output=True, text=True, check=False).stdout.split()
-            found += [f"{runtime} container {c}" for c in listed]
-    found += [f"mount {m}" for m in mounts.mounts_under(cache / "scratch")]
+            found += [f"{runtime} container {c}" for c in listed if short in c]
+    found += [f"mount {m}" for m in mounts.mounts_under(cache / "scratch" / run_id)]
+    if (cache / "scratch" / run_id).exists():
+        found.append(f"scratch {cache / 'scratch' / run_id}")
     for hierarchy in Path("/sys/fs/cgroup").iterdir():
         parent = hierarchy / "sandbench"
         if parent.is_dir():
-            found += [f"cgroup {c}" for c in parent.iterdir() if c.is_dir()]
+            found += [f"cgroup {c}" for c in parent.iterdir() if c.is_dir() and short in c.name]
     return found
 
 
@@ -106,7 +111,7 @@ def test_every_sandbox_output_is_kept(small_run: Path) -> None:
 
 
 def test_nothing_left_behind(small_run: Path, sandbench_cache: Path) -> None:
-    assert leftovers(sandbench_cache) == []
+    assert leftovers(sandbench_cache, small_run) == []
 
 
 def test_report_renders_from_the_run(small_run: Path) -> None:
@@ -126,7 +131,7 @@ def test_timeout_fails_samples_with_reason_and_cleans_up(
     assert (samples["status"] == "failed").all()
     assert samples["reason"].str.contains("timed out").all()
     assert samples["value"].isna().all()  # never a zero
-    assert leftovers(sandbench_cache) == []
+    assert leftovers(sandbench_cache, run_dir) == []
 
 
 def test_unusable_runtime_fails_before_measuring(tmp_path: Path,
@@ -161,7 +166,7 @@ def test_interrupt_keeps_samples_and_leaves_nothing(
     run = load_run(samples_file.parent)
     assert run.meta["status"] == "interrupted"
     assert len(run.samples) >= 12
-    assert leftovers(sandbench_cache) == []
+    assert leftovers(sandbench_cache, samples_file.parent) == []
     rendered = sandbench("report", str(samples_file.parent))
     assert rendered.returncode == 0, rendered.stderr
     assert "interrupted" in (samples_file.parent / "report.html").read_text()
