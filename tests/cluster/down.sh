@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# Tear down the cluster started by up.sh: delete workloads through the API (so the kubelet
+# stops containers and CNI releases addresses), stop every recorded PID, clean up what the
+# private containerd left behind, and restore host settings up.sh recorded.
+#
+# Only touches things identified as ours: PIDs from $DIR/pids whose command line names $DIR,
+# shims whose command line names our private containerd socket, mounts under $DIR, netns with
+# an address in our pod subnet, our bridge. Never kills by process name. Safe to run twice and
+# when nothing is up.
+set -euo pipefail
+
+DIR="${SANDBENCH_CLUSTER_DIR:-/var/tmp/sandbench-cluster}"
+K8S_VERSION="${K8S_VERSION:-v1.34.4}"
+SOCK="$DIR/containerd/containerd.sock"
+BRIDGE="${SANDBENCH_BRIDGE:-sandbench0}"
+POD_CIDR="${SANDBENCH_POD_CIDR:-10.234.0.0/24}"
+K8S_BIN="${SANDBENCH_K8S_BIN:-${SANDBENCH_CACHE:-$HOME/.cache/sandbench}/k8s/$K8S_VERSION/bin}"
+NS_TIMEOUT="${SANDBENCH_DOWN_TIMEOUT:-60}"
+
+t0=$(date +%s%N)
+elapsed() { local ms=$(( ($(date +%s%N) - t0) / 1000000 )); printf '%d.%03ds' $((ms / 1000)) $((ms % 1000)); }
+log() { echo "[down $(elapsed)] $*"; }
+
+[[ $EUID -eq 0 ]] || { echo "down.sh: must run as root" >&2; exit 1; }
+[[ "$DIR" = /* && "$DIR" != / ]] || { echo "down.sh: SANDBENCH_CLUSTER_DIR must be absolute" >&2; exit 1; }
+if [[ ! -f "$DIR/.sandbench-cluster" ]]; then
+    log "no sandbench cluster state in $DIR; nothing to do"
+    exit 0
+fi
+# What up.sh actually used wins over our defaults.
+# shellcheck source=/dev/null
+[[ -f "$DIR/cluster.env" ]] && source "$DIR/cluster.env"
+KUBECTL="$K8S_BIN/kubectl"
+
+ours() { tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | grep -qF -- "$DIR/"; }
+pid_of() { [[ -f "$DIR/pids" ]] && awk -v n="$1" '$1 == n { p = $2 } END { if (p) print p }' "$DIR/pids"; }
+running() { local p; p=$(pid_of "$1") && [[ -n "$p" ]] && ours "$p"; }
+
+stop_pid() { # name pid grace-seconds
+    local name=$1 pid=$2 grace=$3 i
+    ours "$pid" || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < grace * 10; i++)); do
+        ours "$pid" || { log "stopped $name (pid $pid)"; return 0; }
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do ours "$pid" || break; sleep 0.1; done
+    log "killed $name (pid $pid) after ${grace}s"
+}
+
+# ---------------------------------------------------------------- workloads via the API
+if running kube-apiserver && [[ -x "$KUBECTL" && -f "$DIR/admin.kubeconfig" ]] &&
+   "$KUBECTL" --kubeconfig "$DIR/admin.kubeconfig" --request-timeout=5s get --raw /readyz >/dev/null 2>&1; then
+    k() { "$KUBECTL" --kubeconfig "$DIR/admin.kubeconfig" --request-timeout=10s "$@"; }
+    mapfile -t namespaces < <(k get namespaces -o name 2>/dev/null | sed 's|^namespace/||' |
+        grep -vxE 'default|kube-system|kube-public|kube-node-lease' || true)
+    # Short grace: test pods often run a PID-1 sleep that ignores SIGTERM.
+    for ns in "${namespaces[@]}" default; do
+        [[ -n "$ns" ]] && k -n "$ns" delete pods --all --grace-period=1 --wait=false >/dev/null 2>&1 || true
+    done
+    if ((${#namespaces[@]})); then
+        k delete namespace "${namespaces[@]}" --wait=false >/dev/null 2>&1 || true
+        log "deleting namespaces: ${namespaces[*]}"
+    fi
+    deadline=$(( $(date +%s) + NS_TIMEOUT ))
+    while :; do
+        left_ns=$(k get namespaces -o name 2>/dev/null | sed 's|^namespace/||' |
+            grep -vxE 'default|kube-system|kube-public|kube-node-lease' || true)
+        left_pods=$(k get pods -A -o name 2>/dev/null || true)
+        [[ -z "$left_ns" && -z "$left_pods" ]] && { log "namespaces and pods deleted"; break; }
+        if (( $(date +%s) >= deadline )); then
+            log "WARNING: after ${NS_TIMEOUT}s still present: ${left_ns//$'\n'/ } ${left_pods//$'\n'/ }; continuing"
+            break
+        fi
+        sleep 0.5
+    done
+else
+    log "apiserver not reachable; skipping API cleanup"
+fi
+
+# ---------------------------------------------------------------- control plane, by recorded PID
+for name in kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do
+    pid=$(pid_of "$name" || true)
+    [[ -n "$pid" ]] && stop_pid "$name" "$pid" 15
+done
+
+# ---------------------------------------------------------------- containerd tasks and shims
+TASKS="$DIR/containerd/state/io.containerd.runtime.v2.task"
+shim_sockets=()
+if [[ -d "$TASKS" ]]; then
+    for a in "$TASKS"/*/*/address; do
+        [[ -f "$a" ]] && shim_sockets+=("$(sed 's|^unix://||' "$a")")
+    done
+fi
+if running containerd; then
+    c() { timeout 20 ctr --address "$SOCK" "$@"; }
+    for ns in $(c namespaces ls -q 2>/dev/null || true); do
+        tasks=$(c -n "$ns" tasks ls -q 2>/dev/null || true)
+        for t in $tasks; do c -n "$ns" tasks kill -a -s SIGKILL "$t" >/dev/null 2>&1 || true; done
+        for t in $tasks; do
+            for _ in 1 2 3 4 5; do c -n "$ns" tasks delete "$t" >/dev/null 2>&1 && break; sleep 0.2; done
+        done
+        if [[ -n "$tasks" ]]; then log "killed leftover containerd tasks in namespace $ns: $(echo $tasks | wc -w)"; fi
+    done
+fi
+killed_inits=()
+# Whatever is still alive (e.g. containerd died first): container init processes, found
+# through the private containerd's bundle records and confirmed by their cgroup, which is
+# named after the container ID. Killing a container's init ends its whole PID namespace.
+if [[ -d "$TASKS" ]]; then
+    for b in "$TASKS"/*/*; do
+        [[ -d "$b" ]] || continue
+        id=$(basename "$b")
+        init=$(cat "$b/init.pid" 2>/dev/null || true)
+        [[ -n "$init" ]] || continue
+        if grep -qF -- "$id" 2>/dev/null "/proc/$init/cgroup"; then
+            if kill -KILL "$init" 2>/dev/null; then
+                log "killed leftover container init $init (${id:0:12})"
+                killed_inits+=("$init")
+            fi
+        fi
+    done
+fi
+for p in /proc/[0-9]*; do
+    pid=${p#/proc/}
+    cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline" || true)
+    if [[ "$cmd" == *"-address $SOCK "* ]]; then
+        if kill -KILL "$pid" 2>/dev/null; then log "killed leftover shim $pid of the private containerd"; fi
+    fi
+done
+
+pid=$(pid_of containerd || true)
+[[ -n "$pid" ]] && stop_pid containerd "$pid" 15
+# Their netns, veths and cgroups only go away once the processes are really gone.
+for ((i = 0; i < 50; i++)); do
+    still=0
+    for p in "${killed_inits[@]}"; do [[ -d /proc/$p ]] && still=1; done
+    ((still)) || break
+    sleep 0.1
+done
+for s in "${shim_sockets[@]}"; do rm -f "$s"; done
+
+# ---------------------------------------------------------------- mounts under the state dir
+for pass in 1 2 3 4 5; do
+    mapfile -t mounts < <(awk -v d="$DIR" 'index($5, d "/") == 1 || $5 == d { print $5 }' /proc/self/mountinfo |
+        awk '{ print length, $0 }' | sort -rn | cut -d' ' -f2-)
+    ((${#mounts[@]})) || break
+    for m in "${mounts[@]}"; do
+        m=$(printf '%b' "$m") # mountinfo octal-escapes spaces etc. (\040)
+        umount "$m" 2>/dev/null || { ((pass >= 3)) && umount -l "$m" 2>/dev/null; } || true
+    done
+done
+left=$(awk -v d="$DIR" 'index($5, d "/") == 1' /proc/self/mountinfo | wc -l)
+if ((left)); then log "WARNING: $left mounts remain under $DIR"; else log "no mounts left under $DIR"; fi
+
+# ---------------------------------------------------------------- network
+ip2int() { local IFS=.; set -- $1; echo $(( ($1 << 24) + ($2 << 16) + ($3 << 8) + $4 )); }
+net=$(ip2int "${POD_CIDR%/*}")
+bits=${POD_CIDR#*/}
+mask=$(( bits == 0 ? 0 : (0xffffffff << (32 - bits)) & 0xffffffff ))
+in_pod_cidr() { (( ($(ip2int "$1") & mask) == (net & mask) )); }
+# With netns_mounts_under_state_dir the pod netns lived under $DIR (unmounted above); these
+# are for a containerd that used /run/netns anyway.
+for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }' | grep '^cni-' || true); do
+    addrs=$(ip -n "$ns" -4 -o addr show 2>/dev/null | awk '$2 != "lo" { sub(/\/.*/, "", $4); print $4 }')
+    for a in $addrs; do
+        if in_pod_cidr "$a"; then ip netns delete "$ns" && log "deleted netns $ns ($a)"; break; fi
+    done
+done
+if ip link show "$BRIDGE" >/dev/null 2>&1; then
+    ip link delete "$BRIDGE" && log "deleted bridge $BRIDGE"
+fi
+# libcni's result cache lives in /var/lib/cni whatever containerd is told; a clean CNI DEL
+# removes our entries, a forced teardown leaves them (ours: our network, or our sandbox IDs).
+rm -f /var/lib/cni/results/sandbench-* 2>/dev/null || true
+for b in "$DIR"/containerd/root/io.containerd.grpc.v1.cri/sandboxes/* "$TASKS"/*/*; do
+    [[ -d "$b" ]] && rm -f /var/lib/cni/results/*-"$(basename "$b")"-* 2>/dev/null || true
+done
+if [[ -f "$DIR/iptables.added" ]]; then
+    while iptables -w -C FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -m comment --comment "sandbench: pods stay on this machine" -j DROP 2>/dev/null; do
+        iptables -w -D FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -m comment --comment "sandbench: pods stay on this machine" -j DROP
+    done
+    rm -f "$DIR/iptables.added"
+    log "removed iptables FORWARD drop rule"
+fi
+
+# ---------------------------------------------------------------- host settings
+if [[ -f "$DIR/sysctl.orig" ]]; then
+    while IFS= read -r kv; do sysctl -qw "$kv" 2>/dev/null || log "WARNING: could not restore $kv"; done <"$DIR/sysctl.orig"
+    mv -f "$DIR/sysctl.orig" "$DIR/sysctl.restored"
+    log "restored sysctls changed by kubelet/CNI"
+fi
+# The kubelet's QoS cgroups (cgroupfs driver); empty once every pod is gone.
+if [[ -d "$DIR/kubelet" ]]; then
+    for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
+        [[ -d "$d" ]] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    done
+fi
+
+# Host directories that only exist because this cluster ran (see up.sh); removed only if
+# empty once our own files are gone.
+if [[ -f "$DIR/host-dirs-created" ]] && ! running kubelet; then
+    rm -f /var/lib/kubelet/device-plugins/kubelet.sock
+    while read -r d; do
+        [[ -d "$d" ]] || continue
+        find "$d" -depth -type d -empty -delete 2>/dev/null || true
+        if [[ -d "$d" ]]; then log "WARNING: $d was created by this cluster but is not empty; left in place"; fi
+    done <"$DIR/host-dirs-created"
+fi
+
+# ---------------------------------------------------------------- report
+[[ -f "$DIR/pids" ]] && mv -f "$DIR/pids" "$DIR/pids.stopped"
+alive=""
+if [[ -f "$DIR/pids.stopped" ]]; then
+    while read -r name pid; do ours "$pid" && alive+=" $name($pid)"; done <"$DIR/pids.stopped"
+fi
+[[ -z "$alive" ]] || log "WARNING: still alive:$alive"
+log "cluster down (logs kept in $DIR/logs)"

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Build (if needed) -> up -> pytest -m cluster -> down, always tearing down, exiting with
+# pytest's status. Extra arguments go to pytest.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+K8S_VERSION="${K8S_VERSION:-v1.34.4}"
+export SANDBENCH_CACHE="${SANDBENCH_CACHE:-$HOME/.cache/sandbench}"
+export SANDBENCH_CLUSTER_DIR="${SANDBENCH_CLUSTER_DIR:-/var/tmp/sandbench-cluster}"
+export SANDBENCH_K8S_BIN="${SANDBENCH_K8S_BIN:-$SANDBENCH_CACHE/k8s/$K8S_VERSION/bin}"
+export SANDBENCH_KUBECTL="$SANDBENCH_K8S_BIN/kubectl"
+export KUBECONFIG="$SANDBENCH_CLUSTER_DIR/admin.kubeconfig"
+
+t0=$(date +%s)
+bash "$HERE/build-k8s.sh"
+
+# Registered before up.sh so a half-started cluster is torn down as well (up.sh also cleans
+# up after itself on failure; running down.sh twice is harmless).
+teardown() { bash "$HERE/down.sh" || echo "run-tests: down.sh failed" >&2; }
+trap teardown EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+bash "$HERE/up.sh"
+
+# The repo's venv (`make venv`) has sandbench and the test dependencies that tests/conftest.py
+# imports; fall back to whatever `python` is.
+if [[ -z "${PYTHON:-}" ]]; then
+    if [[ -x "$REPO/.venv/bin/python" ]]; then PYTHON="$REPO/.venv/bin/python"; else PYTHON=python; fi
+fi
+
+cd "$REPO"
+rc=0
+"$PYTHON" -m pytest -m cluster tests/cluster "$@" || rc=$?
+echo "run-tests: pytest exited $rc; total so far $(( $(date +%s) - t0 ))s"
+exit "$rc"

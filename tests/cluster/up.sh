@@ -1,0 +1,493 @@
+#!/usr/bin/env bash
+# Bring up a real single-node Kubernetes (etcd, kube-apiserver, controller-manager, scheduler,
+# kubelet, a private containerd with runc and crun) on 127.0.0.1 for sandbench's cluster tests.
+#
+# State (certs, configs, data, logs, pids) lives under
+# ${SANDBENCH_CLUSTER_DIR:-/var/tmp/sandbench-cluster}; the admin kubeconfig is
+# $DIR/admin.kubeconfig. Every daemon's PID is recorded in $DIR/pids so that down.sh can stop
+# exactly what was started here and nothing else.
+#
+# Inputs (env): SANDBENCH_CACHE / SANDBENCH_K8S_BIN (where build-k8s.sh put the binaries),
+# SANDBENCH_IMAGES (space-separated OCI archives to import), SANDBENCH_POD_CIDR,
+# SANDBENCH_KEEP_ON_FAILURE=1 (leave a failed bring-up running for debugging).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+K8S_VERSION="${K8S_VERSION:-v1.34.4}"
+CACHE="${SANDBENCH_CACHE:-$HOME/.cache/sandbench}"
+K8S_BIN="${SANDBENCH_K8S_BIN:-$CACHE/k8s/$K8S_VERSION/bin}"
+DIR="${SANDBENCH_CLUSTER_DIR:-/var/tmp/sandbench-cluster}"
+POD_CIDR="${SANDBENCH_POD_CIDR:-10.234.0.0/24}"
+BRIDGE="${SANDBENCH_BRIDGE:-sandbench0}"
+ETCD="${SANDBENCH_ETCD:-/usr/bin/etcd}"
+PAUSE_IMAGE="localhost/sandbench/pause:1"
+NODE=127.0.0.1
+SERVICE_CIDR=10.96.0.0/16
+SERVICE_IP=10.96.0.1 # first address of SERVICE_CIDR: the "kubernetes" Service
+API=https://127.0.0.1:6443
+PORTS=(2379 2380 6443 10248 10250 10257 10259)
+SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
+         kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.ip_forward)
+
+t0=$(date +%s%N)
+elapsed() { local ms=$(( ($(date +%s%N) - t0) / 1000000 )); printf '%d.%03ds' $((ms / 1000)) $((ms % 1000)); }
+log() { echo "[up $(elapsed)] $*"; }
+die() { echo "up.sh: $*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- preflight
+[[ $EUID -eq 0 ]] || die "must run as root (containerd, kubelet, CNI need it)"
+[[ "$DIR" = /* && "$DIR" != / ]] || die "SANDBENCH_CLUSTER_DIR must be an absolute path other than /"
+for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
+    [[ -x "$K8S_BIN/$b" ]] || die "$K8S_BIN/$b missing; run tests/cluster/build-k8s.sh first"
+done
+for b in "$ETCD" /usr/bin/containerd /usr/bin/ctr /usr/sbin/runc /usr/bin/crun /usr/lib/cni/bridge \
+         /usr/lib/cni/host-local /usr/lib/cni/loopback openssl curl; do
+    command -v "$b" >/dev/null || die "$b not found"
+done
+KUBECTL="$K8S_BIN/kubectl"
+
+# A recorded PID only counts as ours if its command line still names our state dir; that
+# guards against PID reuse after a reboot or a crash.
+ours() { tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | grep -qF -- "$DIR/"; }
+
+if [[ -f "$DIR/pids" ]]; then
+    while read -r name pid; do
+        [[ -n "${pid:-}" ]] || continue
+        if ours "$pid"; then
+            die "a cluster is already up in $DIR ($name pid $pid is alive); run tests/cluster/down.sh first"
+        fi
+    done <"$DIR/pids"
+fi
+if awk -v d="$DIR" 'index($5, d "/") == 1 || $5 == d { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+    die "mounts remain under $DIR from an earlier run; run tests/cluster/down.sh first"
+fi
+if ip link show "$BRIDGE" >/dev/null 2>&1; then
+    die "bridge $BRIDGE already exists (earlier run not torn down?); run tests/cluster/down.sh first"
+fi
+for p in "${PORTS[@]}"; do
+    if [[ -n "$(ss -Hltn "sport = :$p")" ]]; then
+        die "TCP port $p is already in use on this machine; cannot start the cluster"
+    fi
+done
+
+# Start from a clean directory each time, but never wipe something that is not ours.
+if [[ -e "$DIR" ]]; then
+    if [[ -f "$DIR/.sandbench-cluster" ]]; then
+        rm -rf "$DIR"
+    elif [[ -n "$(ls -A "$DIR")" ]]; then
+        die "$DIR exists, is not empty and is not a sandbench cluster dir; refusing to wipe it"
+    fi
+fi
+mkdir -p "$DIR"/{pki,logs,kubelet,kubelet/pki,pod-logs,containerd,cni/net.d,cni/ipam,images,kcm,scheduler,apiserver}
+chmod 700 "$DIR"
+touch "$DIR/.sandbench-cluster" "$DIR/pids"
+SOCK="$DIR/containerd/containerd.sock"
+
+# down.sh reads this so it tears down exactly what this run set up.
+cat >"$DIR/cluster.env" <<EOF
+DIR='$DIR'
+SOCK='$SOCK'
+BRIDGE='$BRIDGE'
+POD_CIDR='$POD_CIDR'
+K8S_BIN='$K8S_BIN'
+EOF
+
+# ---------------------------------------------------------------- failure handling
+ok=0
+on_exit() {
+    local rc=$?
+    [[ $ok -eq 1 ]] && return 0
+    echo "up.sh: bring-up FAILED (rc=$rc) after $(elapsed); last lines of each log:" >&2
+    for f in "$DIR"/logs/*.log; do
+        [[ -f "$f" ]] || continue
+        echo "---- $f" >&2
+        tail -n 12 "$f" | cut -c1-400 >&2
+    done
+    if [[ "${SANDBENCH_KEEP_ON_FAILURE:-0}" != 1 ]]; then
+        echo "up.sh: tearing down the partial cluster (SANDBENCH_KEEP_ON_FAILURE=1 keeps it)" >&2
+        bash "$HERE/down.sh" >&2 || true
+    fi
+    exit "$rc"
+}
+trap on_exit EXIT
+
+# setsid: daemons get their own session, so a Ctrl-C aimed at the test run does not kill them
+# mid-write; down.sh stops them in order. setsid does not fork here (we are not a process
+# group leader), so $! is the daemon's own PID.
+start() {
+    local name=$1; shift
+    setsid "$@" >"$DIR/logs/$name.log" 2>&1 </dev/null &
+    local pid=$!
+    echo "$name $pid" >>"$DIR/pids"
+    log "started $name (pid $pid)"
+}
+
+wait_for() { # description timeout-seconds logname command...
+    local what=$1 timeout=$2 logname=$3; shift 3
+    local deadline=$(( $(date +%s) + timeout ))
+    until "$@" >/dev/null 2>&1; do
+        if [[ -n "$logname" ]]; then
+            local pid
+            pid=$(awk -v n="$logname" '$1 == n { print $2 }' "$DIR/pids")
+            if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+                die "$logname exited while waiting for $what (see $DIR/logs/$logname.log)"
+            fi
+        fi
+        (( $(date +%s) < deadline )) || die "timed out after ${timeout}s waiting for $what"
+        sleep 0.2
+    done
+    log "$what"
+}
+
+# ---------------------------------------------------------------- host prerequisites
+# crun (1.8) refuses to run on this hybrid cgroup host while a controller is only available on
+# the unified hierarchy (hugetlb here); giving it a v1 mount moves it off cgroup2.
+if [[ -r /sys/fs/cgroup/unified/cgroup.controllers ]]; then
+    for c in $(cat /sys/fs/cgroup/unified/cgroup.controllers); do
+        if ! findmnt -rn -t cgroup -O "$c" >/dev/null 2>&1; then
+            mkdir -p "/sys/fs/cgroup/$c"
+            mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" ||
+                die "could not mount cgroup v1 controller $c (needed by crun)"
+            log "mounted cgroup v1 $c controller at /sys/fs/cgroup/$c (crun needs cgroup2 to list none)"
+        fi
+    done
+fi
+
+# Host paths that the kubelet (device-plugin socket, hard-coded in 1.34), containerd (shim
+# sockets) and libcni (result cache) create outside our state dir; down.sh removes the ones
+# that did not exist before, if they are empty once our files are gone.
+for d in /var/lib/kubelet /run/containerd /var/lib/cni; do
+    [[ -e "$d" ]] || echo "$d"
+done >"$DIR/host-dirs-created"
+
+# The kubelet rewrites a few kernel sysctls (panic_on_oops=1, overcommit...) and the bridge
+# plugin turns on ip_forward; remember the originals so down.sh can put them back.
+for s in "${SYSCTLS[@]}"; do
+    v=$(sysctl -n "$s" 2>/dev/null) && echo "$s=$v"
+done >"$DIR/sysctl.orig"
+
+# ---------------------------------------------------------------- PKI and credentials
+log "generating CA, certificates and tokens"
+cd "$DIR/pki"
+umask 077
+cat >openssl.cnf <<EOF
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = sandbench-ca
+[v3_ca]
+# Explicit keyUsage: strict verifiers (Python 3.13+ VERIFY_X509_STRICT) reject a CA without it.
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign,digitalSignature
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+[v3_apiserver]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid,issuer
+subjectAltName = IP:127.0.0.1,IP:$SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+EOF
+openssl req -x509 -new -nodes -newkey rsa:2048 -keyout ca.key -out ca.crt -days 3650 \
+    -config openssl.cnf -extensions v3_ca 2>/dev/null
+openssl req -new -nodes -newkey rsa:2048 -keyout apiserver.key -out apiserver.csr \
+    -subj "/CN=kube-apiserver" 2>/dev/null
+openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -set_serial "0x$(openssl rand -hex 16)" \
+    -days 365 -extfile openssl.cnf -extensions v3_apiserver -out apiserver.crt 2>/dev/null
+# Service-account tokens are mandatory in 1.34 even though nothing here mounts them.
+openssl genrsa -out sa.key 2048 2>/dev/null
+openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+umask 022
+
+tok() { openssl rand -hex 16; }
+ADMIN_TOKEN=$(tok) KCM_TOKEN=$(tok) SCHED_TOKEN=$(tok) KUBELET_TOKEN=$(tok)
+cat >tokens.csv <<EOF
+$ADMIN_TOKEN,admin,admin,"system:masters"
+$KCM_TOKEN,system:kube-controller-manager,system:kube-controller-manager
+$SCHED_TOKEN,system:kube-scheduler,system:kube-scheduler
+$KUBELET_TOKEN,system:node:$NODE,system:node:$NODE,"system:nodes"
+EOF
+chmod 600 tokens.csv
+
+CA_DATA=$(base64 -w0 ca.crt)
+kubeconfig() { # file user token
+    cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: sandbench
+  cluster:
+    server: $API
+    certificate-authority-data: $CA_DATA
+users:
+- name: $2
+  user:
+    token: $3
+contexts:
+- name: sandbench
+  context:
+    cluster: sandbench
+    user: $2
+current-context: sandbench
+EOF
+    chmod 600 "$1"
+}
+kubeconfig "$DIR/admin.kubeconfig" admin "$ADMIN_TOKEN"
+kubeconfig "$DIR/kcm/kubeconfig" system:kube-controller-manager "$KCM_TOKEN"
+kubeconfig "$DIR/scheduler/kubeconfig" system:kube-scheduler "$SCHED_TOKEN"
+kubeconfig "$DIR/kubelet/kubeconfig" "system:node:$NODE" "$KUBELET_TOKEN"
+cd "$REPO"
+
+# ---------------------------------------------------------------- etcd
+# Debian's etcd 3.4.23; a fresh data dir every time, so each test run gets an empty cluster.
+start etcd "$ETCD" --name sandbench --data-dir "$DIR/etcd" \
+    --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster sandbench=http://127.0.0.1:2380 --initial-cluster-state new \
+    --snapshot-count 10000 --logger zap --log-outputs stderr --log-level warn
+
+# ---------------------------------------------------------------- containerd (private)
+# Nothing a pod does may leave the machine. Pods have no default route and no NET_ADMIN, but
+# the bridge plugin enables ip_forward, so also drop anything forwarded out of the bridge
+# (belt and braces against a privileged pod adding a route).
+if iptables -w -I FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -m comment --comment "sandbench: pods stay on this machine" -j DROP; then
+    echo "forward-drop" >"$DIR/iptables.added"
+else
+    log "WARNING: could not add the iptables FORWARD drop rule; relying on the missing default route"
+fi
+
+
+cat >"$DIR/cni/net.d/10-sandbench.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "sandbench",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$BRIDGE",
+      "isGateway": true,
+      "isDefaultGateway": false,
+      "ipMasq": false,
+      "hairpinMode": false,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{ "subnet": "$POD_CIDR" }]],
+        "dataDir": "$DIR/cni/ipam"
+      }
+    }
+  ]
+}
+EOF
+
+cat >"$DIR/containerd/config.toml" <<EOF
+# Private containerd for sandbench's test cluster: nothing here may touch the host defaults
+# (/var/lib/containerd, /run/containerd, /opt/containerd, /etc/cni).
+version = 2
+root = "$DIR/containerd/root"
+state = "$DIR/containerd/state"
+# Unused snapshotters only add startup noise. (The legacy v1 runtime cannot be disabled in
+# 1.6: the tasks service depends on it.)
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+
+[grpc]
+  address = "$SOCK"
+[ttrpc]
+  address = "$SOCK.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$DIR/containerd/opt"
+[plugins."io.containerd.runtime.v1.linux"]
+  runtime_root = "$DIR/containerd/runc-v1"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  # The default names a registry; there is none, and GC of this image would make the next
+  # sandbox try to pull it (hence imageGCHighThresholdPercent: 100 in the kubelet config).
+  sandbox_image = "$PAUSE_IMAGE"
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  # This machine withholds CAP_SYS_RESOURCE even from root, so runc/crun cannot lower
+  # oom_score_adj below containerd's own (the sandbox asks for -998) and sandbox creation fails
+  # with "write to /proc/self/oom_score_adj: Permission denied". Clamp instead.
+  restrict_oom_score_adj = true
+  # Pod netns mounts go under our state dir instead of /run/netns.
+  netns_mounts_under_state_dir = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    # Deliberately no "kata" runtime: tests rely on the "no runtime configured" error.
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        BinaryName = "/usr/sbin/runc"
+        Root = "$DIR/containerd/runc"
+        SystemdCgroup = false
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun.options]
+        BinaryName = "/usr/bin/crun"
+        Root = "$DIR/containerd/crun"
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$DIR/cni/net.d"
+    max_conf_num = 1
+EOF
+
+# The proxy variables point at a closed loopback port: should anything ever ask this
+# containerd to pull from a registry, it fails locally instead of leaving the machine.
+start containerd env HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 \
+    http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 NO_PROXY= no_proxy= \
+    /usr/bin/containerd --config "$DIR/containerd/config.toml"
+
+# Build the pause image while etcd and containerd start.
+bash "$HERE/pause-image.sh" "$DIR/images/pause.tar" "$PAUSE_IMAGE" >"$DIR/logs/pause-image.log" 2>&1 ||
+    die "pause image build failed (see $DIR/logs/pause-image.log)"
+
+wait_for "etcd healthy" 30 etcd curl -fsS http://127.0.0.1:2379/health
+
+# ---------------------------------------------------------------- kube-apiserver
+start kube-apiserver "$K8S_BIN/kube-apiserver" \
+    --etcd-servers=http://127.0.0.1:2379 \
+    --bind-address=127.0.0.1 --secure-port=6443 --advertise-address=127.0.0.1 \
+    --endpoint-reconciler-type=none \
+    --cert-dir="$DIR/apiserver" \
+    --tls-cert-file="$DIR/pki/apiserver.crt" --tls-private-key-file="$DIR/pki/apiserver.key" \
+    --client-ca-file="$DIR/pki/ca.crt" \
+    --token-auth-file="$DIR/pki/tokens.csv" \
+    --authorization-mode=Node,RBAC \
+    --enable-admission-plugins=NodeRestriction \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$DIR/pki/sa.pub" \
+    --service-account-signing-key-file="$DIR/pki/sa.key" \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --allow-privileged=true \
+    --profiling=false \
+    --v=1
+
+# ---------------------------------------------------------------- images (while the apiserver starts)
+wait_for "containerd ready" 30 containerd ctr --address "$SOCK" version
+import_image() {
+    ctr --address "$SOCK" -n k8s.io images import "$1" >>"$DIR/logs/images.log" 2>&1 ||
+        die "importing $1 failed (see $DIR/logs/images.log)"
+}
+import_image "$DIR/images/pause.tar"
+for img in ${SANDBENCH_IMAGES:-}; do
+    [[ -f "$img" ]] || die "SANDBENCH_IMAGES lists $img, which does not exist"
+    import_image "$img"
+done
+log "imported images: $(ctr --address "$SOCK" -n k8s.io images ls -q | grep -v '^sha256:' | tr '\n' ' ')"
+
+# ---------------------------------------------------------------- kubelet
+cat >"$DIR/kubelet/config.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+# Loopback only: the kubelet API is unauthenticated (anonymous + AlwaysAllow) so that the
+# apiserver can reach it for logs/exec without client certificates.
+address: 127.0.0.1
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+authentication:
+  anonymous:
+    enabled: true
+  webhook:
+    enabled: false
+authorization:
+  mode: AlwaysAllow
+# PID 1 is not systemd.
+cgroupDriver: cgroupfs
+failSwapOn: false
+containerRuntimeEndpoint: unix://$SOCK
+# containerd 1.6 does not pin the sandbox image; GC would delete it and then try to pull it.
+imageGCHighThresholdPercent: 100
+# A nearly full test disk must not evict the test pods.
+evictionHard:
+  memory.available: "100Mi"
+  nodefs.available: "0%"
+  nodefs.inodesFree: "0%"
+  imagefs.available: "0%"
+  imagefs.inodesFree: "0%"
+# No cluster DNS; pods use dnsPolicy: Default and get an empty resolv.conf.
+resolvConf: ""
+podLogsDir: $DIR/pod-logs
+volumePluginDir: $DIR/kubelet/volume-plugins
+staticPodPath: ""
+EOF
+start kubelet "$K8S_BIN/kubelet" \
+    --config="$DIR/kubelet/config.yaml" \
+    --kubeconfig="$DIR/kubelet/kubeconfig" \
+    --hostname-override="$NODE" \
+    --root-dir="$DIR/kubelet" \
+    --cert-dir="$DIR/kubelet/pki" \
+    --v=1
+
+wait_for "kube-apiserver ready" 90 kube-apiserver \
+    curl -fsS --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $ADMIN_TOKEN" "$API/readyz"
+
+# ---------------------------------------------------------------- controller-manager, scheduler
+# --authentication-skip-lookup: there is no front proxy, so the requestheader CA they would
+# look up does not exist (they would log "missing content for CA bundle" forever).
+start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
+    --kubeconfig="$DIR/kcm/kubeconfig" \
+    --authentication-kubeconfig="$DIR/kcm/kubeconfig" \
+    --authorization-kubeconfig="$DIR/kcm/kubeconfig" \
+    --authentication-skip-lookup=true \
+    --bind-address=127.0.0.1 \
+    --cert-dir="$DIR/kcm" \
+    --leader-elect=false \
+    --use-service-account-credentials=true \
+    --service-account-private-key-file="$DIR/pki/sa.key" \
+    --root-ca-file="$DIR/pki/ca.crt" \
+    --cluster-signing-cert-file="$DIR/pki/ca.crt" \
+    --cluster-signing-key-file="$DIR/pki/ca.key" \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --v=1
+start kube-scheduler "$K8S_BIN/kube-scheduler" \
+    --kubeconfig="$DIR/scheduler/kubeconfig" \
+    --authentication-kubeconfig="$DIR/scheduler/kubeconfig" \
+    --authorization-kubeconfig="$DIR/scheduler/kubeconfig" \
+    --authentication-skip-lookup=true \
+    --bind-address=127.0.0.1 \
+    --cert-dir="$DIR/scheduler" \
+    --leader-elect=false \
+    --v=1
+
+export KUBECONFIG="$DIR/admin.kubeconfig"
+
+# ---------------------------------------------------------------- RuntimeClasses
+# Only the handlers this containerd actually has; other manifests (e.g. kata) are for other
+# environments.
+for f in "$REPO"/runtimeclasses/kubernetes/*.yaml "$REPO"/runtimeclasses/kubernetes/*.yml; do
+    [[ -f "$f" ]] || continue
+    handler=$(awk '/^handler:/ { gsub(/["'\'']/, "", $2); print $2; exit }' "$f")
+    case "$handler" in
+        runc|crun)
+            "$KUBECTL" apply -f "$f" >>"$DIR/logs/kubectl.log" 2>&1 ||
+                die "applying $f failed (see $DIR/logs/kubectl.log)"
+            log "applied RuntimeClass from ${f#"$REPO"/} (handler $handler)" ;;
+        *) log "skipped ${f#"$REPO"/} (handler '${handler}' not configured here)" ;;
+    esac
+done
+
+# ---------------------------------------------------------------- readiness
+node_ready() {
+    [[ "$("$KUBECTL" get node "$NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]]
+}
+wait_for "node $NODE Ready" 90 kubelet node_ready
+wait_for "ServiceAccount default/default exists" 60 kube-controller-manager \
+    "$KUBECTL" -n default get serviceaccount default
+
+ok=1
+echo "$DIR/admin.kubeconfig"
+log "cluster up: node $NODE Ready, Kubernetes $("$KUBECTL" version -o json | sed -n 's/.*"gitVersion": "\(v[^"]*\)".*/\1/p' | tail -1)"
+log "bring-up took $(elapsed)"
