@@ -27,6 +27,8 @@ class NativeRuntime:
     name: str
     image_rootfs: Path
     scratch: Path
+    #: A command prefix the probe runs under (a spec variant's wrapper).
+    wrapper: tuple[str, ...] = ()
 
     def _host_path(self, arg: str, sandbox: Path) -> str:
         mapping = {
@@ -44,7 +46,7 @@ class NativeRuntime:
         sandbox = self.scratch / sandbox_id
         (sandbox / "rootfs").mkdir(parents=True)
         (sandbox / "volume").mkdir()
-        argv = [self._host_path(arg, sandbox) for arg in case.argv]
+        argv = [*self.wrapper, *(self._host_path(arg, sandbox) for arg in case.argv)]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **case.env}
         try:
             self._run(argv, env, sandbox, execution, timeout_s)
