@@ -35,7 +35,7 @@ def sandbench(*args: str, cwd: Path | None = None, timeout: float = 600,
     """The real command, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "sandbench", *args], capture_output=True,
                           text=True, timeout=timeout, cwd=cwd, check=False,
-                          env={**os.environ, **(env or {})})
+                          env={**os.environ, "COLUMNS": "250", **(env or {})})
 
 
 def golden(name: str) -> str:

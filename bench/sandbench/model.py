@@ -41,6 +41,9 @@ class Clock(StrEnum):
     HOST_REALTIME = "host_realtime"
     #: CLOCK_REALTIME inside the sandbox (same kernel for containers, a guest kernel for VMs).
     SANDBOX_REALTIME = "sandbox_realtime"
+    #: CLOCK_REALTIME of a cluster node, as its container runtime stamps log lines (a KubeVirt
+    #: guest's serial console log).
+    NODE_REALTIME = "node_realtime"
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,12 @@ class Value:
     status: Status = Status.OK
     reason: str | None = None
     clock: str | None = None
+
+
+#: Labels that describe the sandbox a value was measured in (how QEMU ran), not what was
+#: measured: kept on every sample, but not part of what makes two samples comparable, so a
+#: TCG guest's getpid still sits in one row with the containers' getpid.
+CONTEXT_LABELS = frozenset({"accel"})
 
 
 def utc_now() -> str:
@@ -162,6 +171,9 @@ class Execution:
     labels: dict[str, str] = field(default_factory=dict)
     #: The marks this backend observes when all goes well, so a failure can name what it missed.
     planned: tuple[str, ...] = ()
+    #: Values the backend measured itself, beside the workload's (the kubelet's own
+    #: sandbox creation time, say); recorded only when the workload's output parses.
+    extra: list[Value] = field(default_factory=list)
 
     def mark(self, name: str, clock: Clock, ns: int) -> None:
         self.marks.append(Mark(name, clock, ns))

@@ -12,12 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PROFILES = ("quick", "standard")
+
+#: Runtimes compared when a spec names none: the baseline first.
+DEFAULT_RUNTIMES = {"local": ["native", "runc", "crun"], "kubernetes": ["runc", "crun"]}
+
+#: Workload parameters a backend needs unless the spec sets them: a pod that exits at once
+#: may never be reported Running or Ready, so on a cluster the start probe stays up 2 s.
+BACKEND_PARAMS: dict[str, dict[str, dict[str, Any]]] = {"kubernetes": {"start": {"linger_s": 2}}}
 
 
 class SpecError(Exception):
@@ -39,6 +46,99 @@ class Resources(Strict):
     """Memory limit per sandbox in MiB; enough for fio's buffers at the default sizes."""
 
 
+class SshTarget(Strict):
+    """A machine reached over SSH (paramiko), its host key checked against ``known_hosts`` or
+    ``fingerprint``: an unknown or changed key is an error, never accepted."""
+
+    host: str
+    """Address or name; for a KubeVirt guest (reached through a port-forward) only the name
+    its key is filed under in known_hosts."""
+
+    user: str = "root"
+    """Login name; root because the node facts (KSM, kata-runtime env) are root's to read."""
+
+    port: int = Field(22, ge=1, le=65535)
+    """TCP port of sshd (for a KubeVirt guest: the port forwarded to in its launcher pod)."""
+
+    key_file: str | None = None
+    """Private key file; None: the SSH agent and ~/.ssh's default keys."""
+
+    known_hosts: str | None = None
+    """known_hosts file the host key must be in; None: ~/.ssh/known_hosts (unless a
+    fingerprint is given)."""
+
+    fingerprint: str | None = Field(None, pattern=r"^SHA256:[A-Za-z0-9+/]{43}=?$")
+    """The host key's SHA256 fingerprint as ``ssh-keygen -lf`` prints it (SHA256:...); given,
+    it is the only key accepted and known_hosts is not read."""
+
+
+class KubevirtSettings(Strict):
+    """How the kubernetes backend runs runtimes of kind ``kubevirt`` (one VirtualMachineInstance
+    per sandbox, booting the guest the local qemu runtime boots)."""
+
+    containerdisk_image: str | None = None
+    """Image of the workload disk; None: the name `sandbench image build` gives it, which must
+    then be on the node or in a registry under that name."""
+
+    datadisk_image: str | None = None
+    """Image of the empty ext4 /data disk; None: the built one's name."""
+
+    kernelboot_image: str | None = None
+    """Image holding the guest kernel and initrd; None: the built one's name."""
+
+    controller_timeout_s: float = Field(30.0, gt=0)
+    """How long a new VMI may go unprocessed by KubeVirt (no phase past Pending, no launcher
+    pod) before the harness says KubeVirt is not running: virt-controller acts in well under
+    a second, so 30 s only ever catches a missing or stuck controller."""
+
+    guest_ssh: SshTarget | None = None
+    """Reach the guest over SSH through a port-forward to its launcher pod, for clusters whose
+    serial console log is disabled; needs a guest with sshd (sandbench's own guest has none)."""
+
+
+class KubernetesSettings(Strict):
+    """Where and how the kubernetes backend runs pods; each can also be given as a flag."""
+
+    kubeconfig: str | None = None
+    """Path of a kubeconfig; None: $KUBECONFIG, then ~/.kube/config, then in-cluster config."""
+
+    context: str | None = None
+    """kubeconfig context; None: the current one."""
+
+    node: str | None = None
+    """Node every pod is pinned to; None: the first Ready node every RuntimeClass can use."""
+
+    image: str | None = None
+    """Workload image reference; None: the name `sandbench image build` gives, which must
+    then be present on the node (imported, or pushed to a registry under that name)."""
+
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    """imagePullPolicy of every pod. Never on a cluster whose image was imported."""
+
+    schedule_timeout_s: float = Field(30.0, gt=0)
+    """How long a pod may stay unschedulable before the runtime is failed with the
+    scheduler's reason: long enough for a busy scheduler, short of the round timeout."""
+
+    clock_samples: int = Field(20, ge=3, le=1000)
+    """Clock-offset exchanges per runtime; the one with the smallest round trip is kept."""
+
+    kubelet_metrics: bool = True
+    """Read the kubelet's own sandbox-creation and pod-start histograms around each start
+    round (needs nodes/proxy get); skipped with a note when refused."""
+
+    kubelet_url: str | None = None
+    """Read the kubelet's metrics from this URL instead of through the API server (for a
+    harness on the node, or an API server that will not proxy to the node's address, as
+    with a node named 127.0.0.1); its certificate is not verified."""
+
+    kubevirt: KubevirtSettings = Field(default_factory=KubevirtSettings)
+    """Settings of the runtimes of kind kubevirt (runtimeclasses/kubevirt)."""
+
+    ssh: SshTarget | None = None
+    """The node, reached over SSH, for facts the API does not give (kernel command line, CPU
+    governor, KSM, THP, kata-runtime env); None: only what the API says about the node."""
+
+
 class WorkloadRun(Strict):
     """How one workload runs: its own rounds and warmups (defaults from the spec) and its
     parameters, which the workload validates."""
@@ -53,6 +153,21 @@ class WorkloadRun(Strict):
     """Workload parameters; see ``sandbench run --help`` for each workload's."""
 
 
+class Variant(Strict):
+    """A second setting of one runtime, run interleaved with it in the same run (same-run A/B).
+    Its name is listed in ``runtimes`` like any runtime's."""
+
+    runtime: str
+    """The runtime this is a variant of, by the backend's name for it (e.g. ``runc``)."""
+
+    wrapper: list[str] = Field(default_factory=list)
+    """A command prefix the runtime's binary runs under (local backend), e.g.
+    ``["/usr/bin/env", "GOMAXPROCS=1"]`` or a script that sleeps and then runs ``"$@"``."""
+
+    description: str = ""
+    """What differs, in words, for the report."""
+
+
 class Spec(Strict):
     name: str = "custom"
     """A name for the experiment, shown in the report."""
@@ -60,8 +175,9 @@ class Spec(Strict):
     backend: str = "local"
     """Where sandboxes run: ``local`` (this host) or a cluster backend."""
 
-    runtimes: list[str] = Field(default_factory=lambda: ["native", "runc", "crun"])
-    """Runtimes to compare, by the names the backend's registry knows."""
+    runtimes: list[str] = Field(default_factory=list)
+    """Runtimes to compare, by the names the backend's registry knows; none given: the
+    backend's defaults (DEFAULT_RUNTIMES)."""
 
     baseline: str | None = None
     """The runtime every other one is compared with; None: the first of ``runtimes``."""
@@ -79,6 +195,28 @@ class Spec(Strict):
     """Seconds one sandbox may take from request to exit before it is killed and failed."""
 
     resources: Resources = Field(default_factory=Resources)
+
+    variants: dict[str, Variant] = Field(default_factory=dict)
+    """Named variants of runtimes for same-run A/B, e.g. ``{runc-b: {runtime: runc, wrapper:
+    [...]}}``; list a variant's name in ``runtimes`` to run it."""
+
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    """Settings of the kubernetes backend; ignored by the others."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _backend_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        backend = data.get("backend", "local")
+        data = dict(data)
+        if not data.get("runtimes") and backend in DEFAULT_RUNTIMES:
+            data["runtimes"] = list(DEFAULT_RUNTIMES[backend])
+        workloads = data.get("workloads")
+        if isinstance(workloads, dict):
+            data["workloads"] = {name: _with_backend_params(backend, name, run)
+                                 for name, run in workloads.items()}
+        return data
 
     @field_validator("runtimes")
     @classmethod
@@ -100,6 +238,17 @@ class Spec(Strict):
     def warmup_of(self, workload: str) -> int:
         run = self.workloads[workload]
         return self.warmup if run.warmup is None else run.warmup
+
+
+def _with_backend_params(backend: str, workload: str, run: Any) -> Any:
+    defaults = BACKEND_PARAMS.get(backend, {}).get(workload)
+    if not defaults or not isinstance(run, dict | None):
+        return run
+    run = dict(run or {})
+    params = run.get("params") or {}
+    if isinstance(params, dict):
+        run["params"] = {**defaults, **params}
+    return run
 
 
 def _profile_text(name: str) -> str:
@@ -149,6 +298,10 @@ def parse_spec(data: dict[str, Any], source: str) -> Spec:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(validation_message(exc, source)) from exc
+    for name, variant in spec.variants.items():
+        if variant.runtime in spec.variants or variant.runtime == name:
+            raise SpecError(f"{source}: variant {name!r} is of {variant.runtime!r}, which is a "
+                            f"variant itself; name a runtime of the backend")
     if spec.baseline is not None and spec.baseline not in spec.runtimes:
         raise SpecError(
             f"{source}: baseline {spec.baseline!r} is not among the runtimes "
@@ -183,6 +336,8 @@ class Overrides:
     rounds: int | None = None
     warmup: int | None = None
     timeout_s: float | None = None
+    #: kubernetes settings given as flags (--kubeconfig, --context, --node, --image...).
+    kubernetes: dict[str, Any] | None = None
 
     def apply(self, data: dict[str, Any]) -> dict[str, Any]:
         data = dict(data)
@@ -198,6 +353,9 @@ class Overrides:
             if getattr(self, key) is not None:
                 workloads = {n: {**(w or {}), key: getattr(self, key)} for n, w in workloads.items()}
         data["workloads"] = workloads
+        given = {k: v for k, v in (self.kubernetes or {}).items() if v is not None}
+        if given:
+            data["kubernetes"] = {**(data.get("kubernetes") or {}), **given}
         return data
 
 

@@ -3,7 +3,7 @@
 # straight from the Go module proxy (no release tarballs or registries are reachable here).
 #
 # Output: ${SANDBENCH_CACHE:-$HOME/.cache/sandbench}/k8s/<version>/bin/{kube-apiserver,...}
-# etcd is NOT built: Debian's /usr/bin/etcd is used.
+# etcd is built by build-etcd.sh.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.34.4}"

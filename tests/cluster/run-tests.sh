@@ -14,6 +14,7 @@ export KUBECONFIG="$SANDBENCH_CLUSTER_DIR/admin.kubeconfig"
 
 t0=$(date +%s)
 bash "$HERE/build-k8s.sh"
+bash "$HERE/build-etcd.sh"
 
 # Registered before up.sh so a half-started cluster is torn down as well (up.sh also cleans
 # up after itself on failure; running down.sh twice is harmless).
@@ -22,13 +23,18 @@ trap teardown EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-bash "$HERE/up.sh"
-
 # The repo's venv (`make venv`) has sandbench and the test dependencies that tests/conftest.py
 # imports; fall back to whatever `python` is.
 if [[ -z "${PYTHON:-}" ]]; then
     if [[ -x "$REPO/.venv/bin/python" ]]; then PYTHON="$REPO/.venv/bin/python"; else PYTHON=python; fi
 fi
+
+# The workload image the tests run, imported into the cluster's containerd (no registry).
+eval "$(cd "$REPO" && "$PYTHON" -m sandbench image build --print-env)"
+export SANDBENCH_WORKLOAD_IMAGE SANDBENCH_WORKLOAD_ARCHIVE
+export SANDBENCH_IMAGES="${SANDBENCH_IMAGES:-} $SANDBENCH_WORKLOAD_ARCHIVE"
+
+bash "$HERE/up.sh"
 
 cd "$REPO"
 rc=0

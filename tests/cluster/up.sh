@@ -20,7 +20,8 @@ K8S_BIN="${SANDBENCH_K8S_BIN:-$CACHE/k8s/$K8S_VERSION/bin}"
 DIR="${SANDBENCH_CLUSTER_DIR:-/var/tmp/sandbench-cluster}"
 POD_CIDR="${SANDBENCH_POD_CIDR:-10.234.0.0/24}"
 BRIDGE="${SANDBENCH_BRIDGE:-sandbench0}"
-ETCD="${SANDBENCH_ETCD:-/usr/bin/etcd}"
+# etcd built by build-etcd.sh (3.6.4); Debian's 3.4.23 breaks 1.34's watches (see there).
+ETCD="${SANDBENCH_ETCD:-${SANDBENCH_CACHE:-$HOME/.cache/sandbench}/etcd/v3.6.4/bin/etcd}"
 PAUSE_IMAGE="localhost/sandbench/pause:1"
 NODE=127.0.0.1
 SERVICE_CIDR=10.96.0.0/16
@@ -242,7 +243,7 @@ kubeconfig "$DIR/kubelet/kubeconfig" "system:node:$NODE" "$KUBELET_TOKEN"
 cd "$REPO"
 
 # ---------------------------------------------------------------- etcd
-# Debian's etcd 3.4.23; a fresh data dir every time, so each test run gets an empty cluster.
+# A fresh data dir every time, so each test run gets an empty cluster.
 start etcd "$ETCD" --name sandbench --data-dir "$DIR/etcd" \
     --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \

@@ -5,7 +5,9 @@
  * bare initramfs) without a dynamic loader; the loader's own work would
  * otherwise be part of the start latency we measure.
  *
- *   probe start                         stamp and exit
+ *   probe start [linger_s]              stamp, stay up linger_s seconds, exit
+ *   probe clock <port>                  answer each byte on TCP <port> with
+ *                                       CLOCK_REALTIME ns (clock offset)
  *   probe syscall [iterations]          time common syscalls, print ns/op
  *   probe fio <dir> <jobfile> [args]    test O_DIRECT in <dir>, exec fio
  *
@@ -20,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -253,22 +257,63 @@ static int mode_fio(int64_t stamp, int argc, char **argv) {
     return 127;
 }
 
+/* ---- start mode ---------------------------------------------------- */
+
+/* Lingering lets an orchestrator see the sandbox Running and Ready before it
+ * exits; a probe that exits at once may go straight to Succeeded. */
+static int mode_start(int64_t stamp, int argc, char **argv) {
+    printf("{\"probe\":\"start\",\"realtime_ns\":%lld}\n", (long long)stamp);
+    if (fflush(stdout) != 0) return 1;
+    long linger = argc > 2 ? strtol(argv[2], NULL, 10) : 0;
+    if (linger > 0) sleep((unsigned)linger);
+    return 0;
+}
+
+/* ---- clock mode ---------------------------------------------------- */
+
+/* An NTP-style responder: the harness sends one byte and notes its own
+ * send and receive times; the reply carries this sandbox's CLOCK_REALTIME
+ * read in between. The exchange with the smallest round trip bounds the
+ * offset best. Connections are served one after another, forever. */
+static int mode_clock(int64_t stamp, int argc, char **argv) {
+    int port = argc > 2 ? atoi(argv[2]) : 7123;
+    int srv = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                               .sin_addr.s_addr = htonl(INADDR_ANY)};
+    setsockopt(srv, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (srv < 0 || bind(srv, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(srv, 4) != 0) {
+        printf("{\"probe\":\"error\",\"mode\":\"clock\",\"error\":\"%s\"}\n", strerror(errno));
+        return 1;
+    }
+    printf("{\"probe\":\"clock\",\"realtime_ns\":%lld,\"port\":%d}\n", (long long)stamp, port);
+    fflush(stdout);
+    for (;;) {
+        int conn = accept(srv, NULL, NULL);
+        if (conn < 0) continue;
+        char byte, line[32];
+        while (read(conn, &byte, 1) == 1) {
+            int n = snprintf(line, sizeof line, "%lld\n", (long long)now_ns(CLOCK_REALTIME));
+            if (write(conn, line, (size_t)n) != n) break;
+        }
+        close(conn);
+    }
+}
+
 int main(int argc, char **argv) {
     /* First instruction of the workload: everything before this line is
      * sandbox start-up cost, everything after is ours. */
     int64_t stamp = now_ns(CLOCK_REALTIME);
 
     const char *mode = argc > 1 ? argv[1] : "";
-    if (strcmp(mode, "start") == 0) {
-        printf("{\"probe\":\"start\",\"realtime_ns\":%lld}\n",
-               (long long)stamp);
-        return fflush(stdout) == 0 ? 0 : 1;
-    }
+    if (strcmp(mode, "start") == 0) return mode_start(stamp, argc, argv);
+    if (strcmp(mode, "clock") == 0) return mode_clock(stamp, argc, argv);
     if (strcmp(mode, "syscall") == 0) return mode_syscall(stamp, argc, argv);
     if (strcmp(mode, "fio") == 0) return mode_fio(stamp, argc, argv);
 
     fprintf(stderr,
-            "usage: probe start\n"
+            "usage: probe start [linger_s]\n"
+            "       probe clock <port>\n"
             "       probe syscall [iterations]\n"
             "       probe fio <dir> <jobfile> [fio args...]\n"
             "unknown mode '%s'\n", mode);

@@ -6,16 +6,21 @@ from pathlib import Path
 
 from sandbench.backends.base import Availability, Backend, BackendError
 from sandbench.backends.local import LocalBackend
-from sandbench.spec import Resources
+from sandbench.spec import KubernetesSettings, Resources
 
-BACKENDS = ("local",)
+BACKENDS = ("local", "kubernetes")
 
 
 def create(name: str, *, cache_dir: Path, resources: Resources, run_id: str = "adhoc",
-           settings: dict[str, str] | None = None) -> Backend:
-    """The named backend; ``settings`` carries backend-specific options (a kubeconfig...)."""
+           kubernetes: KubernetesSettings | None = None) -> Backend:
+    """The named backend; ``kubernetes`` carries that backend's settings."""
     if name == "local":
         return LocalBackend(cache_dir, resources, run_id)
+    if name == "kubernetes":
+        # Imported here: the kubernetes client is slow to import and local runs need none of it.
+        from sandbench.backends.kubernetes import KubernetesBackend
+
+        return KubernetesBackend(kubernetes or KubernetesSettings(), resources, run_id, cache_dir)
     raise BackendError(f"unknown backend {name!r}; known backends: {', '.join(BACKENDS)}")
 
 

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
-from sandbench.model import Case, Execution
+from sandbench.model import Case, Execution, Metric
 
 Progress = Callable[[str], None]
 
@@ -33,6 +33,8 @@ class BackendError(Exception):
 
 class Backend(ABC):
     name: ClassVar[str]
+    #: Metrics the backend measures itself (see Execution.extra), beside the workloads'.
+    extra_metrics: ClassVar[tuple[Metric, ...]] = ()
 
     @abstractmethod
     def known_runtimes(self) -> dict[str, str]:
@@ -42,8 +44,9 @@ class Backend(ABC):
     def check(self, runtime: str) -> Availability:
         """Whether ``runtime`` works here; cheap enough to call before every run."""
 
-    def prepare(self, progress: Progress | None = None) -> None:
-        """Whatever must exist before the first sandbox (an image); called once per run."""
+    def prepare(self, runtimes: list[str], progress: Progress | None = None) -> None:
+        """Whatever must exist before the first sandbox of ``runtimes`` (an image, a
+        namespace); called once per run."""
 
     @abstractmethod
     def execute(self, runtime: str, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
@@ -62,3 +65,14 @@ class Backend(ABC):
     @abstractmethod
     def environment(self) -> dict[str, Any]:
         """Facts about where sandboxes run, stored in run.json."""
+
+    def add_variant(self, name: str, runtime: str, wrapper: list[str], description: str) -> None:
+        """Know ``name`` as a variant of ``runtime`` whose binary runs under ``wrapper`` (a
+        spec's ``variants``, for same-run A/B); raises BackendError where that cannot be."""
+        raise BackendError(f"backend {self.name!r} cannot run runtime variants (asked for "
+                           f"{name!r}); list two of its runtimes instead")
+
+    def final_facts(self) -> dict[str, Any]:
+        """Facts only known once the run is over (measured clock offsets, notes); merged
+        into run.json's environment at the end."""
+        return {}

@@ -12,10 +12,11 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from sandbench.image.inputs import PROBE_IN_IMAGE
 from sandbench.model import Case, Execution, Metric, Value
 
 #: Where the probe lives in the workload image (and in every sandbox made from it).
-PROBE = "/sandbench/probe"
+PROBE = PROBE_IN_IMAGE
 
 
 class ParseError(Exception):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import Field
+
 from sandbench.model import Better, Case, Clock, ClockOffset, Execution, Mark, Metric, Status, Value
 from sandbench.workloads.base import PROBE, Params, ParseError, Workload, probe_header, realtime_stamp
 
@@ -42,6 +44,8 @@ PHASES: tuple[Phase, ...] = (
     _phase("create_to_running", "create", "running", "pod created -> container running"),
     _phase("create_to_workload", "create", "workload", "pod created -> first workload instruction"),
     _phase("create_to_ready", "create", "ready", "pod created -> Ready"),
+    _phase("create_to_kernel", "create", "kernel", "VM created (API) -> first guest kernel output"),
+    _phase("create_to_init", "create", "init", "VM created (API) -> guest init running"),
 )
 
 #: When both ends of a phase were read on more than one clock, the first listed wins: the
@@ -50,7 +54,9 @@ CLOCK_PREFERENCE = (Clock.HOST_MONOTONIC, Clock.HOST_REALTIME, Clock.SANDBOX_REA
 
 
 class StartParams(Params):
-    pass
+    linger_s: int = Field(0, ge=0, le=600)
+    """Seconds the probe stays up after its stamp. 0 locally (the exit is what is timed); an
+    orchestrator needs a second or so to report a pod Running and Ready before it exits."""
 
 
 def _offset(offsets: list[ClockOffset], source: Clock, target: Clock) -> ClockOffset | None:
@@ -99,7 +105,9 @@ class Start(Workload):
 
     def cases(self, params: Params) -> list[Case]:
         # Which phases a sandbox yields depends on the backend; see unmeasured().
-        return [Case(self.name, "start", [PROBE, "start"])]
+        assert isinstance(params, StartParams)
+        linger = [str(params.linger_s)] if params.linger_s else []
+        return [Case(self.name, "start", [PROBE, "start", *linger])]
 
     def unmeasured(self, case: Case, execution: Execution) -> list[tuple[Metric, dict[str, str]]]:
         # Every phase this backend would have measured failed; the others do not apply to it.

@@ -1,0 +1,69 @@
+"""What the harness may do in a cluster, asked of the API server (SelfSubjectAccessReview).
+
+The permissions needed are read from rbac.yaml, the least-privilege manifest that ships with
+sandbench, so the check and the manifest cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from sandbench.backends.kubernetes.api import Apis
+
+#: Cluster-scoped resources; the rest are checked in a namespace like the run's.
+CLUSTER_SCOPED = {"namespaces", "nodes", "nodes/proxy", "runtimeclasses", "kubevirts"}
+#: What only VM runs need: its absence is reported, not fatal for pods.
+OPTIONAL_GROUPS = {"kubevirt.io"}
+
+
+@dataclass(frozen=True)
+class Permission:
+    group: str
+    resource: str
+    verb: str
+
+    def __str__(self) -> str:
+        where = f"{self.resource}.{self.group}" if self.group else self.resource
+        return f"{self.verb} {where}"
+
+
+def manifest_text() -> str:
+    return resources.files("sandbench.backends.kubernetes").joinpath("rbac.yaml").read_text()
+
+
+def required() -> list[Permission]:
+    needed = []
+    for document in yaml.safe_load_all(manifest_text()):
+        if document and document.get("kind") == "ClusterRole":
+            for rule in document["rules"]:
+                for group in rule["apiGroups"]:
+                    for resource in rule["resources"]:
+                        needed += [Permission(group, resource, v) for v in rule["verbs"]]
+    return needed
+
+
+def _review(permission: Permission, namespace: str) -> dict[str, Any]:
+    resource, _, sub = permission.resource.partition("/")
+    attributes: dict[str, Any] = {"group": permission.group, "resource": resource,
+                                  "verb": permission.verb}
+    if sub:
+        attributes["subresource"] = sub
+    if permission.resource not in CLUSTER_SCOPED:
+        attributes["namespace"] = namespace
+    return {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes}}
+
+
+def missing(apis: Apis, namespace: str = "default") -> list[Permission]:
+    """The required permissions the current identity lacks."""
+    lacking = []
+    for permission in required():
+        review: Any = _review(permission, namespace)  # the client takes plain dicts too
+        answer = apis.authz.create_self_subject_access_review(review)
+        if not (answer.status and answer.status.allowed):
+            lacking.append(permission)
+    return lacking

@@ -1,0 +1,91 @@
+"""The Kubernetes API client: configuration by the usual conventions, and retries.
+
+Configuration: an explicit kubeconfig, else $KUBECONFIG, else ~/.kube/config, else the
+in-cluster service account. Throttling (429) and server errors (5xx) are retried with
+exponential back-off, honouring Retry-After, by urllib3's Retry under the official client,
+for every method: a retried create that had in fact succeeded answers 409, which the pod
+code treats as success.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client import ApiClient, Configuration
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+#: Statuses worth another try: throttled, or the server (or a proxy in front) failing.
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+class ClusterError(Exception):
+    """The cluster cannot be used; the message is one line."""
+
+
+def retry_policy(attempts: int = 6, backoff_s: float = 0.2) -> urllib3.Retry:
+    """Up to ``attempts`` tries, sleeping backoff_s * 2**n between them (0.2 s ... 6.4 s)."""
+    return urllib3.Retry(
+        total=attempts, connect=attempts, read=2, status=attempts,
+        status_forcelist=RETRY_STATUSES, allowed_methods=None, backoff_factor=backoff_s,
+        respect_retry_after_header=True, raise_on_status=False)
+
+
+@dataclass(frozen=True)
+class Apis:
+    """The API groups sandbench uses, over one client."""
+
+    api_client: ApiClient
+    core: client.CoreV1Api
+    node: client.NodeV1Api
+    version: client.VersionApi
+    authz: client.AuthorizationV1Api
+    custom: client.CustomObjectsApi
+    extensions: client.ApiextensionsV1Api
+    source: str
+
+
+def _configuration(kubeconfig: str | None, context: str | None) -> tuple[Configuration, str]:
+    configuration = Configuration()
+    path = kubeconfig or os.environ.get("KUBECONFIG")
+    default = Path.home() / ".kube" / "config"
+    if path or default.is_file():
+        chosen = path or str(default)
+        try:
+            config.load_kube_config(config_file=chosen, context=context,
+                                    client_configuration=configuration)
+        except (ConfigException, OSError) as exc:
+            raise ClusterError(f"cannot use kubeconfig {chosen!r}: {exc}") from exc
+        return configuration, f"kubeconfig {chosen}" + (f" context {context}" if context else "")
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except ConfigException as exc:
+        raise ClusterError("no kubeconfig ($KUBECONFIG, ~/.kube/config or --kubeconfig) and "
+                           "not running in a cluster") from exc
+    return configuration, "in-cluster service account"
+
+
+def connect(kubeconfig: str | None = None, context: str | None = None) -> Apis:
+    configuration, source = _configuration(kubeconfig, context)
+    configuration.retries = retry_policy()
+    api_client = ApiClient(configuration)
+    return Apis(api_client, client.CoreV1Api(api_client), client.NodeV1Api(api_client),
+                client.VersionApi(api_client), client.AuthorizationV1Api(api_client),
+                client.CustomObjectsApi(api_client), client.ApiextensionsV1Api(api_client),
+                source)
+
+
+def api_message(exc: ApiException) -> str:
+    """The API server's own message from an error answer, on one line."""
+    import json
+
+    try:
+        body = json.loads(exc.body or "{}")
+        message = body.get("message") or exc.reason
+    except (ValueError, AttributeError):
+        message = exc.reason
+    return f"{exc.status} {message}".replace("\n", " ")

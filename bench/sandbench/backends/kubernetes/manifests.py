@@ -1,0 +1,71 @@
+"""The objects sandbench creates: a namespace per run and one pod per sandbox.
+
+A pod is the same for every runtime but for runtimeClassName: the workload image, the case's
+command and environment, an emptyDir at /data (the volume IO target), requests equal to limits
+(Guaranteed QoS, the same resources a local container gets), pinned to one node by its
+hostname label so the scheduler still does (and is timed doing) the binding.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandbench.model import Case
+from sandbench.spec import Resources
+
+PART_OF = "app.kubernetes.io/part-of"
+RUN_ID = "sandbench.io/run-id"
+RUNTIME = "sandbench.io/runtime"
+WORKLOAD = "sandbench.io/workload"
+ROLE = "sandbench.io/role"
+
+
+def run_labels(run_id: str) -> dict[str, str]:
+    return {PART_OF: "sandbench", RUN_ID: run_id}
+
+
+def namespace_name(run_id: str) -> str:
+    return f"sandbench-{run_id.lower()}"[:63]
+
+
+def namespace(run_id: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": namespace_name(run_id), "labels": run_labels(run_id)}}
+
+
+def _quantities(resources: Resources) -> dict[str, str]:
+    return {"cpu": f"{int(resources.cpus * 1000)}m", "memory": f"{resources.memory_mib}Mi"}
+
+
+def pod(*, name: str, run_id: str, runtime_class: str, case: Case, image: str,
+        pull_policy: str, node: str, resources: Resources, role: str = "measured",
+        port: int | None = None) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "workload",
+        "image": image,
+        "imagePullPolicy": pull_policy,
+        "command": case.argv,
+        "env": [{"name": k, "value": v} for k, v in sorted(case.env.items())],
+        "resources": {"requests": _quantities(resources), "limits": _quantities(resources)},
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+    }
+    if port is not None:
+        container["ports"] = [{"containerPort": port, "protocol": "TCP"}]
+    labels = {**run_labels(run_id), RUNTIME: runtime_class, WORKLOAD: case.workload, ROLE: role}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "runtimeClassName": runtime_class,
+            "restartPolicy": "Never",
+            "nodeSelector": {"kubernetes.io/hostname": node},
+            "containers": [container],
+            "volumes": [{"name": "data", "emptyDir": {}}],
+            # No cluster DNS is needed and none may be assumed; nothing inside calls out.
+            "dnsPolicy": "Default",
+            "enableServiceLinks": False,
+            "automountServiceAccountToken": False,
+            "terminationGracePeriodSeconds": 0,
+        },
+    }
