@@ -46,6 +46,20 @@ def trial(backend: Backend, runtime: str) -> Finding:
     return Finding(f"{runtime} trial", True, detail)
 
 
+def accelerators(backend: Backend, runtimes: list[str]) -> list[Finding]:
+    """For each VM runtime, the accelerator its sandboxes get and why (prepare decided it,
+    with a bounded test boot under KVM the first time)."""
+    facts = backend.environment().get("runtimes", {})
+    found = []
+    for runtime in runtimes:
+        mine = facts.get(runtime) or {}
+        if mine.get("accel"):
+            emulated = " (emulated, not representative of KVM)" if mine.get("emulated") else ""
+            found.append(Finding(f"{runtime} accelerator", True,
+                                 f"{mine['accel']}{emulated}: {mine.get('accel_reason', '')}"))
+    return found
+
+
 def _from_availability(availability: Availability) -> Finding:
     return Finding(availability.runtime, availability.usable, availability.detail,
                    availability.fix)
@@ -65,8 +79,9 @@ def diagnose(backend: Backend, runtimes: list[str], cache_dir: Path) -> list[Fin
                                 "sandbench image build"))
         return findings
     findings.append(Finding("workload image", True, f"{built.name} ({built.manifest_digest[:19]})"))
-    backend.prepare()
+    backend.prepare(usable)
     try:
+        findings += accelerators(backend, usable)
         findings += [trial(backend, runtime) for runtime in usable]
     finally:
         backend.cleanup()

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from sandbench.model import CONTEXT_LABELS
 from sandbench.results import Run
 
 Floats = npt.NDArray[np.float64]
@@ -55,10 +56,13 @@ COLUMNS = [
 
 
 def labels_key(labels: Mapping[str, Any] | None) -> str:
-    """Labels as one string that does not depend on their order: ``"job=seqread,target=rootfs"``."""
+    """Labels as one string that does not depend on their order: ``"job=seqread,target=rootfs"``.
+    Context labels (model.CONTEXT_LABELS, such as the accelerator) are left out: they say how
+    a sandbox ran, not what was measured."""
     if not labels:
         return ""
-    return ",".join(f"{name}={labels[name]}" for name in sorted(labels))
+    return ",".join(f"{name}={labels[name]}" for name in sorted(labels)
+                    if name not in CONTEXT_LABELS)
 
 
 def _finite(values: npt.ArrayLike) -> Floats:

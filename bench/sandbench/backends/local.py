@@ -1,6 +1,7 @@
 """The local backend: sandboxes on this host, no cluster.
 
-Runtimes come from runtimeclasses/local.yaml; each names a driver (``process`` or ``oci``).
+Runtimes come from runtimeclasses/local.yaml; each names a driver (``process``, ``oci`` or
+``vm``).
 Every sandbox starts from the unpacked workload image built by ``sandbench image build``.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 import yaml
 
 from sandbench import hostfacts, image
-from sandbench.backends import cgroups, mounts
+from sandbench.backends import cgroups, mounts, qemu, qemu_vm
 from sandbench.backends.base import Availability, Backend, BackendError, Progress
 from sandbench.backends.native import NativeRuntime
 from sandbench.backends.oci import STATE_ROOT, OciRuntime
@@ -22,7 +23,7 @@ from sandbench.model import Case, Execution
 from sandbench.resources import runtimeclasses_dir
 from sandbench.spec import Resources
 
-Driver = NativeRuntime | OciRuntime
+Driver = NativeRuntime | OciRuntime | qemu.QemuRuntime
 
 
 def runtime_table() -> dict[str, dict[str, Any]]:
@@ -47,10 +48,26 @@ class LocalBackend(Backend):
     def known_runtimes(self) -> dict[str, str]:
         return {name: str(entry.get("description", "")) for name, entry in self.table.items()}
 
+    def add_variant(self, name: str, runtime: str, wrapper: list[str], description: str) -> None:
+        if name in self.table:
+            raise BackendError(f"variant {name!r} has the name of a runtime; choose another")
+        if runtime not in self.table:
+            raise BackendError(f"variant {name!r} is of unknown runtime {runtime!r}; known "
+                               f"runtimes: {', '.join(self.table)}")
+        what = description or f"{runtime} under {' '.join(wrapper) or 'no wrapper'}"
+        self.table[name] = {**self.table[runtime], "variant_of": runtime,
+                            "wrapper": list(wrapper), "description": what}
+
     def check(self, runtime: str) -> Availability:
         entry = self.table[runtime]
+        wrapper = entry.get("wrapper") or []
+        if wrapper and shutil.which(wrapper[0]) is None:
+            return Availability(runtime, False, f"its wrapper {wrapper[0]!r} is not an "
+                                "executable on PATH", fix="give the wrapper's absolute path")
         if entry["kind"] == "process":
             return Availability(runtime, True, "a plain process on this host")
+        if entry["kind"] == "vm":
+            return qemu.check(runtime, entry)
         binary = shutil.which(entry["binary"])
         if binary is None:
             return Availability(runtime, False, f"{entry['binary']!r} is not on PATH",
@@ -58,27 +75,45 @@ class LocalBackend(Backend):
         if os.geteuid() != 0:
             return Availability(runtime, False, "OCI containers with cgroups need root",
                                 fix="run sandbench as root")
-        if runtime == "crun":
+        if entry["binary"] == "crun":
             blocked = cgroups.crun_blockers()
             if blocked:
                 return Availability(runtime, False, blocked, fix=cgroups.CRUN_FIX)
         return Availability(runtime, True, binary, facts={"binary": binary})
 
-    def prepare(self, progress: Progress | None = None) -> None:
+    def prepare(self, runtimes: list[str], progress: Progress | None = None) -> None:
         self._image = image.build_image(self.cache_dir, progress=progress)
+        for runtime in runtimes:
+            if self.table[runtime]["kind"] == "vm":
+                self._driver(runtime, progress)  # decides KVM or TCG, with progress shown
 
-    def _driver(self, runtime: str) -> Driver:
+    def _driver(self, runtime: str, progress: Progress | None = None) -> Driver:
         if runtime not in self._drivers:
             if self._image is None:
                 raise BackendError("the workload image is not prepared; call prepare() first")
             entry = self.table[runtime]
+            wrapper = tuple(entry.get("wrapper") or ())
             if entry["kind"] == "process":
-                self._drivers[runtime] = NativeRuntime(runtime, self._image.rootfs, self.scratch)
+                self._drivers[runtime] = NativeRuntime(runtime, self._image.rootfs, self.scratch,
+                                                       wrapper)
+            elif entry["kind"] == "vm":
+                self._drivers[runtime] = self._vm_driver(runtime, entry, wrapper, progress)
             else:
                 binary = shutil.which(entry["binary"]) or entry["binary"]
                 self._drivers[runtime] = OciRuntime(
-                    runtime, binary, self._image.rootfs, self.scratch, self.resources)
+                    runtime, binary, self._image.rootfs, self.scratch, self.resources, wrapper,
+                    entry.get("variant_of", ""))
         return self._drivers[runtime]
+
+    def _vm_driver(self, runtime: str, entry: dict[str, Any], wrapper: tuple[str, ...],
+                   progress: Progress | None) -> qemu.QemuRuntime:
+        assert self._image is not None
+        if self._image.guest is None:
+            raise BackendError("the workload image has no VM guest; run `sandbench image build`")
+        binary = shutil.which(entry["binary"]) or entry["binary"]
+        config = qemu_vm.vm_config(entry, binary, self.resources, self.scratch, wrapper)
+        return qemu.QemuRuntime.create(runtime, config, self._image.guest, self.cache_dir,
+                                       self.scratch, str(entry.get("accel", "auto")), progress)
 
     def execute(self, runtime: str, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
         driver = self._driver(runtime)
@@ -92,10 +127,11 @@ class LocalBackend(Backend):
         deleted = []
         for runtime, sandbox_id in sorted(self._live):
             driver = self._drivers[runtime]
-            if isinstance(driver, OciRuntime):
+            if isinstance(driver, (OciRuntime, qemu.QemuRuntime)):
                 driver.delete(sandbox_id)
             deleted.append(sandbox_id)
         self._live.clear()
+        deleted += qemu_vm.kill_leftovers(self.scratch)
         mounts.unmount_all(self.scratch)
         shutil.rmtree(self.scratch, ignore_errors=True)
         return deleted
@@ -111,6 +147,7 @@ class LocalBackend(Backend):
             for sandbox_id in driver.leftovers():
                 driver.delete(sandbox_id)
                 deleted.append(f"{name} container {sandbox_id}")
+        deleted += qemu_vm.kill_leftovers(scratch_root)
         deleted += [f"mount {p}" for p in mounts.unmount_all(scratch_root)]
         if scratch_root.is_dir():
             for leftover in sorted(scratch_root.iterdir()):
@@ -128,6 +165,11 @@ class LocalBackend(Backend):
                 runtime["version"] = hostfacts.tool_version(entry["binary"])
             elif entry["kind"] == "process":
                 runtime["fio"] = hostfacts.tool_version("fio")
+            elif entry["kind"] == "vm":
+                driver = self._drivers.get(name)
+                runtime.update(driver.facts() if isinstance(driver, qemu.QemuRuntime) else
+                               {"accel": "undecided (a test boot decides it when a run uses it)"})
+            runtime.update({k: entry[k] for k in ("variant_of", "wrapper") if k in entry})
             facts["runtimes"][name] = runtime
         if self._image is not None:
             facts["image"] = {"name": self._image.name, "digest": self._image.manifest_digest,

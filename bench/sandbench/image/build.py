@@ -5,6 +5,7 @@ Cache layout, one directory per input hash::
     cache_dir/images/<hash>/rootfs/             unpacked tree, for local runtimes (runc, crun, VMs)
     cache_dir/images/<hash>/workload.oci.tar    the same tree as an OCI archive (ctr import)
     cache_dir/images/<hash>/build.log           mmdebstrap, gcc and smoke-test output
+    cache_dir/images/<hash>/guest/              the VM guest: kernel, initrd, disks (guest.py)
     cache_dir/images/<hash>/image.json          written last: its presence means complete
     cache_dir/images/<hash>.lock                held while building
 
@@ -13,6 +14,7 @@ A directory without image.json is the leftover of an interrupted build and is re
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbench.image import inputs, oci
+from sandbench.image.guest import GuestImage, build_guest, load_guest
 from sandbench.image.inputs import input_hash
 from sandbench.image.rootfs import ImageBuildError, build_rootfs
 
@@ -51,6 +54,8 @@ class WorkloadImage:
     """``sha256:...`` of the image manifest: what a runtime reports as the image id."""
     built: bool
     """False when this came from the cache, True when this call built it."""
+    guest: GuestImage | None = None
+    """The same tree as a VM guest (kernel, initrd, disks, KubeVirt archives)."""
 
 
 def _entry_dir(cache_dir: Path, digest_hex: str) -> Path:
@@ -72,10 +77,13 @@ def load_cached(cache_dir: Path) -> WorkloadImage | None:
         oci_archive=entry / ARCHIVE,
         manifest_digest=recorded["manifest_digest"],
         built=False,
+        guest=load_guest(entry),
     )
     if recorded.get("format") != inputs.IMAGE_FORMAT_VERSION or recorded.get(
         "input_hash"
     ) != digest_hex or not (image.rootfs.is_dir() and image.oci_archive.is_file()):
+        return None
+    if image.guest is None:
         return None
     return image
 
@@ -112,6 +120,8 @@ def _build(entry: Path, digest_hex: str, report: Callable[[str], None]) -> Workl
         tag=inputs.image_tag(digest_hex),
         config=oci.ImageConfig(entrypoint=(inputs.PROBE_IN_IMAGE,), cmd=("start",)),
     )
+    image = WorkloadImage(name, digest_hex, entry / ROOTFS, entry / ARCHIVE, manifest_digest, True)
+    image = dataclasses.replace(image, guest=build_guest(entry, image, entry / LOG, report))
     seconds = time.monotonic() - started
     marker = {
         "format": inputs.IMAGE_FORMAT_VERSION,
@@ -125,7 +135,7 @@ def _build(entry: Path, digest_hex: str, report: Callable[[str], None]) -> Workl
     partial.write_text(json.dumps(marker, indent=2) + "\n")
     partial.rename(entry / MARKER)
     report(f"image {name} built in {seconds:.1f} s")
-    return WorkloadImage(name, digest_hex, entry / ROOTFS, entry / ARCHIVE, manifest_digest, True)
+    return image
 
 
 @contextmanager

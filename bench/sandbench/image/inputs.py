@@ -3,7 +3,8 @@
 Everything that changes the bytes of the image is listed here and goes into the hash, so a
 cached image is reused exactly when rebuilding would produce the same thing. What the hash
 cannot see: the Debian archive moving on under the same suite name (a point release) and the
-host's gcc. Bump IMAGE_FORMAT_VERSION when the recipe in rootfs.py or oci.py changes.
+host's gcc. Bump IMAGE_FORMAT_VERSION when the recipe in rootfs.py, oci.py, guest.py or
+initramfs.py changes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from sandbench import resources
 
 #: Bumped whenever the build steps change in a way the other inputs do not show.
-IMAGE_FORMAT_VERSION = 2
+IMAGE_FORMAT_VERSION = 3
 
 #: Debian release the rootfs comes from; the host is bookworm, so its gcc matches its libc.
 SUITE = "bookworm"
@@ -53,6 +54,33 @@ PROBE_IN_IMAGE = "/sandbench/probe"
 FIO_JOB_IN_IMAGE = "/sandbench/sandbench.fio"
 
 
+#: The guest a VM boots (image/guest.py): Debian's cloud kernel, fetched as a package with
+#: apt-get download (the version apt resolves is recorded in guest.json; like the rootfs
+#: packages, a newer one under the same name is not seen by the hash).
+GUEST_KERNEL_PACKAGE = "linux-image-cloud-amd64"
+#: Modules the guest init loads, with their dependencies from modules.dep; ones the kernel
+#: has built in (ext4, the 8250 serial console in Debian's cloud flavour) are skipped.
+GUEST_MODULES: tuple[str, ...] = ("virtio_pci", "virtio_blk", "ext4")
+#: busybox applets the guest init calls (workloads/guest/init), as symlinks in the initramfs.
+GUEST_APPLETS: tuple[str, ...] = (
+    "base64", "cat", "chroot", "dmesg", "env", "insmod", "mkdir", "mount", "poweroff", "reboot",
+    "sh", "usleep",
+)
+#: Sizes of the workload disk and of the data disk, MiB. Both are sparse files: only what is
+#: written takes space. They bound the io workload's size_mib on each target.
+GUEST_ROOT_DISK_MIB = 4096
+GUEST_DATA_DISK_MIB = 4096
+#: Inodes of each disk's ext4: few, so that mke2fs writes the inode tables itself rather than
+#: leaving the guest kernel's ext4lazyinit thread to zero them in the middle of a measurement.
+GUEST_ROOT_INODES = 65536
+GUEST_DATA_INODES = 16384
+GUEST_INIT = Path("guest/init")
+
+
+def guest_init() -> Path:
+    return resources.workloads_dir() / GUEST_INIT
+
+
 def probe_source() -> Path:
     return resources.workloads_dir() / PROBE_SOURCE
 
@@ -72,6 +100,14 @@ def input_hash() -> str:
         "cflags": list(CFLAGS),
         "probe.c": hashlib.sha256(probe_source().read_bytes()).hexdigest(),
         "sandbench.fio": hashlib.sha256(fio_job().read_bytes()).hexdigest(),
+        "guest": {
+            "kernel_package": GUEST_KERNEL_PACKAGE,
+            "modules": list(GUEST_MODULES),
+            "applets": list(GUEST_APPLETS),
+            "disks_mib": [GUEST_ROOT_DISK_MIB, GUEST_DATA_DISK_MIB],
+            "inodes": [GUEST_ROOT_INODES, GUEST_DATA_INODES],
+            "init": hashlib.sha256(guest_init().read_bytes()).hexdigest(),
+        },
     }
     canonical = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
