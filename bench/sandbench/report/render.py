@@ -21,7 +21,7 @@ import plotly.offline
 from markupsafe import Markup
 
 from sandbench import __version__, stats
-from sandbench.report import tables
+from sandbench.report import tables, trends, verdict_section
 from sandbench.report.bars import bar_charts
 from sandbench.report.charts import Chart, template_json, workload_order
 from sandbench.report.labels import EMULATED, Runtimes, runtimes
@@ -36,7 +36,8 @@ STATUS_NOTES = {
     "failed": "This run failed: the numbers cover only what was measured before it failed.",
     "running": "This run had not finished when this report was made: the numbers are partial.",
 }
-SECTION_TITLES = {"start": "Start latency", "syscall": "System calls", "io": "Storage I/O"}
+SECTION_TITLES = {"start": "Start latency", "syscall": "System calls", "io": "Storage I/O",
+                  "trends": "Trends over the history"}
 
 
 @dataclass(frozen=True)
@@ -48,20 +49,28 @@ class Report:
     summary: pd.DataFrame
 
 
-def render_report(run_dir: Path, out: Path | None = None, *, embed_js: bool = True) -> Path:
-    """Write the report of the run in ``run_dir`` (by default to ``run_dir/report.html``)."""
-    report = build_report(load_run(run_dir), embed_js=embed_js)
+def render_report(run_dir: Path, out: Path | None = None, *, embed_js: bool = True,
+                  baseline: Path | None = None, history: Path | None = None) -> Path:
+    """Write the report of the run in ``run_dir`` (by default to ``run_dir/report.html``);
+    with a verdict against the ``baseline`` run and trends over the ``history`` directory."""
+    report = build_report(load_run(run_dir), embed_js=embed_js,
+                          baseline=load_run(baseline) if baseline else None, history=history)
     path = out if out is not None else run_dir / REPORT_FILE
     path.write_text(report.html, encoding="utf-8")
     return path
 
 
-def build_report(run: Run, *, embed_js: bool = True) -> Report:
+def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None,
+                 history: Path | None = None) -> Report:
     rows = stats.measured(run.samples)
     summary = stats.summarize_rows(rows, run.meta)
     names = runtimes(run.meta, run.samples["runtime"].unique())
     charts = make_charts(rows, summary, names)
+    found = trends.trends(run, history, names) if history is not None else None
+    charts += found.charts if found else []
     context = {
+        "verdicts": verdict_section.sections(run, baseline),
+        "trends": trends.context(found),
         "run": header(run),
         "notes": notes(run.meta, names),
         "headline": tables.headline(summary, names),
