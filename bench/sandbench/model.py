@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -177,6 +178,12 @@ class Execution:
 
     def mark(self, name: str, clock: Clock, ns: int) -> None:
         self.marks.append(Mark(name, clock, ns))
+
+    def mark_now(self, name: str) -> None:
+        """The event happens now: read on the monotonic clock (for phases on this host) and
+        the wall clock (to meet a stamp taken inside the sandbox)."""
+        self.mark(name, Clock.HOST_MONOTONIC, time.monotonic_ns())
+        self.mark(name, Clock.HOST_REALTIME, time.time_ns())
 
     def raw(self) -> str:
         """The output as kept with a failed sample."""

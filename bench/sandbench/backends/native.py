@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,8 +60,7 @@ class NativeRuntime:
     def _run(self, argv: list[str], env: dict[str, str], sandbox: Path, execution: Execution,
              timeout_s: float) -> None:
         with open(sandbox / "stdout", "wb") as out, open(sandbox / "stderr", "wb") as err:
-            execution.mark("request", Clock.HOST_MONOTONIC, time.monotonic_ns())
-            execution.mark("request", Clock.HOST_REALTIME, time.time_ns())
+            execution.mark_now("request")
             child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                      env=env, cwd=sandbox, start_new_session=True)
         exited = proc.wait_exit(child.pid, timeout_s)

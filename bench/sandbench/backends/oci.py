@@ -82,8 +82,7 @@ class OciRuntime:
         pid_file = bundle / "pid"
         deadline = time.monotonic() + timeout_s
         with open(bundle / "stdout", "wb") as out, open(bundle / "stderr", "wb") as err:
-            execution.mark("request", Clock.HOST_MONOTONIC, time.monotonic_ns())
-            execution.mark("request", Clock.HOST_REALTIME, time.time_ns())
+            execution.mark_now("request")
             # The container's stdio is runc's own (detached, no terminal): these files.
             created = subprocess.Popen(
                 self._cmd("create", "--bundle", str(bundle), "--pid-file", str(pid_file),
@@ -106,8 +105,7 @@ class OciRuntime:
 
     def _start_and_wait(self, sandbox_id: str, pid: int, execution: Execution,
                         deadline: float) -> None:
-        execution.mark("start", Clock.HOST_MONOTONIC, time.monotonic_ns())
-        execution.mark("start", Clock.HOST_REALTIME, time.time_ns())
+        execution.mark_now("start")
         started = proc.run_tool(self._cmd("start", sandbox_id), deadline - time.monotonic())
         if started.returncode != 0:
             proc.kill(pid)

@@ -128,14 +128,12 @@ class PodRun:
         try:
             answer = self.core.create_namespaced_pod(self.namespace, self.manifest,
                                                      _preload_content=False)
-            execution.mark("create", Clock.HOST_MONOTONIC, time.monotonic_ns())
-            execution.mark("create", Clock.HOST_REALTIME, time.time_ns())
+            execution.mark_now("create")
             answer.release_conn()
         except ApiException as exc:
             if exc.status != 409:  # 409: a retried create that had in fact succeeded
                 raise PodFailed(f"the API refused the pod: {api_message(exc)}") from exc
-            execution.mark("create", Clock.HOST_MONOTONIC, time.monotonic_ns())
-            execution.mark("create", Clock.HOST_REALTIME, time.time_ns())
+            execution.mark_now("create")
 
     def follow(self, events: queue.Queue[Seen], progress: PodProgress, deadline: float,
                until_ready: bool) -> None:

@@ -135,16 +135,14 @@ class VmiRun:
         try:
             answer: Any = self.apis.custom.create_namespaced_custom_object(
                 GROUP, VERSION, self.namespace, PLURAL, self.manifest, _preload_content=False)
-            execution.mark("create", Clock.HOST_MONOTONIC, time.monotonic_ns())
-            execution.mark("create", Clock.HOST_REALTIME, time.time_ns())
+            execution.mark_now("create")
             self.created_at = time.monotonic()
             self.uid = str(json.loads(answer.data)["metadata"]["uid"])
             answer.release_conn()
         except ApiException as exc:
             if exc.status != 409:  # 409: a retried create that had in fact succeeded
                 raise VmiFailed(f"the API refused the VMI: {api_message(exc)}") from exc
-            execution.mark("create", Clock.HOST_MONOTONIC, time.monotonic_ns())
-            execution.mark("create", Clock.HOST_REALTIME, time.time_ns())
+            execution.mark_now("create")
             self.created_at = time.monotonic()
             existing: Any = self.apis.custom.get_namespaced_custom_object(
                 GROUP, VERSION, self.namespace, PLURAL, self.name)
