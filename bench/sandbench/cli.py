@@ -176,7 +176,9 @@ def print_summary(loaded: results.Run) -> None:
         return
     table = Table(title=f"run {loaded.run_id} ({loaded.meta.get('status')})", show_lines=False)
     for column in header:
-        table.add_column(column, justify="left" if column in ("workload", "metric") else "right")
+        # Fold, never cut: a truncated metric name cannot be told from its neighbours.
+        table.add_column(column, justify="left" if column in ("workload", "metric") else "right",
+                         overflow="fold")
     for row in rows:
         table.add_row(*(escape(cell) for cell in row))
     show.print(table)

@@ -1,9 +1,13 @@
 """The harness's own cost per start sample, against an independent timer (not run in CI).
 
-Times `runc run` of one bundle made the way sandbench makes it (same config.json, overlay
-root, volume) with hyperfine, then runs sandbench's start workload on runc for as many rounds,
-and prints both medians: sandbench's request_to_exit (create + start + exit, pidfd-timed)
-and hyperfine's whole-command time for `runc run` (create + start + wait in one process).
+Times, with hyperfine, `runc run` and `runc create` of one bundle made the way sandbench makes
+it (same config.json, overlay root, volume), then runs sandbench's start workload on runc for as
+many rounds, and prints the pairs of medians that measure the same thing:
+
+- sandbench's request_to_created against hyperfine's `runc create` (the container deleted
+  before each run): the same one command, so the difference is the harness's own cost;
+- sandbench's request_to_exit (create, then start, then exit: two runc processes) against
+  `runc run` (create + start + wait in one process), for scale.
 
     .venv/bin/python tests/benchmarks/harness_overhead.py [ROUNDS]
 """
@@ -35,22 +39,26 @@ def bundle(root: Path, rootfs: Path) -> Path:
     return root
 
 
-def hyperfine_median(root: Path, rounds: int) -> float:
-    out = root / "hyperfine.json"
-    command = f"runc --root {root}/state run --bundle {root} sandbench-hyperfine"
+def hyperfine_median(root: Path, rounds: int, verb: str) -> float:
+    out = root / f"hyperfine-{verb}.json"
+    runc = f"runc --root {root}/state"
+    command = f"{runc} {verb} --bundle {root} sandbench-hyperfine"
     subprocess.run(["hyperfine", "--warmup", "2", "--runs", str(rounds), "-N", "--export-json",
-                    str(out), "--output", "pipe", command], check=True)
+                    str(out), "--output", "null", "--prepare",
+                    f"{runc} delete --force sandbench-hyperfine", command], check=True)
+    subprocess.run([*runc.split(), "delete", "--force", "sandbench-hyperfine"], check=False)
     return float(statistics.median(json.loads(out.read_text())["results"][0]["times"])) * 1000
 
 
-def sandbench_median(rounds: int, out: Path) -> float:
+def sandbench_medians(rounds: int, out: Path) -> dict[str, float]:
     subprocess.run([sys.executable, "-m", "sandbench", "run", "--runtimes", "runc", "--workloads",
                     "start", "--rounds", str(rounds), "--warmup", "2", "--out", str(out),
                     "--no-report"], check=True)
     (run_dir,) = list(out.iterdir())
     samples = load_run(run_dir).samples
-    exits = samples[(samples["metric"] == "request_to_exit") & ~samples["warmup"]]["value"]
-    return float(exits.median())
+    measured = samples[~samples["warmup"]]
+    return {m: float(measured[measured["metric"] == m]["value"].median())
+            for m in ("request_to_created", "request_to_exit")}
 
 
 def main() -> None:
@@ -59,13 +67,18 @@ def main() -> None:
     image = build_image(cache)
     work = Path(tempfile.mkdtemp(prefix="sandbench-overhead-"))
     try:
-        timed = hyperfine_median(bundle(work / "bundle", image.rootfs), rounds)
-        ours = sandbench_median(rounds, work / "runs")
+        root = bundle(work / "bundle", image.rootfs)
+        created = hyperfine_median(root, rounds, "create")
+        ran = hyperfine_median(root, rounds, "run")
+        ours = sandbench_medians(rounds, work / "runs")
     finally:
         mounts.unmount_all(work)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"runc, {rounds} rounds: sandbench median request_to_exit {ours:.1f} ms; "
-          f"hyperfine median `runc run` {timed:.1f} ms; difference {ours - timed:+.1f} ms")
+    print(f"runc, {rounds} rounds, medians in ms:\n"
+          f"  sandbench request_to_created {ours['request_to_created']:.1f}  vs  hyperfine "
+          f"`runc create` {created:.1f}  (harness cost {ours['request_to_created'] - created:+.1f})\n"
+          f"  sandbench request_to_exit {ours['request_to_exit']:.1f}  vs  hyperfine `runc run` "
+          f"{ran:.1f}  (create and start as two runc processes, for scale)")
 
 
 if __name__ == "__main__":
