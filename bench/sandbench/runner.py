@@ -111,6 +111,12 @@ def round_order(runtimes: list[str], number: int) -> list[str]:
     return [runtimes[i] for i in rows[(number - 1) % len(rows)]]
 
 
+def order_period(runtime_count: int) -> int:
+    """Rounds after which round_order repeats: a block of them is balanced, one round is not
+    (so a run is split into halves by whole blocks, never by odd and even rounds)."""
+    return runtime_count if runtime_count % 2 == 0 else 2 * runtime_count
+
+
 Progress = Callable[[int, int, Step], None]
 
 

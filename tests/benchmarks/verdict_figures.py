@@ -13,7 +13,7 @@ Procedure.
      same-run   each variant against its runtime, within each run;
      two-run    each run against the next (runtimes matched by name), as a nightly compares
                 tonight with last night;
-     split      each run's odd rounds against its even rounds.
+     split      each run's even balanced blocks of rounds against its odd ones.
    A false alarm is any metric judged regressed (or improved); the rate is given per metric
    compared and per comparison (any metric).
 
@@ -39,7 +39,7 @@ from typing import Any
 
 import pandas as pd
 
-from sandbench import compare
+from sandbench import compare, runner
 from sandbench.compare import Verdict
 from sandbench.results import Run, load_run
 
@@ -81,7 +81,9 @@ def tally(comparisons: list[compare.Comparison]) -> dict[str, Any]:
 
 
 def split(run: Run, odd: bool) -> Run:
-    rows = run.samples[(run.samples["round"] % 2 == 1) == odd].reset_index(drop=True)
+    # Whole balanced blocks, not odd/even rounds (see tests/integration/test_ab.py's split).
+    block = (run.samples["round"] - 1) // runner.order_period(len(run.meta["spec"]["runtimes"]))
+    rows = run.samples[(block % 2 == 0) == odd].reset_index(drop=True)
     return Run(dir=run.dir, meta=run.meta, samples=pd.DataFrame(rows))
 
 
