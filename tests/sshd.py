@@ -10,6 +10,8 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,3 +146,13 @@ def stop_sshd(server: Sshd, created_privsep: bool) -> None:
             PRIVSEP.rmdir()
         except OSError:
             pass  # something else uses it now
+
+
+@contextmanager
+def running_sshd(directory: Path) -> Iterator[Sshd]:
+    """A started sshd, stopped by its PID on the way out whatever happens."""
+    server, created = start_sshd(directory)
+    try:
+        yield server
+    finally:
+        stop_sshd(server, created)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from conftest import sandbench
-from sshd import Sshd, start_sshd, stop_sshd
+from sshd import Sshd, running_sshd
 
 pytestmark = pytest.mark.cluster
 
@@ -23,11 +23,8 @@ IMAGE = os.environ.get("SANDBENCH_WORKLOAD_IMAGE", "")
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Sshd]:
-    running, created = start_sshd(tmp_path / "sshd")
-    try:
+    with running_sshd(tmp_path / "sshd") as running:
         yield running
-    finally:
-        stop_sshd(running, created)
 
 
 def run(tmp_path: Path, server: Sshd, known_hosts: Path) -> tuple[int, str, Path]:

@@ -20,18 +20,15 @@ from sandbench import hostfacts, ssh, sshfacts
 from sandbench.backends.guest_protocol import parse_annotated, read_console
 from sandbench.backends.kubernetes.kubevirt import console, guest_ssh
 from sandbench.spec import SshTarget
-from sshd import Sshd, start_sshd, stop_sshd
+from sshd import Sshd, running_sshd
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Sshd]:
-    running, created = start_sshd(tmp_path / "sshd")
-    try:
+    with running_sshd(tmp_path / "sshd") as running:
         yield running
-    finally:
-        stop_sshd(running, created)
 
 
 def target(server: Sshd, **given: object) -> SshTarget:

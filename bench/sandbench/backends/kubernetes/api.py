@@ -9,6 +9,7 @@ code treats as success.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,8 +82,6 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Apis:
 
 def api_message(exc: ApiException) -> str:
     """The API server's own message from an error answer, on one line."""
-    import json
-
     try:
         body = json.loads(exc.body or "{}")
         message = body.get("message") or exc.reason

@@ -11,6 +11,7 @@ the scheduler's reason.
 
 from __future__ import annotations
 
+import json
 import queue
 import time
 from dataclasses import dataclass, field
@@ -172,8 +173,6 @@ class PodRun:
     def status(self) -> dict[str, Any]:
         try:
             pod = self.core.read_namespaced_pod(self.name, self.namespace, _preload_content=False)
-            import json
-
             result: dict[str, Any] = json.loads(pod.data)
             return result
         except ApiException:
