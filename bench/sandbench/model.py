@@ -185,6 +185,24 @@ class Execution:
         self.mark(name, Clock.HOST_MONOTONIC, time.monotonic_ns())
         self.mark(name, Clock.HOST_REALTIME, time.time_ns())
 
+    def not_after(self, name: str, monotonic_ns: int) -> None:
+        """Move the host marks ``name`` back to ``monotonic_ns`` if they were taken later.
+
+        An orchestrator's create call is marked by the thread that made it, after the answer
+        arrived; on a loaded host the watch thread can receive the object's first events
+        before that thread runs again. The object existed when its first event was received,
+        so that receive time bounds the create from above, and every phase read from the
+        same watch stays non-negative. Both host clocks move by the same amount: they run
+        at one rate over milliseconds."""
+        marks = {m.clock: m for m in self.marks if m.name == name}
+        monotonic = marks.get(Clock.HOST_MONOTONIC)
+        if monotonic is None or monotonic.ns <= monotonic_ns:
+            return
+        shift = monotonic.ns - monotonic_ns
+        host = (Clock.HOST_MONOTONIC, Clock.HOST_REALTIME)
+        self.marks = [dataclasses.replace(m, ns=m.ns - shift)
+                      if m.name == name and m.clock in host else m for m in self.marks]
+
     def raw(self) -> str:
         """The output as kept with a failed sample."""
         text = self.stdout

@@ -1,7 +1,8 @@
 """One measured pod: create, follow it through its phases, collect its log, delete it.
 
 Marks (harness monotonic clock, watch receive times): ``create`` when the create call
-returns (also on the harness wall clock, for the in-sandbox stamp), ``scheduled`` at the first
+returns (also on the harness wall clock, for the in-sandbox stamp), or when the watch
+delivered the pod's first event if that was received earlier (Execution.not_after), ``scheduled`` at the first
 pod update with spec.nodeName, ``running`` at the first one whose container has started,
 ``ready`` at the first with condition Ready=True. A pod the cluster cannot run fails with
 the cluster's own words as soon as it says them: a refused create, FailedCreatePodSandBox,
@@ -76,6 +77,7 @@ def _ready(pod: dict[str, Any]) -> bool:
 
 def observe_pod(progress: PodProgress, seen: Seen) -> None:
     pod = seen.object
+    progress.execution.not_after("create", seen.received_ns)
     if seen.type == "DELETED":
         raise PodFailed("the pod was deleted before it finished")
     if (pod.get("spec") or {}).get("nodeName"):
