@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sandbench import envdiff, stats
+from sandbench import drift, envdiff, stats
 from sandbench.envdiff import Difference
 from sandbench.results import Run
 from sandbench.thresholds import Thresholds
@@ -63,6 +63,10 @@ class MetricComparison:
     base: Side
     new: Side
     judgement: Judgement
+    #: Two runs only: the same judgement made on the runtime's per-round ratio to its own
+    #: run's baseline (drift.py), and what that ratio was taken against.
+    relative: Judgement | None = None
+    reference: str = ""
 
     @property
     def verdict(self) -> Verdict:
@@ -78,6 +82,8 @@ class MetricComparison:
             "labels": self.labels, "unit": self.unit, "better": self.better,
             "threshold": self.threshold, "base": vars(self.base), "new": vars(self.new),
             **{k: v for k, v in vars(self.judgement).items()},
+            "relative": vars(self.relative) if self.relative else None,
+            "reference": self.reference,
         })
         return row
 
@@ -131,6 +137,8 @@ def _clean(value: Any) -> Any:
         return None
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, Verdict):
+        return str(value)
     return value
 
 
@@ -194,9 +202,44 @@ def compare_runs(base: Run, new: Run, *, thresholds: Thresholds | None = None,
     thresholds = thresholds or Thresholds()
     metrics = compare_rows(base_rows, new_rows, base.meta, new.meta, thresholds=thresholds,
                            alpha=alpha, confidence=confidence)
+    baseline = _common_baseline(base.meta, new.meta, common)
+    metrics = [_against_drift(m, stats.good(base_rows), stats.good(new_rows), baseline, alpha,
+                              confidence) for m in metrics]
     pairs = [(r, r) for r in common]
     return Comparison(base.run_id, new.run_id, base.dir, new.dir, "runs", pairs, alpha,
                       thresholds, metrics, envdiff.differences(base.meta, new.meta, pairs))
+
+
+def _common_baseline(base_meta: Mapping[str, Any], new_meta: Mapping[str, Any],
+                     common: list[str]) -> str:
+    """The baseline runtime both runs measured: the new run's, else the base run's."""
+    for meta in (new_meta, base_meta):
+        name = str(meta.get("baseline") or "")
+        if name in common:
+            return name
+    return ""
+
+
+def _against_drift(metric: MetricComparison, base_good: pd.DataFrame, new_good: pd.DataFrame,
+                   baseline: str, alpha: float, confidence: float) -> MetricComparison:
+    """Judge the metric's ratio to its run's baseline too (drift.py); a change of the absolute
+    value that the ratio does not share is the host's, and is called host drift."""
+    key = (metric.runtime, metric.workload, metric.metric, metric.labels)
+    base_found = drift.ratios(base_good, key, baseline)
+    new_found = drift.ratios(new_good, key, baseline)
+    if base_found is None or new_found is None:
+        return metric
+    (base_ratios, reference), (new_ratios, _) = base_found, new_found
+    relative = judge(base_ratios, new_ratios, better=metric.better, threshold=metric.threshold,
+                     alpha=alpha, confidence=confidence)
+    judgement = metric.judgement
+    if judgement.verdict in (Verdict.REGRESSED, Verdict.IMPROVED) \
+            and relative.verdict != judgement.verdict:
+        judgement = replace(judgement, verdict=Verdict.HOST_DRIFT, reason=(
+            f"{judgement.verdict} as measured ({judgement.reason}), but against {reference} "
+            f"it is {relative.verdict}: {relative.reason}. The host moved, not "
+            f"{metric.runtime}"))
+    return replace(metric, judgement=judgement, relative=relative, reference=reference)
 
 
 def ab_label(a: str, b: str) -> str:

@@ -13,12 +13,14 @@ from sandbench.report.labels import interval, number
 from sandbench.results import Run
 
 #: What needs a look first.
-ORDER = [Verdict.REGRESSED, Verdict.IMPROVED, Verdict.INCONCLUSIVE, Verdict.UNCHANGED]
+ORDER = [Verdict.REGRESSED, Verdict.IMPROVED, Verdict.HOST_DRIFT, Verdict.INCONCLUSIVE,
+         Verdict.UNCHANGED]
 #: The report's existing mark styles (base.html.j2).
-MARK_CLASS = {Verdict.REGRESSED: "worse", Verdict.IMPROVED: "better",
+MARK_CLASS = {Verdict.REGRESSED: "worse", Verdict.IMPROVED: "better", Verdict.HOST_DRIFT: "na",
               Verdict.INCONCLUSIVE: "na", Verdict.UNCHANGED: "same"}
 MARK_TEXT = {Verdict.REGRESSED: "✘ regressed", Verdict.IMPROVED: "✔ improved",
-             Verdict.INCONCLUSIVE: "? inconclusive", Verdict.UNCHANGED: "= unchanged"}
+             Verdict.HOST_DRIFT: "~ host drift", Verdict.INCONCLUSIVE: "? inconclusive",
+             Verdict.UNCHANGED: "= unchanged"}
 
 
 def _percent(value: float) -> str:
