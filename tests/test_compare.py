@@ -357,3 +357,14 @@ def test_host_drift_passes_the_gate_and_junit(tmp_path: Path) -> None:
     assert "host drift" in result.stdout
     root = ET.parse(tmp_path / "j.xml").getroot()
     assert root.get("failures") == "0"
+
+
+def test_the_baseline_moved_with_the_others_is_host_drift(tmp_path: Path) -> None:
+    """Native's 2 ms start is moved by load far more than a container's 20 ms one."""
+    base = write_run(tmp_path / "b", two_runtimes(2.0, 20.0, 1), baseline="native")
+    new = write_run(tmp_path / "n", two_runtimes(4.0, 24.0, 7), baseline="native")
+    verdicts = {(m.runtime, m.name): m for m in compare.compare_runs(base, new).metrics}
+    native = verdicts[("native", "request_to_exit")]
+    assert native.verdict == Verdict.HOST_DRIFT, native.judgement.reason
+    assert "runc +" in native.judgement.reason
+    assert verdicts[("runc", "request_to_exit")].verdict == Verdict.HOST_DRIFT

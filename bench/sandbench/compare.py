@@ -205,6 +205,7 @@ def compare_runs(base: Run, new: Run, *, thresholds: Thresholds | None = None,
     baseline = _common_baseline(base.meta, new.meta, common)
     metrics = [_against_drift(m, stats.good(base_rows), stats.good(new_rows), baseline, alpha,
                               confidence) for m in metrics]
+    metrics = [_baseline_with_the_others(m, metrics, baseline, alpha) for m in metrics]
     pairs = [(r, r) for r in common]
     return Comparison(base.run_id, new.run_id, base.dir, new.dir, "runs", pairs, alpha,
                       thresholds, metrics, envdiff.differences(base.meta, new.meta, pairs))
@@ -218,6 +219,28 @@ def _common_baseline(base_meta: Mapping[str, Any], new_meta: Mapping[str, Any],
         if name in common:
             return name
     return ""
+
+
+def _baseline_with_the_others(metric: MetricComparison, metrics: list[MetricComparison],
+                              baseline: str, alpha: float) -> MetricComparison:
+    """The baseline's own change is the host's when another runtime's same metric moved the
+    same way, significantly. Its ratio to them cannot tell: a short operation (native's 2 ms
+    start) is moved by load far more than a long one (a 50 ms container start), so under a
+    busier host the baseline's ratio grows though nothing of its own changed."""
+    if metric.runtime != baseline or metric.verdict not in (Verdict.REGRESSED, Verdict.IMPROVED):
+        return metric
+    same_way = [m for m in metrics if m.runtime != baseline
+                and (m.workload, m.metric, m.labels) == (metric.workload, metric.metric,
+                                                          metric.labels)
+                and m.judgement.p_value < alpha
+                and (m.judgement.change > 0) == (metric.judgement.change > 0)]
+    if not same_way:
+        return metric
+    moved = ", ".join(f"{m.runtime} {m.judgement.change:+.1%}" for m in same_way)
+    judgement = replace(metric.judgement, verdict=Verdict.HOST_DRIFT, reason=(
+        f"{metric.verdict} as measured ({metric.judgement.reason}), but {moved} moved the "
+        f"same way in the same runs. The host moved, not {metric.runtime}"))
+    return replace(metric, judgement=judgement)
 
 
 def _against_drift(metric: MetricComparison, base_good: pd.DataFrame, new_good: pd.DataFrame,
