@@ -49,6 +49,22 @@ class Side:
     ci_high: float
     cov: float
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Side:
+        return cls(int(data["n"]), int(data["failed"]), *(_number(data.get(k)) for k in
+                                                          ("median", "ci_low", "ci_high", "cov")))
+
+
+def _number(value: Any) -> float:
+    """A JSON number back to a float: None was written for NaN (JSON has none)."""
+    return math.nan if value is None else float(value)
+
+
+def _judgement(data: Mapping[str, Any]) -> Judgement:
+    return Judgement(Verdict(data["verdict"]), str(data["reason"]),
+                     *(_number(data.get(k)) for k in ("change", "change_low", "change_high",
+                                                      "p_value", "p_new_larger")))
+
 
 @dataclass(frozen=True)
 class MetricComparison:
@@ -86,6 +102,16 @@ class MetricComparison:
             "reference": self.reference,
         })
         return row
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MetricComparison:
+        """A metric as ``to_json`` wrote it (verdict.json, ``compare --json``)."""
+        relative = data.get("relative")
+        return cls(str(data["runtime"]), str(data["workload"]), str(data["metric"]),
+                   str(data["labels"]), str(data["unit"]), str(data["better"]),
+                   float(data["threshold"]), Side.from_json(data["base"]),
+                   Side.from_json(data["new"]), _judgement(data),
+                   _judgement(relative) if relative else None, str(data.get("reference") or ""))
 
 
 @dataclass(frozen=True)
@@ -129,6 +155,20 @@ class Comparison:
             "environment": [d.to_json() for d in self.environment],
             "metrics": [m.to_json() for m in self.metrics],
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Comparison:
+        """A comparison as ``to_json`` wrote it: the gate's own verdict, not a re-judgement."""
+        if data.get("format") != "sandbench-compare":
+            raise ComparisonError("not a sandbench comparison (no format: sandbench-compare)")
+        thresholds = data.get("thresholds") or {}
+        return cls(str(data["base"]["run_id"]), str(data["new"]["run_id"]),
+                   Path(data["base"]["dir"]), Path(data["new"]["dir"]), str(data["mode"]),
+                   [(str(a), str(b)) for a, b in data["pairs"]], float(data["alpha"]),
+                   Thresholds(float(thresholds.get("default", 0.10)),
+                              dict(thresholds.get("per_metric") or {})),
+                   [MetricComparison.from_json(m) for m in data["metrics"]],
+                   [Difference.from_json(d) for d in data.get("environment") or []])
 
 
 def _clean(value: Any) -> Any:
