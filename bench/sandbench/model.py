@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import signal
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -163,7 +164,11 @@ class Execution:
 
     stdout: str = ""
     stderr: str = ""
+    #: The sandbox's exit status: the code, or minus the signal that ended it (as
+    #: os.waitstatus_to_exitcode gives it); None when the backend could not learn it.
     exit_code: int | None = None
+    #: Set when the kernel's OOM killer ended the sandbox: the limit it hit, in words.
+    oom: str | None = None
     marks: list[Mark] = field(default_factory=list)
     offsets: list[ClockOffset] = field(default_factory=list)
     #: Set when the sandbox itself failed (could not be created, timed out, was killed).
@@ -202,6 +207,21 @@ class Execution:
         host = (Clock.HOST_MONOTONIC, Clock.HOST_REALTIME)
         self.marks = [dataclasses.replace(m, ns=m.ns - shift)
                       if m.name == name and m.clock in host else m for m in self.marks]
+
+    def exit_reason(self) -> str | None:
+        """Why the sandbox's exit status makes its samples fail, or None for a clean exit."""
+        if self.oom is not None:
+            return f"killed by the OOM killer ({self.oom})"
+        code = self.exit_code
+        if code is None or code == 0:
+            return None
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = "an unknown signal"
+            return f"killed by signal {-code} ({name})"
+        return f"the workload exited with code {code}"
 
     def raw(self) -> str:
         """The output as kept with a failed sample."""

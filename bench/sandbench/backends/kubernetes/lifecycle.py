@@ -104,12 +104,29 @@ def observe_event(progress: PodProgress, seen: Seen) -> None:
         raise PodFailed(f"{reason}: {message}")
 
 
-def exit_code(pod: dict[str, Any]) -> int | None:
+def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
         terminated = (status.get("state") or {}).get("terminated")
         if terminated:
-            return int(terminated.get("exitCode", 0))
+            return dict(terminated)
     return None
+
+
+def exit_code(pod: dict[str, Any]) -> int | None:
+    terminated = _terminated(pod)
+    if terminated is None:
+        return None
+    code = int(terminated.get("exitCode", 0))
+    # A signal shows as 128 + N, as a shell would say it; the kubelet adds the signal when
+    # it knows it.
+    signal_number = terminated.get("signal")
+    return -int(signal_number) if signal_number else code
+
+
+def terminated_reason(pod: dict[str, Any]) -> str:
+    """The kubelet's word for how the workload container ended: Completed, Error, OOMKilled."""
+    terminated = _terminated(pod)
+    return str((terminated or {}).get("reason") or "")
 
 
 @dataclass
