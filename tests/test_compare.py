@@ -18,8 +18,8 @@ from sandbench.compare import Verdict, judge
 from sandbench.junit import to_junit
 from sandbench.model import Sample, Status
 from sandbench.results import Run, RunWriter, load_run
-from sandbench.significance import mann_whitney
-from sandbench.thresholds import DEFAULT, ThresholdError, parse
+from sandbench.analysis.significance import mann_whitney
+from sandbench.analysis.thresholds import DEFAULT, ThresholdError, parse
 
 HOST = {"hostname": "a", "kernel": "6.1.0", "cpu_model": "Xeon", "cores": 2, "arch": "x86_64",
         "os": "Debian 12", "cgroup_layout": "v2"}

@@ -27,7 +27,7 @@ from sandbench import history as runs_history
 from sandbench.compare import Comparison, ComparisonError, MetricComparison, Verdict
 from sandbench.junit import to_junit
 from sandbench.results import ResultsError, load_run
-from sandbench.thresholds import ThresholdError, parse
+from sandbench.analysis.thresholds import ThresholdError, parse
 
 EXIT_REGRESSED, EXIT_USAGE, EXIT_ENV_CHANGED = 1, 2, 4
 #: Verdicts in the order the table lists them: what needs a look first.

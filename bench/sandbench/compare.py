@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sandbench import envdiff, stats
+from sandbench import envdiff
+from sandbench.analysis import stats
 from sandbench.envdiff import Difference
 from sandbench.results import Run
-from sandbench.thresholds import Thresholds
-from sandbench.verdict import ALPHA, CONFIDENCE, MIN_SAMPLES, Judgement, Verdict, judge
+from sandbench.analysis.thresholds import Thresholds
+from sandbench.analysis.verdict import ALPHA, CONFIDENCE, MIN_SAMPLES, Judgement, Verdict, judge
 
 __all__ = ["ALPHA", "Comparison", "ComparisonError", "Judgement", "MetricComparison", "Side",
            "Verdict", "compare_rows", "compare_runs", "compare_variants", "judge"]

@@ -35,7 +35,7 @@ import pandas as pd
 from pytest_benchmark import __version__ as PYTEST_BENCHMARK_VERSION
 from pytest_benchmark.stats import Stats
 
-from sandbench import stats
+from sandbench.analysis import stats
 from sandbench.results import Run
 
 #: Seconds per unit of each time unit sandbench metrics use.

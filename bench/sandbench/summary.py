@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from sandbench import stats
+from sandbench.analysis import stats
 from sandbench.results import Run
 
 #: Metrics shown in the terminal; the report has all of them. IO latencies and the direct-I/O

@@ -14,7 +14,7 @@ import numpy.typing as npt
 import pandas as pd
 import plotly.graph_objects as go
 
-from sandbench import stats
+from sandbench.analysis import stats
 from sandbench.report.charts import (
     Chart, axis_name, chart, layout, metric_order, plot_text, wide_span,
 )

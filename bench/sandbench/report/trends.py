@@ -18,11 +18,13 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from sandbench import changepoint, compare, history, stats
+from sandbench import compare, history
+from sandbench.analysis import changepoint
+from sandbench.analysis import stats
 from sandbench.report.charts import Chart, chart, layout, plot_text
 from sandbench.report.labels import Runtimes, number
 from sandbench.results import ResultsError, Run, load_run
-from sandbench.thresholds import Thresholds
+from sandbench.analysis.thresholds import Thresholds
 
 #: Nights shown: two months of nightly runs keep a report quick to make and to open.
 LIMIT = 60

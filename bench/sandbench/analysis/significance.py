@@ -21,9 +21,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import numpy.typing as npt
 from scipy import stats as scipy_stats
+
+from sandbench.analysis.stats import finite
 
 
 @dataclass(frozen=True)
@@ -39,14 +40,9 @@ class UTest:
     p_new_larger: float
 
 
-def _finite(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    array = np.asarray(values, dtype=np.float64).ravel()
-    return array[np.isfinite(array)]
-
-
 def mann_whitney(base: npt.ArrayLike, new: npt.ArrayLike) -> UTest:
     """Two-sided Mann-Whitney U test of ``new`` against ``base`` (non-finite values dropped)."""
-    a, b = _finite(base), _finite(new)
+    a, b = finite(base), finite(new)
     if not a.size or not b.size:
         return UTest(float("nan"), float("nan"), float("nan"))
     result = scipy_stats.mannwhitneyu(b, a, alternative="two-sided", method="auto")

@@ -65,15 +65,16 @@ def labels_key(labels: Mapping[str, Any] | None) -> str:
                     if name not in CONTEXT_LABELS)
 
 
-def _finite(values: npt.ArrayLike) -> Floats:
+def finite(values: npt.ArrayLike) -> Floats:
+    """The finite values, flattened: failed samples (NaN) and infinities never enter a statistic."""
     array = np.asarray(values, dtype=np.float64).ravel()
     return array[np.isfinite(array)]
 
 
 def median(values: npt.ArrayLike) -> float:
     """The median of the finite values; NaN when there are none."""
-    finite = _finite(values)
-    return float(np.median(finite)) if finite.size else float("nan")
+    kept = finite(values)
+    return float(np.median(kept)) if kept.size else float("nan")
 
 
 def bootstrap_medians(values: npt.ArrayLike, resamples: int, rng: np.random.Generator) -> Floats:
@@ -84,7 +85,7 @@ def bootstrap_medians(values: npt.ArrayLike, resamples: int, rng: np.random.Gene
     U(k), the k-th smallest of n uniforms, is Beta(k, n + 1 - k). This has the distribution
     of ``np.median(rng.choice(values, (resamples, n)), axis=1)``; tests/test_stats.py checks.
     """
-    ordered = np.sort(_finite(values))
+    ordered = np.sort(finite(values))
     n = ordered.size
     if n == 0:
         return np.full(resamples, np.nan)
@@ -103,11 +104,11 @@ def _index(uniform: Floats, n: int) -> npt.NDArray[np.int64]:
 
 
 def _interval(distribution: Floats, confidence: float) -> tuple[float, float]:
-    finite = _finite(distribution)
-    if not finite.size:
+    kept = finite(distribution)
+    if not kept.size:
         return float("nan"), float("nan")
     tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(finite, [tail, 1.0 - tail])
+    low, high = np.quantile(kept, [tail, 1.0 - tail])
     return float(low), float(high)
 
 

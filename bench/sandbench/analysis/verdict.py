@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from sandbench import stats
-from sandbench.significance import mann_whitney
+from sandbench.analysis import stats
+from sandbench.analysis.significance import mann_whitney
 
 #: Firecracker's A/B tests gate at p < 0.01: one false alarm in a hundred metrics compared.
 ALPHA = 0.01
