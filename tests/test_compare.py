@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from conftest import sandbench
-from sandbench import compare, envdiff
-from sandbench.compare import Verdict, judge
-from sandbench.junit import to_junit
+from sandbench.nightly import compare
+from sandbench.nightly import envdiff
+from sandbench.nightly.compare import Verdict, judge
+from sandbench.nightly.junit import to_junit
 from sandbench.model import Sample, Status
 from sandbench.results import Run, RunWriter, load_run
 from sandbench.analysis.significance import mann_whitney

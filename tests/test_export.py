@@ -12,7 +12,7 @@ import pytest
 from pytest_benchmark.stats import Stats
 
 from conftest import sandbench
-from sandbench.export import ExportError, export, to_pytest_benchmark
+from sandbench.nightly.export import ExportError, export, to_pytest_benchmark
 from sandbench.model import Sample, Status
 from sandbench.results import Run, RunWriter, load_run
 

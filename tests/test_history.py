@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import sandbench
-from sandbench import history
+from sandbench.nightly import history
 from sandbench.model import Sample, Status
 from sandbench.report import build_report
 from sandbench.results import RunWriter, load_run

@@ -21,11 +21,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sandbench import compare as comparing
-from sandbench import export as exporting
-from sandbench import history as runs_history
-from sandbench.compare import Comparison, ComparisonError, MetricComparison, Verdict
-from sandbench.junit import to_junit
+from sandbench.nightly import compare as comparing
+from sandbench.nightly import export as exporting
+from sandbench.nightly import history as runs_history
+from sandbench.nightly.compare import Comparison, ComparisonError, MetricComparison, Verdict
+from sandbench.nightly.junit import to_junit
 from sandbench.results import ResultsError, load_run
 from sandbench.analysis.thresholds import ThresholdError, parse
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from sandbench import ssh, sshfacts
+from sandbench.facts import ssh
+from sandbench.facts import node as sshfacts
 from sandbench.doctor import Finding
 from sandbench.spec import SshTarget, validation_message
 

@@ -16,7 +16,8 @@ from typing import Callable, Iterator
 
 from pydantic import ValidationError
 
-from sandbench import __version__, hostfacts, workloads
+from sandbench import __version__, workloads
+from sandbench.facts import host as hostfacts
 from sandbench.backends import Backend
 from sandbench.model import Case, Execution, Metric, Sample, Status, Value, utc_now
 from sandbench.results import RunWriter, metrics_table

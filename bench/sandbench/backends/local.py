@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from sandbench import hostfacts, image
+from sandbench import image
+from sandbench.facts import host as hostfacts
 from sandbench.backends import cgroups, mounts, qemu, qemu_vm
 from sandbench.backends.base import Availability, Backend, BackendError, Progress
 from sandbench.backends.native import NativeRuntime

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbench import hostfacts
+from sandbench.facts import host as hostfacts
 from sandbench.backends import guest_protocol, proc, qemu_accel, qemu_vm
 from sandbench.backends.base import Availability, Progress
 from sandbench.backends.guest_protocol import CommandLineError, Console

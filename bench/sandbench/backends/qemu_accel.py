@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbench import hostfacts
+from sandbench.facts import host as hostfacts
 from sandbench.backends import guest_protocol, proc, qemu_vm
 from sandbench.backends.base import BackendError, Progress
 from sandbench.image.guest import GuestImage

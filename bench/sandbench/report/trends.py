@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from sandbench import compare, history
+from sandbench.nightly import compare
+from sandbench.nightly import history
 from sandbench.analysis import changepoint
 from sandbench.analysis import stats
 from sandbench.report.charts import Chart, chart, layout, plot_text

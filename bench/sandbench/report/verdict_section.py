@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sandbench import compare
-from sandbench.compare import Comparison, MetricComparison, Verdict
+from sandbench.nightly import compare
+from sandbench.nightly.compare import Comparison, MetricComparison, Verdict
 from sandbench.report.labels import interval, number
 from sandbench.results import Run
 

@@ -15,7 +15,9 @@ from typing import Any
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from sandbench import image, ssh, sshfacts
+from sandbench import image
+from sandbench.facts import ssh
+from sandbench.facts import node as sshfacts
 from sandbench.backends.base import Availability, Backend, BackendError, Progress
 from sandbench.backends.kubernetes import api, classes, clock, kubelet, kubevirt, manifests
 from sandbench.backends.kubernetes.lifecycle import PLANNED, PodFailed, PodProgress, PodRun, exit_code

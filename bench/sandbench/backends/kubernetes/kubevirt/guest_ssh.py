@@ -20,7 +20,7 @@ from typing import Any
 
 from kubernetes.stream import portforward
 
-from sandbench import ssh
+from sandbench.facts import ssh
 from sandbench.backends.guest_protocol import ERROR, STDERR_END, ConsoleLine
 from sandbench.backends.kubernetes.kubevirt.console import ConsoleUnavailable
 

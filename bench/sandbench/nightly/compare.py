@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sandbench import envdiff
+from sandbench.nightly import envdiff
 from sandbench.analysis import stats
-from sandbench.envdiff import Difference
+from sandbench.nightly.envdiff import Difference
 from sandbench.results import Run
 from sandbench.analysis.thresholds import Thresholds
 from sandbench.analysis.verdict import ALPHA, CONFIDENCE, MIN_SAMPLES, Judgement, Verdict, judge

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from sandbench.compare import Comparison, MetricComparison, Verdict
+from sandbench.nightly.compare import Comparison, MetricComparison, Verdict
 
 
 def _case(suite: ET.Element, metric: MetricComparison) -> None:

@@ -59,7 +59,7 @@ def tool_version(binary: str) -> str:
 
 def git_commit() -> str | None:
     """The sandbench checkout's commit, when it runs from one."""
-    top = Path(__file__).resolve().parents[2]
+    top = Path(__file__).resolve().parents[3]
     try:
         result = subprocess.run(["git", "-C", str(top), "rev-parse", "HEAD"], capture_output=True,
                                 text=True, timeout=10, check=False)

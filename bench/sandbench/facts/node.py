@@ -14,7 +14,7 @@ import re
 import shlex
 from typing import Any
 
-from sandbench import ssh
+from sandbench.facts import ssh
 from sandbench.spec import SshTarget
 
 SECTION = "@@sandbench "
