@@ -21,13 +21,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from sandbench.analysis.thresholds import ThresholdError, parse
 from sandbench.nightly import compare as comparing
 from sandbench.nightly import export as exporting
 from sandbench.nightly import history as runs_history
 from sandbench.nightly.compare import Comparison, ComparisonError, MetricComparison, Verdict
 from sandbench.nightly.junit import to_junit
 from sandbench.results import ResultsError, load_run
-from sandbench.analysis.thresholds import ThresholdError, parse
 
 EXIT_REGRESSED, EXIT_USAGE, EXIT_ENV_CHANGED = 1, 2, 4
 #: Verdicts in the order the table lists them: what needs a look first.

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbench import image, workloads
-from sandbench.backends import Availability, Backend, cgroups
+from sandbench.backends import Availability, Backend
+from sandbench.backends.local import cgroups
 from sandbench.workloads.base import ParseError
 
 

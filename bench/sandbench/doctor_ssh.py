@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from sandbench.doctor import Finding
 from sandbench.facts import ssh
 from sandbench.facts import node as sshfacts
-from sandbench.doctor import Finding
 from sandbench.spec import SshTarget, validation_message
 
 

@@ -17,8 +17,8 @@ from typing import Callable, Iterator
 from pydantic import ValidationError
 
 from sandbench import __version__, workloads
-from sandbench.facts import host as hostfacts
 from sandbench.backends import Backend
+from sandbench.facts import host as hostfacts
 from sandbench.model import Case, Execution, Metric, Sample, Status, Value, utc_now
 from sandbench.results import RunWriter, metrics_table
 from sandbench.spec import Spec, SpecError, validation_message

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sandbench.nightly import envdiff
 from sandbench.analysis import stats
-from sandbench.nightly.envdiff import Difference
-from sandbench.results import Run
 from sandbench.analysis.thresholds import Thresholds
 from sandbench.analysis.verdict import ALPHA, CONFIDENCE, MIN_SAMPLES, Judgement, Verdict, judge
+from sandbench.nightly import envdiff
+from sandbench.nightly.envdiff import Difference
+from sandbench.results import Run
 
 __all__ = ["ALPHA", "Comparison", "ComparisonError", "Judgement", "MetricComparison", "Side",
            "Verdict", "compare_rows", "compare_runs", "compare_variants", "judge"]

@@ -15,9 +15,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from sandbench.analysis import stats
-from sandbench.report.charts import (
-    Chart, axis_name, chart, layout, metric_order, plot_text, wide_span,
-)
+from sandbench.report.charts import (Chart, axis_name, chart, layout, metric_order, plot_text,
+                                     wide_span)
 from sandbench.report.labels import PALETTE, Runtimes, number
 from sandbench.report.phases import Phase, phases
 

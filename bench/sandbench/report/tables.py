@@ -11,9 +11,8 @@ import pandas as pd
 
 from sandbench.analysis import stats
 from sandbench.report.charts import metric_order, workload_order
-from sandbench.report.labels import (
-    EMULATED, MARK_TEXT, Runtimes, fact, interval, memory, number, percent, ratio,
-)
+from sandbench.report.labels import (EMULATED, MARK_TEXT, Runtimes, fact, interval, memory, number,
+                                     percent, ratio)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbench.backends import mounts, oci_config, proc
+from sandbench.backends.local import mounts, oci_config, proc
 from sandbench.model import Case, Clock, ClockOffset, Execution
 from sandbench.spec import Resources
 

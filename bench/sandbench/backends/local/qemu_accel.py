@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbench.facts import host as hostfacts
-from sandbench.backends import guest_protocol, proc, qemu_vm
+from sandbench.backends import guest_protocol
 from sandbench.backends.base import BackendError, Progress
+from sandbench.backends.local import proc, qemu_vm
+from sandbench.facts import host as hostfacts
 from sandbench.image.guest import GuestImage
 from sandbench.model import utc_now
 

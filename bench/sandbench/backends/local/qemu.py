@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbench.facts import host as hostfacts
-from sandbench.backends import guest_protocol, proc, qemu_accel, qemu_vm
+from sandbench.backends import guest_protocol
 from sandbench.backends.base import Availability, Progress
 from sandbench.backends.guest_protocol import CommandLineError, Console
+from sandbench.backends.local import proc, qemu_accel, qemu_vm
+from sandbench.facts import host as hostfacts
 from sandbench.image.guest import GuestImage
 from sandbench.model import Case, Clock, Execution
 

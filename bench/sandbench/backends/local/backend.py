@@ -15,11 +15,11 @@ from typing import Any
 import yaml
 
 from sandbench import image
-from sandbench.facts import host as hostfacts
-from sandbench.backends import cgroups, mounts, qemu, qemu_vm
 from sandbench.backends.base import Availability, Backend, BackendError, Progress
-from sandbench.backends.native import NativeRuntime
-from sandbench.backends.oci import STATE_ROOT, OciRuntime
+from sandbench.backends.local import cgroups, mounts, qemu, qemu_vm
+from sandbench.backends.local.native import NativeRuntime
+from sandbench.backends.local.oci import STATE_ROOT, OciRuntime
+from sandbench.facts import host as hostfacts
 from sandbench.model import Case, Execution
 from sandbench.resources import runtimeclasses_dir
 from sandbench.spec import Resources

@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbench.backends import proc
+from sandbench.backends.local import proc
 from sandbench.model import Case, Clock, ClockOffset, Execution
 
 SAME_CLOCK = ClockOffset(Clock.SANDBOX_REALTIME, Clock.HOST_REALTIME, 0, 0, "same process clock")

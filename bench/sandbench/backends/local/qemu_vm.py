@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbench.backends import proc
 from sandbench.backends.guest_protocol import ConsoleLine
+from sandbench.backends.local import proc
 from sandbench.image.guest import GuestImage
 from sandbench.spec import Resources
 
