@@ -1,6 +1,6 @@
 """A synthetic run with every workload, to preview the report and to test and benchmark it.
 
-``python -m sandbench.report.demo DIR [ROUNDS]`` writes one and renders its report. The
+``python tests/report_demo.py DIR [ROUNDS]`` writes one and renders its report. The
 numbers are made up (lognormal around plausible medians), never to be read as results.
 """
 
