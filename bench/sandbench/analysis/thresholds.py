@@ -19,6 +19,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from sandbench.errors import BadInput
+
 #: Default threshold: pytest-benchmark users' habitual ``median:10%``; half Firecracker's 20%,
 #: as sandbench's interleaved rounds keep the noise lower than sequential A/B builds.
 DEFAULT = 0.10
@@ -26,7 +28,7 @@ DEFAULT = 0.10
 _PERCENT = re.compile(r"^(?:(?P<stat>[a-z_]+):)?(?P<number>[0-9]*\.?[0-9]+)(?P<percent>%?)$")
 
 
-class ThresholdError(ValueError):
+class ThresholdError(BadInput, ValueError):
     """A threshold that cannot be read; the message quotes it and says what is accepted."""
 
 

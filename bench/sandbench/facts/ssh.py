@@ -21,11 +21,13 @@ from typing import Protocol
 
 import paramiko
 
+from sandbench.errors import RunFailed
+
 #: Seconds for the TCP connection, the banner and authentication.
 CONNECT_TIMEOUT_S = 15.0
 
 
-class SshError(Exception):
+class SshError(RunFailed):
     """An SSH connection that was refused or failed; the message is one line."""
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 from sandbench.analysis import stats
 from sandbench.analysis.thresholds import Thresholds
 from sandbench.analysis.verdict import ALPHA, CONFIDENCE, MIN_SAMPLES, Judgement, Verdict, judge
+from sandbench.errors import BadInput
 from sandbench.nightly import envdiff
 from sandbench.nightly.envdiff import Difference
 from sandbench.results import Run
@@ -35,7 +36,7 @@ __all__ = ["ALPHA", "Comparison", "ComparisonError", "Judgement", "MetricCompari
 FORMAT_VERSION = 1
 
 
-class ComparisonError(Exception):
+class ComparisonError(BadInput):
     """Two things that cannot be compared; the message says why and what would do."""
 
 

@@ -36,6 +36,7 @@ from pytest_benchmark import __version__ as PYTEST_BENCHMARK_VERSION
 from pytest_benchmark.stats import Stats
 
 from sandbench.analysis import stats
+from sandbench.errors import BadInput
 from sandbench.results import Run
 
 #: Seconds per unit of each time unit sandbench metrics use.
@@ -44,7 +45,7 @@ SECONDS = {"ns": 1e-9, "ns/op": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 
 INVERTED = {"MiB/s": "s/MiB", "IOPS": "s/IO", "ops/s": "s/op"}
 
 
-class ExportError(Exception):
+class ExportError(BadInput):
     """A format that is not known; the message lists the known ones."""
 
 

@@ -20,12 +20,15 @@ from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from sandbench.errors import BadInput
+
 #: Statuses worth another try: throttled, or the server (or a proxy in front) failing.
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
-class ClusterError(Exception):
-    """The cluster cannot be used; the message is one line."""
+class ClusterError(BadInput):
+    """The cluster cannot be used as configured (kubeconfig, context, in-cluster account): bad
+    input, as a wrong flag is; the message is one line."""
 
 
 def retry_policy(attempts: int = 6, backoff_s: float = 0.2) -> urllib3.Retry:

@@ -8,9 +8,10 @@ from kubernetes.client.exceptions import ApiException
 
 from sandbench.backends.kubernetes.api import Apis, api_message
 from sandbench.backends.kubernetes.classes import manifests
+from sandbench.errors import BadInput
 
 
-class ApplyError(Exception):
+class ApplyError(BadInput):
     pass
 
 

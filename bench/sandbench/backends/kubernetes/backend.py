@@ -16,8 +16,8 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from sandbench import image
-from sandbench.backends.base import Availability, Backend, BackendError, Progress
-from sandbench.backends.kubernetes import api, classes, clock, kubelet, kubevirt, manifests
+from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
+from sandbench.backends.kubernetes import access, api, classes, clock, kubelet, kubevirt, manifests
 from sandbench.backends.kubernetes.lifecycle import (PLANNED, PodFailed, PodProgress, PodRun,
                                                      exit_code)
 from sandbench.backends.kubernetes.nodes import choose_node, node_facts
@@ -56,7 +56,7 @@ class KubernetesBackend(Backend):
         try:
             self.vm_runtimes = set(kubevirt.runtimes())
         except ValueError as exc:
-            raise BackendError(str(exc)) from exc
+            raise BackendInputError(str(exc)) from exc
         self._vms: kubevirt.VmSandboxes | None = None
         self._ssh_facts: dict[str, Any] | None = None
 
@@ -80,26 +80,48 @@ class KubernetesBackend(Backend):
         known = {name: classes.describe(m) for name, m in classes.manifests().items()}
         for name, runtime in kubevirt.runtimes().items():
             if name in known:
-                raise BackendError(f"runtime {name!r} is declared both as a RuntimeClass and "
-                                   f"as a kubevirt runtime ({runtime.source}); rename one")
+                raise BackendInputError(f"runtime {name!r} is declared both as a RuntimeClass "
+                                        f"and as a kubevirt runtime ({runtime.source}); rename "
+                                        "one")
             known[name] = kubevirt.describe(runtime)
         return known
 
-    def check(self, runtime: str) -> Availability:
+    def check(self, runtime: str) -> Finding:
         if runtime in self.vm_runtimes:
             return self.vms.check(runtime)
         try:
             found = self.apis.node.read_runtime_class(runtime)
         except ApiException as exc:
             if exc.status == 404:
-                return Availability(runtime, False, f"RuntimeClass {runtime!r} does not exist in "
+                return Finding(runtime, False, f"RuntimeClass {runtime!r} does not exist in "
                                     "the cluster", fix=f"sandbench runtimeclasses apply {runtime}")
-            return Availability(runtime, False, f"cannot read RuntimeClass {runtime!r}: "
+            return Finding(runtime, False, f"cannot read RuntimeClass {runtime!r}: "
                                 f"{api.api_message(exc)}")
         except Exception as exc:  # unreachable API server, TLS, auth
-            return Availability(runtime, False, f"cannot reach the cluster: {exc}")
-        return Availability(runtime, True, f"RuntimeClass with handler {found.handler}",
+            return Finding(runtime, False, f"cannot reach the cluster: {exc}")
+        return Finding(runtime, True, f"RuntimeClass with handler {found.handler}",
                             facts={"handler": found.handler})
+
+    # -- what doctor asks ------------------------------------------------------------------
+
+    def server(self) -> tuple[str, str]:
+        """The API server's version and where its configuration came from; raises
+        BackendError when the cluster cannot be reached."""
+        return str(self.apis.version.get_code().git_version), self.apis.source
+
+    def missing_permissions(self) -> list[access.Permission]:
+        """What the harness would need that its identity may not do (access reviews)."""
+        return access.missing(self.apis)
+
+    def node_labels(self, label: str) -> dict[str, str | None]:
+        """Every node's value of ``label`` (None where it has none), by node name."""
+        nodes = self.apis.core.list_node().items
+        return {str(n.metadata.name): (n.metadata.labels or {}).get(label)
+                for n in nodes if n.metadata is not None}
+
+    def kubevirt_installation(self) -> kubevirt.Installation:
+        """How KubeVirt is installed in the cluster (read once)."""
+        return self.vms.installation
 
     # -- preparation ----------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 
 from sandbench.backends.kubernetes.api import api_message
 from sandbench.backends.kubernetes.watcher import RunWatch, Seen
+from sandbench.errors import SandboxFailed
 from sandbench.model import Clock, Execution
 
 PLANNED = ("create", "scheduled", "running", "ready", "workload")
@@ -32,7 +33,7 @@ FATAL_WAITING = ("ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "Inval
                  "CreateContainerConfigError", "CreateContainerError", "RunContainerError")
 
 
-class PodFailed(Exception):
+class PodFailed(SandboxFailed):
     pass
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from sandbench import image
-from sandbench.backends.base import Availability, Backend, BackendError, Progress
+from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
 from sandbench.backends.local import cgroups, mounts, qemu, qemu_vm
 from sandbench.backends.local.native import NativeRuntime
 from sandbench.backends.local.oci import STATE_ROOT, OciRuntime
@@ -51,36 +51,36 @@ class LocalBackend(Backend):
 
     def add_variant(self, name: str, runtime: str, wrapper: list[str], description: str) -> None:
         if name in self.table:
-            raise BackendError(f"variant {name!r} has the name of a runtime; choose another")
+            raise BackendInputError(f"variant {name!r} has the name of a runtime; choose another")
         if runtime not in self.table:
-            raise BackendError(f"variant {name!r} is of unknown runtime {runtime!r}; known "
-                               f"runtimes: {', '.join(self.table)}")
+            raise BackendInputError(f"variant {name!r} is of unknown runtime {runtime!r}; known "
+                                    f"runtimes: {', '.join(self.table)}")
         what = description or f"{runtime} under {' '.join(wrapper) or 'no wrapper'}"
         self.table[name] = {**self.table[runtime], "variant_of": runtime,
                             "wrapper": list(wrapper), "description": what}
 
-    def check(self, runtime: str) -> Availability:
+    def check(self, runtime: str) -> Finding:
         entry = self.table[runtime]
         wrapper = entry.get("wrapper") or []
         if wrapper and shutil.which(wrapper[0]) is None:
-            return Availability(runtime, False, f"its wrapper {wrapper[0]!r} is not an "
+            return Finding(runtime, False, f"its wrapper {wrapper[0]!r} is not an "
                                 "executable on PATH", fix="give the wrapper's absolute path")
         if entry["kind"] == "process":
-            return Availability(runtime, True, "a plain process on this host")
+            return Finding(runtime, True, "a plain process on this host")
         if entry["kind"] == "vm":
             return qemu.check(runtime, entry)
         binary = shutil.which(entry["binary"])
         if binary is None:
-            return Availability(runtime, False, f"{entry['binary']!r} is not on PATH",
+            return Finding(runtime, False, f"{entry['binary']!r} is not on PATH",
                                 fix=f"apt-get install {entry['binary']}")
         if os.geteuid() != 0:
-            return Availability(runtime, False, "OCI containers with cgroups need root",
+            return Finding(runtime, False, "OCI containers with cgroups need root",
                                 fix="run sandbench as root")
         if entry["binary"] == "crun":
             blocked = cgroups.crun_blockers()
             if blocked:
-                return Availability(runtime, False, blocked, fix=cgroups.CRUN_FIX)
-        return Availability(runtime, True, binary, facts={"binary": binary})
+                return Finding(runtime, False, blocked, fix=cgroups.CRUN_FIX)
+        return Finding(runtime, True, binary, facts={"binary": binary})
 
     def prepare(self, runtimes: list[str], progress: Progress | None = None) -> None:
         self._image = image.build_image(self.cache_dir, progress=progress)

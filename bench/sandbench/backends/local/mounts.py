@@ -9,8 +9,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from sandbench.errors import RunFailed
 
-class MountError(Exception):
+
+class MountError(RunFailed):
     pass
 
 

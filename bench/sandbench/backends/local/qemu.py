@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbench.backends import guest_protocol
-from sandbench.backends.base import Availability, Progress
+from sandbench.backends.base import Finding, Progress
 from sandbench.backends.guest_protocol import CommandLineError, Console
 from sandbench.backends.local import proc, qemu_accel, qemu_vm
 from sandbench.facts import host as hostfacts
@@ -49,15 +49,15 @@ WORKLOAD_MARK = ("host receive time of the workload's first console line (the pr
                  "the guest's own clock is not used")
 
 
-def check(runtime: str, entry: Mapping[str, Any]) -> Availability:
+def check(runtime: str, entry: Mapping[str, Any]) -> Finding:
     binary = shutil.which(entry["binary"])
     if binary is None:
-        return Availability(runtime, False, f"{entry['binary']!r} is not on PATH",
+        return Finding(runtime, False, f"{entry['binary']!r} is not on PATH",
                             fix="apt-get install qemu-system-x86 qemu-utils")
     if shutil.which("qemu-img") is None:
-        return Availability(runtime, False, "'qemu-img' is not on PATH",
+        return Finding(runtime, False, "'qemu-img' is not on PATH",
                             fix="apt-get install qemu-utils")
-    return Availability(runtime, True, binary, facts={"binary": binary})
+    return Finding(runtime, True, binary, facts={"binary": binary})
 
 
 @dataclass

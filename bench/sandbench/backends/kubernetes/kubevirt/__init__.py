@@ -8,6 +8,7 @@ from __future__ import annotations
 from sandbench.backends.kubernetes.kubevirt.backend import (KubevirtRuntime, VmSandboxes,
                                                             apply_console, describe, node_offset,
                                                             release_leftovers, runtimes)
+from sandbench.backends.kubernetes.kubevirt.install import Installation
 
-__all__ = ["KubevirtRuntime", "VmSandboxes", "apply_console", "describe", "node_offset",
-           "release_leftovers", "runtimes"]
+__all__ = ["Installation", "KubevirtRuntime", "VmSandboxes", "apply_console", "describe",
+           "node_offset", "release_leftovers", "runtimes"]

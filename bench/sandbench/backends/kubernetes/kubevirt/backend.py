@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from sandbench import image
 from sandbench.backends import guest_protocol
-from sandbench.backends.base import Availability, BackendError
+from sandbench.backends.base import BackendError, Finding
 from sandbench.backends.guest_protocol import CommandLineError, ConsoleLine
 from sandbench.backends.kubernetes.api import Apis
 from sandbench.backends.kubernetes.kubevirt import console, guest_ssh, install, manifests
@@ -77,9 +77,9 @@ class VmSandboxes:
             return "unknown"
         return "tcg" if self.installation.use_emulation else "kvm"
 
-    def check(self, runtime: str) -> Availability:
+    def check(self, runtime: str) -> Finding:
         usable, detail, fix = self.installation.verdict()
-        return Availability(runtime, usable, detail, fix=fix,
+        return Finding(runtime, usable, detail, fix=fix,
                             facts={"image_volume": self.installation.image_volume})
 
     def prepare(self, node_hostname: str) -> str:

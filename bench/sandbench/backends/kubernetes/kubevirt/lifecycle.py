@@ -25,6 +25,7 @@ from sandbench.backends.kubernetes.api import Apis, api_message
 from sandbench.backends.kubernetes.kubevirt.manifests import CREATED_BY, GROUP, PLURAL, VERSION
 from sandbench.backends.kubernetes.lifecycle import FATAL_WAITING
 from sandbench.backends.kubernetes.watcher import Seen
+from sandbench.errors import SandboxFailed
 from sandbench.model import Clock, Execution
 
 PLANNED = ("create", "scheduled", "running", "kernel", "init", "workload")
@@ -33,7 +34,7 @@ RUNNING_OR_LATER = ("Running", "Succeeded")
 UNPROCESSED = ("", "Pending")
 
 
-class VmiFailed(Exception):
+class VmiFailed(SandboxFailed):
     pass
 
 

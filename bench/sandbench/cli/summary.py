@@ -15,7 +15,9 @@ from sandbench.results import Run
 HEADLINE_EXCLUDED = {"clat_p50", "clat_p99", "direct_io"}
 
 
-def _number(value: float) -> str:
+def number(value: float) -> str:
+    """A number as a table shows it: three significant digits, thousands grouped; "-" for
+    NaN (nothing measured)."""
     if not math.isfinite(value):
         return "-"
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
@@ -24,7 +26,7 @@ def _number(value: float) -> str:
 def _cell(row: pd.Series) -> str:
     if row["n"] == 0:
         return f"failed ×{row['failed']}" if row["failed"] else "-"
-    text = f"{_number(row['median'])}"
+    text = f"{number(row['median'])}"
     if row["mark"] not in ("baseline", "n/a") and math.isfinite(row["ratio"]):
         sign = {"better": "+", "worse": "!", "same": "="}[row["mark"]]
         text += f" ×{row['ratio']:.2f}{sign}"

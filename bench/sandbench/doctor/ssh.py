@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from sandbench.doctor import Finding
+from sandbench.backends import Finding
+from sandbench.errors import BadInput
 from sandbench.facts import ssh
 from sandbench.facts import node as sshfacts
 from sandbench.spec import SshTarget, validation_message
@@ -24,11 +25,14 @@ def findings(target: SshTarget) -> list[Finding]:
 
 def target(destination: str, key_file: str | None, known_hosts: str | None,
            fingerprint: str | None) -> SshTarget:
-    """The --ssh flags as a target; raises ValueError naming the bad one."""
-    user, host, port = sshfacts.parse_destination(destination)
+    """The --ssh flags as a target; raises BadInput naming the bad one."""
+    try:
+        user, host, port = sshfacts.parse_destination(destination)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
     values = {"host": host, "user": user, "port": port, "key_file": key_file,
               "known_hosts": known_hosts, "fingerprint": fingerprint}
     try:
         return SshTarget(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
-        raise ValueError(validation_message(exc, "--ssh")) from None
+        raise BadInput(validation_message(exc, "--ssh")) from None

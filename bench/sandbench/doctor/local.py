@@ -1,24 +1,13 @@
-"""`sandbench doctor`: which runtimes work here, and for each one that does not, why and how
-to fix it. A runtime is only called usable after a real sandbox ran on it (when the image is
-built), not because its binary exists."""
+"""Doctor for the local backend. A runtime is only called usable after a real sandbox ran on
+it (when the image is built), not because its binary exists."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from sandbench import image, workloads
-from sandbench.backends import Availability, Backend
+from sandbench import image, runner
+from sandbench.backends import Backend, Finding
 from sandbench.backends.local import cgroups
-from sandbench.workloads.base import ParseError
-
-
-@dataclass(frozen=True)
-class Finding:
-    subject: str
-    ok: bool
-    detail: str
-    fix: str | None = None
 
 
 def apply_fixes() -> list[str]:
@@ -33,15 +22,10 @@ def apply_fixes() -> list[str]:
 
 def trial(backend: Backend, runtime: str) -> Finding:
     """Run one real start sandbox on ``runtime``."""
-    start = workloads.get("start")
-    case = start.cases(start.params({}))[0]
-    execution = backend.execute(runtime, case, f"sandbench-doctor-{runtime}", 60.0)
-    if execution.error:
-        return Finding(f"{runtime} trial", False, execution.error)
-    try:
-        values = start.parse(case, execution)
-    except ParseError as exc:
-        return Finding(f"{runtime} trial", False, f"unparseable output: {exc}")
+    _, values, reason = runner.trial(backend, runtime, "start", {},
+                                     f"sandbench-doctor-{runtime}", 60.0)
+    if reason is not None:
+        return Finding(f"{runtime} trial", False, reason)
     first = next((v for v in values if v.value is not None), None)
     detail = f"a sandbox started: {first.metric.name} {first.value:.1f} ms" if first else "ran"
     return Finding(f"{runtime} trial", True, detail)
@@ -61,19 +45,9 @@ def accelerators(backend: Backend, runtimes: list[str]) -> list[Finding]:
     return found
 
 
-def _from_availability(availability: Availability) -> Finding:
-    return Finding(availability.runtime, availability.usable, availability.detail,
-                   availability.fix)
-
-
 def diagnose(backend: Backend, runtimes: list[str], cache_dir: Path) -> list[Finding]:
-    findings = []
-    usable = []
-    for runtime in runtimes:
-        availability = backend.check(runtime)
-        findings.append(_from_availability(availability))
-        if availability.usable:
-            usable.append(runtime)
+    findings = [backend.check(runtime) for runtime in runtimes]
+    usable = [f.subject for f in findings if f.ok]
     built = image.load_cached(cache_dir)
     if built is None:
         findings.append(Finding("workload image", False, "not built for the current inputs",

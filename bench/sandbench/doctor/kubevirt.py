@@ -9,17 +9,17 @@ nothing else accepts VMIs and never runs them; this says so first.
 
 from __future__ import annotations
 
+from sandbench.backends import Finding
 from sandbench.backends.kubernetes import KubernetesBackend
 from sandbench.backends.kubernetes.kubevirt import install
 from sandbench.backends.kubernetes.kubevirt.manifests import GROUP, PLURAL, VERSION
-from sandbench.doctor import Finding
 
 
 def findings(backend: KubernetesBackend, runtimes: list[str]) -> list[Finding]:
     """The KubeVirt findings, when a requested runtime is of kind kubevirt; else none."""
     if not backend.vm_runtimes.intersection(runtimes):
         return []
-    found = backend.vms.installation
+    found = backend.kubevirt_installation()
     if found.error:
         return [Finding("kubevirt", False, found.error, "see `sandbench rbac`")]
     if PLURAL not in found.served:

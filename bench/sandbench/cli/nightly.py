@@ -14,22 +14,23 @@ import math
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import NoReturn
 
 import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sandbench.analysis.thresholds import ThresholdError, parse
+from sandbench.analysis.thresholds import parse
+from sandbench.cli.common import console
+from sandbench.cli.summary import number
+from sandbench.errors import EnvironmentChanged, NothingFound, Regressed
 from sandbench.nightly import compare as comparing
 from sandbench.nightly import export as exporting
 from sandbench.nightly import history as runs_history
 from sandbench.nightly.compare import Comparison, ComparisonError, MetricComparison, Verdict
 from sandbench.nightly.junit import to_junit
-from sandbench.results import ResultsError, load_run
+from sandbench.results import load_run
 
-EXIT_REGRESSED, EXIT_USAGE, EXIT_ENV_CHANGED = 1, 2, 4
 #: Verdicts in the order the table lists them: what needs a look first.
 ORDER = [Verdict.REGRESSED, Verdict.IMPROVED, Verdict.INCONCLUSIVE, Verdict.UNCHANGED]
 STYLE = {Verdict.REGRESSED: "bold red", Verdict.IMPROVED: "green",
@@ -37,25 +38,13 @@ STYLE = {Verdict.REGRESSED: "bold red", Verdict.IMPROVED: "green",
 
 #: CI logs are no terminal: rich would fold the comparison table into 80 columns.
 WIDTH = None if sys.stdout.isatty() else 200
-console = Console(stderr=True)
 show = Console(width=WIDTH)
-
-
-def fail(message: str, code: int) -> NoReturn:
-    console.print(f"[bold red]sandbench:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    sys.exit(code)
-
-
-def _number(value: float) -> str:
-    if not math.isfinite(value):
-        return "-"
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
 def _median(side: comparing.Side) -> str:
     if not side.n:
         return f"failed x{side.failed}" if side.failed else "-"
-    return f"{_number(side.median)} [{_number(side.ci_low)}, {_number(side.ci_high)}]"
+    return f"{number(side.median)} [{number(side.ci_low)}, {number(side.ci_high)}]"
 
 
 def _change(judgement: comparing.Judgement) -> str:
@@ -180,11 +169,7 @@ def compare_command(base_run: Path, new_run: Path | None, runtime_a: str | None,
     A metric regressed when its median moved past the threshold in the direction that is
     worse for it AND the change is significant (Mann-Whitney U, p < alpha).
     """
-    try:
-        comparison = _comparison(base_run, new_run, runtime_a, runtime_b, threshold_options,
-                                 alpha)
-    except (ResultsError, ComparisonError, ThresholdError) as exc:
-        fail(str(exc), EXIT_USAGE)
+    comparison = _comparison(base_run, new_run, runtime_a, runtime_b, threshold_options, alpha)
     print_environment(comparison)
     print_comparison(comparison)
     gate = _gate(comparison, fail_on, allow_env_change)
@@ -198,12 +183,12 @@ def compare_command(base_run: Path, new_run: Path | None, runtime_a: str | None,
         (comparison.new_dir / runs_history.VERDICT_FILE).write_text(
             json.dumps(document, indent=2) + "\n")
     if gate == "refused":
-        fail("not gating across a changed environment (listed above); pass --allow-env-change "
-             "if the change is expected", EXIT_ENV_CHANGED)
+        raise EnvironmentChanged("not gating across a changed environment (listed above); pass "
+                                 "--allow-env-change if the change is expected")
     if gate == "failed":
-        fail(f"{comparison.count(Verdict.REGRESSED)} metrics regressed"
-             + (f", {comparison.count(Verdict.INCONCLUSIVE)} inconclusive"
-                if fail_on == "inconclusive" else ""), EXIT_REGRESSED)
+        raise Regressed(f"{comparison.count(Verdict.REGRESSED)} metrics regressed"
+                        + (f", {comparison.count(Verdict.INCONCLUSIVE)} inconclusive"
+                           if fail_on == "inconclusive" else ""))
 
 
 @click.command(name="history")
@@ -219,14 +204,11 @@ def compare_command(base_run: Path, new_run: Path | None, runtime_a: str | None,
 def history_command(history_dir: Path, rebuild: bool, as_json: bool, last_good: bool,
                     before: str | None, backend: str | None, limit: int | None) -> None:
     """List the runs under HISTORY_DIR (a directory of run directories), oldest first."""
-    try:
-        entries = runs_history.load_index(history_dir, rebuild=rebuild)
-    except ResultsError as exc:
-        fail(str(exc), EXIT_USAGE)
+    entries = runs_history.load_index(history_dir, rebuild=rebuild)
     if last_good:
         found = runs_history.last_good(entries, before=before, backend=backend)
         if found is None:
-            fail(f"no good run in {history_dir}", 1)
+            raise NothingFound(f"no good run in {history_dir}")
         show.print(str(history_dir / found.path), highlight=False, soft_wrap=True)
         return
     entries = entries[-limit:] if limit else entries
@@ -259,10 +241,7 @@ def export_command(run_dir: Path, fmt: str, output: Path | None) -> None:
     (seconds per MiB or per I/O), so pytest-benchmark's ops column reads MiB/s or IOPS;
     other units are left out and listed in machine_info.sandbench.skipped.
     """
-    try:
-        document = exporting.export(load_run(run_dir), fmt)
-    except (ResultsError, exporting.ExportError) as exc:
-        fail(str(exc), EXIT_USAGE)
+    document = exporting.export(load_run(run_dir), fmt)
     text = json.dumps(document, indent=2) + "\n"
     if output is None:
         sys.stdout.write(text)
