@@ -92,7 +92,7 @@ class KubernetesBackend(Backend):
         try:
             found = self.apis.node.read_runtime_class(runtime)
         except ApiException as exc:
-            if exc.status == 404:
+            if api.is_not_found(exc):
                 return Finding(runtime, False, f"RuntimeClass {runtime!r} does not exist in "
                                     "the cluster", fix=f"sandbench runtimeclasses apply {runtime}")
             return Finding(runtime, False, f"cannot read RuntimeClass {runtime!r}: "
@@ -306,20 +306,10 @@ class KubernetesBackend(Backend):
         return deleted
 
     def _delete_namespace(self, name: str) -> None:
-        try:
-            self.apis.core.delete_namespace(name, grace_period_seconds=0)
-        except ApiException as exc:
-            if exc.status == 404:
-                return
-            raise
-        deadline = time.monotonic() + NAMESPACE_DELETE_S
-        while time.monotonic() < deadline:
-            try:
-                self.apis.core.read_namespace(name)
-            except ApiException as exc:
-                if exc.status == 404:
-                    return
-            time.sleep(0.5)
+        core = self.apis.core
+        if api.delete(lambda: core.delete_namespace(name, grace_period_seconds=0)):
+            api.wait_gone(lambda: api.absent(lambda: core.read_namespace(name)),
+                          NAMESPACE_DELETE_S, 0.5)
 
     def gc(self) -> list[str]:
         selector = f"{manifests.PART_OF}=sandbench,{manifests.RUN_ID}"

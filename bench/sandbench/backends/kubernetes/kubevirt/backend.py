@@ -22,7 +22,7 @@ from sandbench import image
 from sandbench.backends import guest_protocol
 from sandbench.backends.base import BackendError, Finding
 from sandbench.backends.guest_protocol import CommandLineError, ConsoleLine
-from sandbench.backends.kubernetes.api import Apis
+from sandbench.backends.kubernetes.api import Apis, is_not_found
 from sandbench.backends.kubernetes.kubevirt import console, guest_ssh, install, manifests
 from sandbench.backends.kubernetes.kubevirt.descriptors import KubevirtRuntime, describe, runtimes
 from sandbench.backends.kubernetes.kubevirt.lifecycle import (PLANNED, UNPROCESSED, VmiFailed,
@@ -233,7 +233,7 @@ def release_leftovers(apis: Apis, namespace: str) -> list[str]:
         found: Any = apis.custom.list_namespaced_custom_object(manifests.GROUP, manifests.VERSION,
                                                           namespace, manifests.PLURAL)
     except ApiException as exc:
-        if exc.status == 404:  # KubeVirt's API is not served: there can be no VMI
+        if is_not_found(exc):  # KubeVirt's API is not served: there can be no VMI
             return []
         raise
     deleted = []
