@@ -135,7 +135,3 @@ class OciRuntime:
             return []
         result = proc.run_tool(self._cmd("list", "-q"), HOUSEKEEPING_S)
         return [line.strip() for line in result.stdout.splitlines() if line.strip()]
-
-    def version(self) -> str:
-        result = proc.run_tool([self.binary, "--version"], HOUSEKEEPING_S)
-        return result.stdout.strip().splitlines()[0] if result.returncode == 0 else "unknown"
