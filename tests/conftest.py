@@ -3,9 +3,12 @@ to run the real `sandbench` command."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,3 +43,18 @@ def sandbench(*args: str, cwd: Path | None = None, timeout: float = 600,
 
 def golden(name: str) -> str:
     return (GOLDEN / name).read_text()
+
+
+@contextlib.contextmanager
+def cpu_hog() -> Iterator[None]:
+    """One CPU-bound process for as long as the block runs: the "busy machine" a CI runner
+    or a shared nightly host is, on one of its cores. Killed on the way out, whatever
+    happens; it stops by itself after 15 minutes should the test process die first."""
+    # Its own process group, killed whole: SIGKILL to `timeout` alone would orphan the loop.
+    hog = subprocess.Popen(["timeout", "900", "sh", "-c", "while :; do :; done"],
+                           start_new_session=True)
+    try:
+        yield
+    finally:
+        os.killpg(hog.pid, signal.SIGKILL)
+        hog.wait()

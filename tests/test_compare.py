@@ -299,3 +299,72 @@ def test_command_exit_codes_files_and_record(tmp_path: Path) -> None:
     assert lenient.returncode == 0, lenient.stdout
     bad = sandbench("compare", str(base.dir), str(slower.dir), "--threshold", "mean:5%")
     assert bad.returncode == 2 and "compares medians only" in bad.stderr
+
+
+# -- host drift: each runtime also against its own run's baseline -------------------------------
+
+def two_runtimes(native: float, runc: float, seed: int, n: int = 20) -> list[Sample]:
+    """Both runtimes measured round by round, as the runner interleaves them; runc's start
+    also has a phase native lacks."""
+    return (samples("native", lognormal(native, 0.04, n, seed))
+            + samples("runc", lognormal(runc, 0.04, n, seed + 1))
+            + samples("runc", lognormal(runc * 0.6, 0.04, n, seed + 2),
+                      metric="request_to_created"))
+
+
+def test_a_uniform_slowdown_of_the_host_is_host_drift_not_a_regression(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "b", two_runtimes(2.0, 20.0, 1), baseline="native")
+    # The host is 25% slower for everything in the second run.
+    new = write_run(tmp_path / "n", two_runtimes(2.5, 25.0, 7), baseline="native")
+    comparison = compare.compare_runs(base, new)
+    verdicts = {(m.runtime, m.name): m.verdict for m in comparison.metrics}
+    assert set(verdicts.values()) == {Verdict.HOST_DRIFT}, verdicts
+    assert comparison.regressed == []
+    created = next(m for m in comparison.metrics if m.metric == "request_to_created")
+    assert created.reference == "native's start (ms) in the same run"
+    assert created.relative is not None and abs(created.relative.change) < 0.05
+    assert "The host moved, not runc" in created.judgement.reason
+    assert created.to_json()["verdict"] == "host drift"
+
+
+def test_a_slowdown_of_one_runtime_on_a_slower_host_is_still_a_regression(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "b", two_runtimes(2.0, 20.0, 1), baseline="native")
+    # The host is 20% slower and runc, on top of that, 15% slower than the host made it.
+    new = write_run(tmp_path / "n", two_runtimes(2.4, 24.0 * 1.15, 7), baseline="native")
+    verdicts = {(m.runtime, m.name): m for m in compare.compare_runs(base, new).metrics}
+    runc = verdicts[("runc", "request_to_exit")]
+    assert runc.verdict == Verdict.REGRESSED, runc.judgement.reason
+    assert runc.relative is not None and runc.relative.change == pytest.approx(0.15, abs=0.05)
+    assert verdicts[("native", "request_to_exit")].verdict == Verdict.HOST_DRIFT
+
+
+def test_the_baseline_runtime_is_judged_against_the_others(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "b", two_runtimes(2.0, 20.0, 1), baseline="native")
+    new = write_run(tmp_path / "n", two_runtimes(2.5, 20.0, 7), baseline="native")
+    verdicts = {(m.runtime, m.name): m for m in compare.compare_runs(base, new).metrics}
+    native = verdicts[("native", "request_to_exit")]
+    assert native.verdict == Verdict.REGRESSED
+    assert native.reference == "runc in the same run"
+    assert verdicts[("runc", "request_to_exit")].verdict == Verdict.UNCHANGED
+
+
+def test_host_drift_passes_the_gate_and_junit(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "b", two_runtimes(2.0, 20.0, 1), baseline="native")
+    new = write_run(tmp_path / "n", two_runtimes(2.5, 25.0, 7), baseline="native")
+    result = sandbench("compare", str(base.dir), str(new.dir), "--fail-on", "regression",
+                       "--junit", str(tmp_path / "j.xml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "host drift" in result.stdout
+    root = ET.parse(tmp_path / "j.xml").getroot()
+    assert root.get("failures") == "0"
+
+
+def test_the_baseline_moved_with_the_others_is_host_drift(tmp_path: Path) -> None:
+    """Native's 2 ms start is moved by load far more than a container's 20 ms one."""
+    base = write_run(tmp_path / "b", two_runtimes(2.0, 20.0, 1), baseline="native")
+    new = write_run(tmp_path / "n", two_runtimes(4.0, 24.0, 7), baseline="native")
+    verdicts = {(m.runtime, m.name): m for m in compare.compare_runs(base, new).metrics}
+    native = verdicts[("native", "request_to_exit")]
+    assert native.verdict == Verdict.HOST_DRIFT, native.judgement.reason
+    assert "runc +" in native.judgement.reason
+    assert verdicts[("runc", "request_to_exit")].verdict == Verdict.HOST_DRIFT

@@ -129,3 +129,25 @@ def test_report_draws_trends_and_names_the_change_point(nightly: Path) -> None:
 def test_report_without_baseline_or_history_has_neither(nightly: Path) -> None:
     html = build_report(load_run(nightly / "night12"), embed_js=False).html
     assert "Verdict:" not in html and "Change points" not in html
+
+
+def test_report_shows_the_gates_own_verdict_with_its_thresholds(nightly: Path) -> None:
+    """The gate ran with a 30% threshold: +20% passed it. The report must not judge again
+    with the default 10% and call it a regression."""
+    gated = sandbench("compare", str(nightly / "night06"), str(nightly / "night07"),
+                      "--threshold", "30%", "--alpha", "0.001", "--fail-on", "regression",
+                      "--record")
+    assert gated.returncode == 0, gated.stdout + gated.stderr
+    html = build_report(load_run(nightly / "night07"), baseline=load_run(nightly / "night06"),
+                        embed_js=False).html
+    assert ("Verdict: Against the baseline run night06 (as the gate recorded it in verdict.json: "
+            "passed)") in html
+    assert "✘ regressed" not in html and "0 regressed" in html
+    assert "(default 30%" in re.sub(r"\s+", " ", html)
+    assert "p &lt; 0.001" in html
+    # Without --baseline the recorded verdict is shown too; a different baseline is judged anew.
+    assert "as the gate recorded it" in build_report(load_run(nightly / "night07"),
+                                                 embed_js=False).html
+    other = build_report(load_run(nightly / "night07"), baseline=load_run(nightly / "night05"),
+                         embed_js=False).html
+    assert "Verdict: Against the baseline run night05" in other and "1 regressed" in other

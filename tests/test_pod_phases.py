@@ -39,6 +39,34 @@ def test_marks_from_recorded_events_at_their_receive_times() -> None:
                                  "create_to_running": 40.0, "create_to_ready": 40.0})
 
 
+def test_create_marked_late_by_a_loaded_host_is_pulled_back_to_the_watch() -> None:
+    """The race of a busy host: the watch thread received ADDED and the scheduler's binding
+    before the creating thread, delayed after the API answered, took its mark."""
+    progress = PodProgress(Execution(planned=PLANNED))
+    progress.execution.mark("create", Clock.HOST_MONOTONIC, 30 * MS)
+    progress.execution.mark("create", Clock.HOST_REALTIME, 1_000_030 * MS)
+    added, scheduled = recorded()[0], recorded()[1]
+    observe_pod(progress, Seen("pod", "ADDED", 12 * MS, added["object"]))  # type: ignore[arg-type]
+    observe_pod(progress, Seen("pod", "MODIFIED", 13 * MS, scheduled["object"]))  # type: ignore[arg-type]
+    marks = {(m.name, m.clock): m.ns for m in progress.execution.marks}
+    assert marks[("create", Clock.HOST_MONOTONIC)] == 12 * MS
+    # The wall-clock mark moves with it, for the in-sandbox stamp.
+    assert marks[("create", Clock.HOST_REALTIME)] == 1_000_012 * MS
+    phase = next(p for p in PHASES if p.metric.name == "create_to_scheduled")
+    value = phase_value(phase, progress.execution.marks, [])
+    assert value is not None and value.value == pytest.approx(1.0)
+
+
+def test_a_negative_phase_on_one_clock_is_called_a_race_not_a_clock_disagreement() -> None:
+    marks = [Mark("create", Clock.HOST_MONOTONIC, 30 * MS),
+             Mark("scheduled", Clock.HOST_MONOTONIC, 13 * MS)]
+    phase = next(p for p in PHASES if p.metric.name == "create_to_scheduled")
+    value = phase_value(phase, marks, [])
+    assert value is not None and value.value is None
+    assert "race in the harness" in str(value.reason)
+    assert "the clocks disagree" not in str(value.reason)
+
+
 def test_workload_stamp_needs_the_measured_offset() -> None:
     marks = [Mark("create", Clock.HOST_REALTIME, 1_000 * MS),
              Mark("workload", Clock.SANDBOX_REALTIME, 1_500 * MS)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import signal
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -156,7 +157,11 @@ class Execution:
 
     stdout: str = ""
     stderr: str = ""
+    #: The sandbox's exit status: the code, or minus the signal that ended it (as
+    #: os.waitstatus_to_exitcode gives it); None when the backend could not learn it.
     exit_code: int | None = None
+    #: Set when the kernel's OOM killer ended the sandbox: the limit it hit, in words.
+    oom: str | None = None
     marks: list[Mark] = field(default_factory=list)
     offsets: list[ClockOffset] = field(default_factory=list)
     #: Set when the sandbox itself failed (could not be created, timed out, was killed).
@@ -177,6 +182,39 @@ class Execution:
         the wall clock (to meet a stamp taken inside the sandbox)."""
         self.mark(name, Clock.HOST_MONOTONIC, time.monotonic_ns())
         self.mark(name, Clock.HOST_REALTIME, time.time_ns())
+
+    def not_after(self, name: str, monotonic_ns: int) -> None:
+        """Move the host marks ``name`` back to ``monotonic_ns`` if they were taken later.
+
+        An orchestrator's create call is marked by the thread that made it, after the answer
+        arrived; on a loaded host the watch thread can receive the object's first events
+        before that thread runs again. The object existed when its first event was received,
+        so that receive time bounds the create from above, and every phase read from the
+        same watch stays non-negative. Both host clocks move by the same amount: they run
+        at one rate over milliseconds."""
+        marks = {m.clock: m for m in self.marks if m.name == name}
+        monotonic = marks.get(Clock.HOST_MONOTONIC)
+        if monotonic is None or monotonic.ns <= monotonic_ns:
+            return
+        shift = monotonic.ns - monotonic_ns
+        host = (Clock.HOST_MONOTONIC, Clock.HOST_REALTIME)
+        self.marks = [dataclasses.replace(m, ns=m.ns - shift)
+                      if m.name == name and m.clock in host else m for m in self.marks]
+
+    def exit_reason(self) -> str | None:
+        """Why the sandbox's exit status makes its samples fail, or None for a clean exit."""
+        if self.oom is not None:
+            return f"killed by the OOM killer ({self.oom})"
+        code = self.exit_code
+        if code is None or code == 0:
+            return None
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = "an unknown signal"
+            return f"killed by signal {-code} ({name})"
+        return f"the workload exited with code {code}"
 
     def raw(self) -> str:
         """The output as kept with a failed sample."""

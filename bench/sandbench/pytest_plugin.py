@@ -102,8 +102,8 @@ class Sandbox:
         self._count += 1
         sandbox_id = f"{self._prefix}-{self._count:05d}"
         execution = self.backend.execute(self.runtime, case, sandbox_id, self.timeout_s)
-        if execution.error or execution.exit_code not in (0, None):
-            reason = execution.error or f"exit code {execution.exit_code}"
+        if execution.error or execution.exit_reason():
+            reason = execution.exit_reason() or execution.error
             raise SandboxFailed(f"{self.runtime} sandbox {sandbox_id} failed: {reason}\n"
                                 f"{execution.raw()[-2000:]}")
         return execution

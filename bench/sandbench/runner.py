@@ -250,9 +250,8 @@ class Runner:
 
 def _values(step: Step, execution: Execution) -> tuple[list[Value], str | None]:
     """The step's values, or one failed value per unmeasured metric with the reason."""
-    reason = execution.error
-    if reason is None and execution.exit_code not in (0, None):
-        reason = f"the workload exited with code {execution.exit_code}"
+    # The exit status comes first: a sandbox the OOM killer ended is that, not "no fio JSON".
+    reason = execution.exit_reason() or execution.error
     if reason is None:
         try:
             return [*step.workload.parse(step.case, execution), *execution.extra], None

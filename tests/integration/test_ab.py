@@ -1,5 +1,7 @@
 """Verdicts on real runs on this host: A/A gives no regression, an injected 15% slowdown is a
-regression and an injected 3% one is not flagged at the default 10% threshold.
+regression and an injected 3% one is not flagged at the default 10% threshold. Across two
+runs, the second runs beside a CPU hog: the load a shared nightly host sees change between
+nights must come out as host drift, and a real 15% slowdown must still be found under it.
 
 The slowdown is injected by a runtime variant whose wrapper (tests/data/slower_runtime.c, built
 here) makes `runc create` take N% longer than it took, whatever the host's load; the A side runs
@@ -10,6 +12,7 @@ meant to see through, not to be drowned in.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -20,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import cpu_hog
 from sandbench import runner
 from sandbench.nightly import compare
 from sandbench.nightly.compare import Verdict
@@ -41,6 +45,8 @@ DETECTION_ATTEMPTS = 2
 #: difference of medians within one standard error, and a rare false alarm did fail CI-like
 #: runs; at 30 a side it is well over two.
 AA_ROUNDS = 30
+#: Rounds of each cross-run drift run: the issue's target is detection within 40.
+DRIFT_ROUNDS = 40
 
 
 def run_sandbench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -56,12 +62,14 @@ def only_run(directory: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def aa_runs(tmp_path_factory: pytest.TempPathFactory, workload_image: object) -> list[Run]:
-    """Two runs of one configuration, one after the other."""
+    """Two runs of one configuration, one after the other, the second beside a CPU hog."""
     runs = []
     for name in ("first", "second"):
         out = tmp_path_factory.mktemp(name)
-        result = run_sandbench("run", "--runtimes", "native,runc", "--workloads", "start,syscall",
-                               "--rounds", str(AA_ROUNDS), "--no-report", "--out", str(out))
+        with cpu_hog() if name == "second" else contextlib.nullcontext():
+            result = run_sandbench("run", "--runtimes", "native,runc", "--workloads",
+                                   "start,syscall", "--rounds", str(AA_ROUNDS), "--no-report",
+                                   "--out", str(out))
         assert result.returncode == 0, result.stderr[-3000:]
         runs.append(load_run(only_run(out)))
     return runs
@@ -170,3 +178,53 @@ def test_the_gate_fails_on_the_slowdown_and_says_which_metric(ab_run: Path,
     assert both.returncode == 0, both.stderr
     pairs = json.loads((tmp_path / "all.json").read_text())["pairs"]
     assert pairs == [["runc-a", "runc-15"], ["runc-a", "runc-3"]]
+
+
+def drift_spec(directory: Path, wrapper: Path, percent: str) -> Path:
+    """native, crun and runc under the slowdown wrapper at ``percent``, one name for both."""
+    spec = {
+        "name": "drift", "backend": "local", "runtimes": ["native", "runc-w", "crun"],
+        "variants": {"runc-w": {"runtime": "runc", "wrapper": [str(wrapper), percent],
+                                "description": f"runc create {percent}% slower"}},
+        "rounds": DRIFT_ROUNDS, "warmup": 2, "workloads": {"start": {}},
+    }
+    path = directory / f"drift-{percent}.yaml"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+@pytest.fixture(scope="module")
+def drift_runs(tmp_path_factory: pytest.TempPathFactory, workload_image: object,
+               slower: Path) -> dict[str, Run]:
+    """A quiet night, then two busy ones (a CPU hog on one core): the same runtimes, then
+    runc 15% slower in create."""
+    directory = tmp_path_factory.mktemp("drift")
+    runs = {}
+    for name, percent, busy in (("quiet", "0", False), ("busy", "0", True),
+                                ("busy-slower", "15", True)):
+        out = directory / name
+        with cpu_hog() if busy else contextlib.nullcontext():
+            result = run_sandbench("run", str(drift_spec(directory, slower, percent)),
+                                   "--no-report", "--out", str(out))
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[name] = load_run(only_run(out))
+    return runs
+
+
+def test_a_busier_host_the_next_night_is_host_drift_not_a_regression(
+        drift_runs: dict[str, Run]) -> None:
+    comparison = compare.compare_runs(drift_runs["quiet"], drift_runs["busy"])
+    assert regressions(comparison) == []
+    assert all(m.relative is not None for m in comparison.metrics)
+
+
+def test_a_real_slowdown_is_found_on_a_busier_host(drift_runs: dict[str, Run]) -> None:
+    comparison = compare.compare_runs(drift_runs["quiet"], drift_runs["busy-slower"])
+    created = next(m for m in comparison.metrics
+                   if m.runtime == "runc-w" and m.metric == "request_to_created")
+    assert created.verdict == Verdict.REGRESSED, created.judgement.reason
+    assert created.relative is not None and 0.05 < created.relative.change < 0.30
+    assert created.reference == "crun in the same run"
+    others = [name for name in regressions(comparison)
+              if not name.startswith("runc-w request_to_")]
+    assert others == []

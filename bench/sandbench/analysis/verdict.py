@@ -12,6 +12,9 @@ unchanged or inconclusive.
                   significant
     inconclusive  fewer than 5 good samples on a side, or too noisy to tell: the interval of
                   the change reaches past the threshold without a significant large change
+    host drift    (two runs only) regressed or improved as measured, but the runtime's ratio
+                  to its own run's baseline runtime did not change the same way: the host got
+                  slower or faster between the runs, not the runtime (drift.py)
 
 A regression needs both significance and size, as in Firecracker's A/B tests and asv: with many
 metrics compared every night, significance alone flags trivial shifts, and size alone flags noise.
@@ -41,6 +44,7 @@ class Verdict(StrEnum):
     REGRESSED = "regressed"
     UNCHANGED = "unchanged"
     INCONCLUSIVE = "inconclusive"
+    HOST_DRIFT = "host drift"
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,9 @@ from sandbench.nightly.junit import to_junit
 from sandbench.results import load_run
 
 #: Verdicts in the order the table lists them: what needs a look first.
-ORDER = [Verdict.REGRESSED, Verdict.IMPROVED, Verdict.INCONCLUSIVE, Verdict.UNCHANGED]
-STYLE = {Verdict.REGRESSED: "bold red", Verdict.IMPROVED: "green",
+ORDER = [Verdict.REGRESSED, Verdict.IMPROVED, Verdict.HOST_DRIFT, Verdict.INCONCLUSIVE,
+         Verdict.UNCHANGED]
+STYLE = {Verdict.REGRESSED: "bold red", Verdict.IMPROVED: "green", Verdict.HOST_DRIFT: "magenta",
          Verdict.INCONCLUSIVE: "yellow", Verdict.UNCHANGED: "dim"}
 
 #: CI logs are no terminal: rich would fold the comparison table into 80 columns.
@@ -75,7 +76,7 @@ def print_comparison(comparison: Comparison) -> None:
         table.add_row(*_row(metric))
     show.print(table)
     for metric in comparison.metrics:
-        if metric.verdict in (Verdict.REGRESSED, Verdict.IMPROVED):
+        if metric.verdict in (Verdict.REGRESSED, Verdict.IMPROVED, Verdict.HOST_DRIFT):
             show.print(f"[{STYLE[metric.verdict]}]{metric.verdict}[/] "
                        f"{escape(metric.runtime)} {escape(metric.workload)} "
                        f"{escape(metric.name)}: {escape(metric.judgement.reason)}",

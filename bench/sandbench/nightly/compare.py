@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sandbench.analysis import stats
+from sandbench.analysis import drift, stats
 from sandbench.analysis.thresholds import Thresholds
 from sandbench.analysis.verdict import ALPHA, CONFIDENCE, MIN_SAMPLES, Judgement, Verdict, judge
 from sandbench.errors import BadInput
@@ -51,6 +51,22 @@ class Side:
     ci_high: float
     cov: float
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Side:
+        return cls(int(data["n"]), int(data["failed"]), *(_number(data.get(k)) for k in
+                                                          ("median", "ci_low", "ci_high", "cov")))
+
+
+def _number(value: Any) -> float:
+    """A JSON number back to a float: None was written for NaN (JSON has none)."""
+    return math.nan if value is None else float(value)
+
+
+def _judgement(data: Mapping[str, Any]) -> Judgement:
+    return Judgement(Verdict(data["verdict"]), str(data["reason"]),
+                     *(_number(data.get(k)) for k in ("change", "change_low", "change_high",
+                                                      "p_value", "p_new_larger")))
+
 
 @dataclass(frozen=True)
 class MetricComparison:
@@ -65,6 +81,10 @@ class MetricComparison:
     base: Side
     new: Side
     judgement: Judgement
+    #: Two runs only: the same judgement made on the runtime's per-round ratio to its own
+    #: run's baseline (drift.py), and what that ratio was taken against.
+    relative: Judgement | None = None
+    reference: str = ""
 
     @property
     def verdict(self) -> Verdict:
@@ -80,8 +100,20 @@ class MetricComparison:
             "labels": self.labels, "unit": self.unit, "better": self.better,
             "threshold": self.threshold, "base": vars(self.base), "new": vars(self.new),
             **{k: v for k, v in vars(self.judgement).items()},
+            "relative": vars(self.relative) if self.relative else None,
+            "reference": self.reference,
         })
         return row
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MetricComparison:
+        """A metric as ``to_json`` wrote it (verdict.json, ``compare --json``)."""
+        relative = data.get("relative")
+        return cls(str(data["runtime"]), str(data["workload"]), str(data["metric"]),
+                   str(data["labels"]), str(data["unit"]), str(data["better"]),
+                   float(data["threshold"]), Side.from_json(data["base"]),
+                   Side.from_json(data["new"]), _judgement(data),
+                   _judgement(relative) if relative else None, str(data.get("reference") or ""))
 
 
 @dataclass(frozen=True)
@@ -126,6 +158,20 @@ class Comparison:
             "metrics": [m.to_json() for m in self.metrics],
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Comparison:
+        """A comparison as ``to_json`` wrote it: the gate's own verdict, not a re-judgement."""
+        if data.get("format") != "sandbench-compare":
+            raise ComparisonError("not a sandbench comparison (no format: sandbench-compare)")
+        thresholds = data.get("thresholds") or {}
+        return cls(str(data["base"]["run_id"]), str(data["new"]["run_id"]),
+                   Path(data["base"]["dir"]), Path(data["new"]["dir"]), str(data["mode"]),
+                   [(str(a), str(b)) for a, b in data["pairs"]], float(data["alpha"]),
+                   Thresholds(float(thresholds.get("default", 0.10)),
+                              dict(thresholds.get("per_metric") or {})),
+                   [MetricComparison.from_json(m) for m in data["metrics"]],
+                   [Difference.from_json(d) for d in data.get("environment") or []])
+
 
 def _clean(value: Any) -> Any:
     """JSON has no NaN: None instead."""
@@ -133,6 +179,8 @@ def _clean(value: Any) -> Any:
         return None
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, Verdict):
+        return str(value)
     return value
 
 
@@ -196,9 +244,67 @@ def compare_runs(base: Run, new: Run, *, thresholds: Thresholds | None = None,
     thresholds = thresholds or Thresholds()
     metrics = compare_rows(base_rows, new_rows, base.meta, new.meta, thresholds=thresholds,
                            alpha=alpha, confidence=confidence)
+    baseline = _common_baseline(base.meta, new.meta, common)
+    metrics = [_against_drift(m, stats.good(base_rows), stats.good(new_rows), baseline, alpha,
+                              confidence) for m in metrics]
+    metrics = [_baseline_with_the_others(m, metrics, baseline, alpha) for m in metrics]
     pairs = [(r, r) for r in common]
     return Comparison(base.run_id, new.run_id, base.dir, new.dir, "runs", pairs, alpha,
                       thresholds, metrics, envdiff.differences(base.meta, new.meta, pairs))
+
+
+def _common_baseline(base_meta: Mapping[str, Any], new_meta: Mapping[str, Any],
+                     common: list[str]) -> str:
+    """The baseline runtime both runs measured: the new run's, else the base run's."""
+    for meta in (new_meta, base_meta):
+        name = str(meta.get("baseline") or "")
+        if name in common:
+            return name
+    return ""
+
+
+def _baseline_with_the_others(metric: MetricComparison, metrics: list[MetricComparison],
+                              baseline: str, alpha: float) -> MetricComparison:
+    """The baseline's own change is the host's when another runtime's same metric moved the
+    same way, significantly. Its ratio to them cannot tell: a short operation (native's 2 ms
+    start) is moved by load far more than a long one (a 50 ms container start), so under a
+    busier host the baseline's ratio grows though nothing of its own changed."""
+    if metric.runtime != baseline or metric.verdict not in (Verdict.REGRESSED, Verdict.IMPROVED):
+        return metric
+    same_way = [m for m in metrics if m.runtime != baseline
+                and (m.workload, m.metric, m.labels) == (metric.workload, metric.metric,
+                                                          metric.labels)
+                and m.judgement.p_value < alpha
+                and (m.judgement.change > 0) == (metric.judgement.change > 0)]
+    if not same_way:
+        return metric
+    moved = ", ".join(f"{m.runtime} {m.judgement.change:+.1%}" for m in same_way)
+    judgement = replace(metric.judgement, verdict=Verdict.HOST_DRIFT, reason=(
+        f"{metric.verdict} as measured ({metric.judgement.reason}), but {moved} moved the "
+        f"same way in the same runs. The host moved, not {metric.runtime}"))
+    return replace(metric, judgement=judgement)
+
+
+def _against_drift(metric: MetricComparison, base_good: pd.DataFrame, new_good: pd.DataFrame,
+                   baseline: str, alpha: float, confidence: float) -> MetricComparison:
+    """Judge the metric's ratio to its run's baseline too (drift.py); a change of the absolute
+    value that the ratio does not share is the host's, and is called host drift."""
+    key = (metric.runtime, metric.workload, metric.metric, metric.labels)
+    base_found = drift.ratios(base_good, key, baseline)
+    new_found = drift.ratios(new_good, key, baseline)
+    if base_found is None or new_found is None:
+        return metric
+    (base_ratios, reference), (new_ratios, _) = base_found, new_found
+    relative = judge(base_ratios, new_ratios, better=metric.better, threshold=metric.threshold,
+                     alpha=alpha, confidence=confidence)
+    judgement = metric.judgement
+    if judgement.verdict in (Verdict.REGRESSED, Verdict.IMPROVED) \
+            and relative.verdict != judgement.verdict:
+        judgement = replace(judgement, verdict=Verdict.HOST_DRIFT, reason=(
+            f"{judgement.verdict} as measured ({judgement.reason}), but against {reference} "
+            f"it is {relative.verdict}: {relative.reason}. The host moved, not "
+            f"{metric.runtime}"))
+    return replace(metric, judgement=judgement, relative=relative, reference=reference)
 
 
 def ab_label(a: str, b: str) -> str:

@@ -61,6 +61,10 @@ class Difference:
     def to_json(self) -> dict[str, Any]:
         return {"fact": self.fact, "base": self.base, "new": self.new, "gating": self.gating}
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Difference:
+        return cls(str(data["fact"]), str(data["base"]), str(data["new"]), bool(data["gating"]))
+
 
 def _get(meta: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     value: Any = meta

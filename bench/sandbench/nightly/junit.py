@@ -2,7 +2,8 @@
 
 One testsuite per comparison; one testcase per metric compared (classname
 ``sandbench.<runtime>.<workload>``, name ``<metric>[<labels>]``): regressed is a failure,
-inconclusive is skipped (with the reason), improved and unchanged pass. When the environments
+inconclusive is skipped (with the reason), improved, unchanged and host drift (the host moved,
+not the runtime) pass with the reason in their output. When the environments
 differ in a way that blocks gating, one more testcase, ``sandbench.environment`` /
 ``same environment``, fails and lists the differences, so the refusal shows where the metrics
 do.

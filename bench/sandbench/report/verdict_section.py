@@ -4,21 +4,25 @@ compare.py; this module only words and orders them for the template."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 from sandbench.nightly import compare
 from sandbench.nightly.compare import Comparison, MetricComparison, Verdict
+from sandbench.nightly.history import VERDICT_FILE
 from sandbench.report.labels import interval, number
 from sandbench.results import Run
 
 #: What needs a look first.
-ORDER = [Verdict.REGRESSED, Verdict.IMPROVED, Verdict.INCONCLUSIVE, Verdict.UNCHANGED]
+ORDER = [Verdict.REGRESSED, Verdict.IMPROVED, Verdict.HOST_DRIFT, Verdict.INCONCLUSIVE,
+         Verdict.UNCHANGED]
 #: The report's existing mark styles (base.html.j2).
-MARK_CLASS = {Verdict.REGRESSED: "worse", Verdict.IMPROVED: "better",
+MARK_CLASS = {Verdict.REGRESSED: "worse", Verdict.IMPROVED: "better", Verdict.HOST_DRIFT: "na",
               Verdict.INCONCLUSIVE: "na", Verdict.UNCHANGED: "same"}
 MARK_TEXT = {Verdict.REGRESSED: "✘ regressed", Verdict.IMPROVED: "✔ improved",
-             Verdict.INCONCLUSIVE: "? inconclusive", Verdict.UNCHANGED: "= unchanged"}
+             Verdict.HOST_DRIFT: "~ host drift", Verdict.INCONCLUSIVE: "? inconclusive",
+             Verdict.UNCHANGED: "= unchanged"}
 
 
 def _percent(value: float) -> str:
@@ -49,6 +53,7 @@ def _row(metric: MetricComparison) -> dict[str, str]:
 
 #: A verdict that could not be given: the template shows ``error`` instead.
 EMPTY: dict[str, Any] = {"tally": "", "regressed": 0, "alpha": "", "threshold": "",
+                         "per_metric": "",
                          "gating": [], "notes": [], "changes": [], "unchanged": [], "error": ""}
 
 
@@ -61,6 +66,8 @@ def section(comparison: Comparison, title: str) -> dict[str, Any]:
         "regressed": comparison.count(Verdict.REGRESSED),
         "alpha": f"{comparison.alpha:g}",
         "threshold": f"{comparison.thresholds.default:.0%}",
+        "per_metric": ", ".join(f"{name} {value:.0%}" for name, value
+                                in sorted(comparison.thresholds.per_metric.items())),
         "gating": [str(d) for d in comparison.gating_differences],
         "notes": [str(d) for d in comparison.environment if not d.gating],
         "changes": [_row(m) for m in ordered if m.verdict != Verdict.UNCHANGED],
@@ -69,11 +76,48 @@ def section(comparison: Comparison, title: str) -> dict[str, Any]:
     }
 
 
+def recorded(run: Run) -> dict[str, Any] | None:
+    """The gate's own verdict, as ``sandbench compare --record`` wrote it into the run."""
+    path = run.dir / VERDICT_FILE
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise compare.ComparisonError(f"{path} cannot be read: {exc}") from exc
+    return document if isinstance(document, dict) else None
+
+
+def _gated(run: Run, baseline: Run | None) -> dict[str, Any] | None:
+    """The recorded gate's section when it judged this run against ``baseline`` (or any
+    baseline, when none is named): the report then shows exactly what the gate decided, with
+    its thresholds and alpha, instead of judging again with the defaults."""
+    document = recorded(run)
+    if document is None or document.get("mode") != "runs":
+        return None
+    base_id = str((document.get("base") or {}).get("run_id") or "")
+    if baseline is not None and base_id != baseline.run_id:
+        return None
+    comparison = compare.Comparison.from_json(document)
+    gate = str(document.get("gate") or "compared")
+    title = (f"Against the baseline run {base_id} (as the gate recorded it in {VERDICT_FILE}: "
+             f"{gate})")
+    return {**section(comparison, title), "gate": gate}
+
+
 def sections(run: Run, baseline: Run | None) -> list[dict[str, Any]]:
-    """The verdicts a report shows: against ``baseline`` when given, and same-run A/B for
-    every variant of the run's spec that ran beside its runtime."""
+    """The verdicts a report shows: the gate's recorded verdict, else one judged against
+    ``baseline`` when given; and same-run A/B for every variant of the run's spec that ran
+    beside its runtime."""
     found = []
-    if baseline is not None:
+    try:
+        gated = _gated(run, baseline)
+    except (compare.ComparisonError, KeyError, TypeError, ValueError) as exc:
+        gated = {**EMPTY, "title": "The gate's recorded verdict",
+                 "error": f"{VERDICT_FILE} cannot be read: {exc}"}
+    if gated is not None:
+        found.append(gated)
+    elif baseline is not None:
         title = f"Against the baseline run {baseline.run_id}"
         try:
             found.append(section(compare.compare_runs(baseline, run), title))

@@ -90,10 +90,17 @@ def _between(phase: Phase, start: Mark, end: Mark, offset: ClockOffset | None) -
         clock = (f"{start.clock}->{end.clock} (offset {offset.offset_ns}±{offset.uncertainty_ns} ns,"
                  f" {offset.method})")
     value_ms = (end_ns - start.ns) / 1e6
-    if value_ms < 0:
+    if value_ms < 0 and offset is None:
+        # One clock cannot disagree with itself: the two marks were taken out of order.
+        return Value(phase.metric, None, status=Status.FAILED, clock=clock,
+                     reason=f"negative latency {value_ms:.3f} ms on the one clock {clock}: "
+                            f"{phase.end!r} was marked before {phase.start!r}, a race in the "
+                            "harness, not a clock disagreement")
+    if value_ms < 0 and offset is not None:
         return Value(phase.metric, None, status=Status.FAILED, clock=clock,
                      reason=f"negative latency {value_ms:.3f} ms: the clocks disagree more than"
-                            " the offset accounts for")
+                            f" the offset's uncertainty ({offset.uncertainty_ns} ns) accounts "
+                            "for")
     return Value(phase.metric, value_ms, clock=clock)
 
 

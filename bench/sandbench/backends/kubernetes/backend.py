@@ -19,7 +19,7 @@ from sandbench import image
 from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
 from sandbench.backends.kubernetes import access, api, classes, clock, kubelet, kubevirt, manifests
 from sandbench.backends.kubernetes.lifecycle import (PLANNED, PodFailed, PodProgress, PodRun,
-                                                     exit_code)
+                                                     exit_code, terminated_reason)
 from sandbench.backends.kubernetes.nodes import choose_node, node_facts
 from sandbench.backends.kubernetes.watcher import RunWatch
 from sandbench.facts import ssh
@@ -248,7 +248,10 @@ class KubernetesBackend(Backend):
             progress = PodProgress(execution)
             run.create(execution)
             run.follow(events, progress, time.monotonic() + timeout_s, until_ready=False)
-            execution.exit_code = exit_code(run.status())
+            status = run.status()
+            execution.exit_code = exit_code(status)
+            if terminated_reason(status) == "OOMKilled":
+                execution.oom = f"memory limit {self.resources.memory_mib} MiB, as the pod's"
             execution.stdout = run.log()
             self._kubelet_value(before, runtime, execution)
         except PodFailed as exc:

@@ -1,7 +1,8 @@
 """One measured pod: create, follow it through its phases, collect its log, delete it.
 
 Marks (harness monotonic clock, watch receive times): ``create`` when the create call
-returns (also on the harness wall clock, for the in-sandbox stamp), ``scheduled`` at the first
+returns (also on the harness wall clock, for the in-sandbox stamp), or when the watch
+delivered the pod's first event if that was received earlier (Execution.not_after), ``scheduled`` at the first
 pod update with spec.nodeName, ``running`` at the first one whose container has started,
 ``ready`` at the first with condition Ready=True. A pod the cluster cannot run fails with
 the cluster's own words as soon as it says them: a refused create, FailedCreatePodSandBox,
@@ -78,6 +79,7 @@ def _ready(pod: dict[str, Any]) -> bool:
 
 def observe_pod(progress: PodProgress, seen: Seen) -> None:
     pod = seen.object
+    progress.execution.not_after("create", seen.received_ns)
     if seen.type == "DELETED":
         raise PodFailed("the pod was deleted before it finished")
     if (pod.get("spec") or {}).get("nodeName"):
@@ -104,12 +106,29 @@ def observe_event(progress: PodProgress, seen: Seen) -> None:
         raise PodFailed(f"{reason}: {message}")
 
 
-def exit_code(pod: dict[str, Any]) -> int | None:
+def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
         terminated = (status.get("state") or {}).get("terminated")
         if terminated:
-            return int(terminated.get("exitCode", 0))
+            return dict(terminated)
     return None
+
+
+def exit_code(pod: dict[str, Any]) -> int | None:
+    terminated = _terminated(pod)
+    if terminated is None:
+        return None
+    code = int(terminated.get("exitCode", 0))
+    # A signal shows as 128 + N, as a shell would say it; the kubelet adds the signal when
+    # it knows it.
+    signal_number = terminated.get("signal")
+    return -int(signal_number) if signal_number else code
+
+
+def terminated_reason(pod: dict[str, Any]) -> str:
+    """The kubelet's word for how the workload container ended: Completed, Error, OOMKilled."""
+    terminated = _terminated(pod)
+    return str((terminated or {}).get("reason") or "")
 
 
 @dataclass

@@ -66,3 +66,21 @@ def remove_empty(parent: str) -> list[Path]:
                 except OSError:
                     pass
     return removed
+
+
+def oom_kills(relative: str) -> int | None:
+    """How many processes the OOM killer ended in the cgroup at ``relative`` (the OCI
+    cgroupsPath, e.g. /sandbench/ID): v1's memory.oom_control, else v2's memory.events. None
+    when neither can be read (no such cgroup, or a kernel without the counter)."""
+    for path in (CGROUP_ROOT / "memory" / relative.lstrip("/") / "memory.oom_control",
+                 CGROUP_ROOT / relative.lstrip("/") / "memory.events",
+                 UNIFIED / relative.lstrip("/") / "memory.events"):
+        try:
+            lines = path.read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            name, _, value = line.partition(" ")
+            if name == "oom_kill":
+                return int(value)
+    return None

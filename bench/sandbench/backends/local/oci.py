@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbench.backends.local import mounts, oci_config, proc
+from sandbench.backends.local import cgroups, mounts, oci_config, proc
 from sandbench.model import Case, Clock, ClockOffset, Execution
 from sandbench.spec import Resources
 
@@ -47,6 +47,12 @@ class OciRuntime:
     @property
     def state_root(self) -> Path:
         return STATE_ROOT / (self.variant_of or self.name)
+
+    def __post_init__(self) -> None:
+        # A container's init is forked by `create`, which then exits: as a child subreaper
+        # the harness adopts it, so its exit status (and a signal or OOM kill) can be read
+        # and its zombie reaped.
+        proc.become_subreaper()
 
     def _cmd(self, *args: str) -> list[str]:
         return [*self.wrapper, self.binary, "--root", str(self.state_root), *args]
@@ -109,6 +115,7 @@ class OciRuntime:
         started = proc.run_tool(self._cmd("start", sandbox_id), deadline - time.monotonic())
         if started.returncode != 0:
             proc.kill(pid)
+            proc.reap(pid)
             execution.error = (f"{self.name} start failed (exit {started.returncode}): "
                                f"{proc.last_line(started.stderr)}")
             return
@@ -120,6 +127,12 @@ class OciRuntime:
             return
         execution.mark("exit", Clock.HOST_MONOTONIC, exited)
         execution.exit_code = proc.reap(pid)
+        if execution.exit_code is None:
+            execution.error = (f"the exit status of {self.name}'s container (pid {pid}) could "
+                               "not be collected: the harness is not its subreaper")
+        # Read before delete removes the cgroup.
+        if cgroups.oom_kills(oci_config.cgroups_path(sandbox_id)):
+            execution.oom = f"memory limit {self.resources.memory_mib} MiB"
 
     def delete(self, sandbox_id: str) -> None:
         """Safe to call twice, and on a container that never got created."""

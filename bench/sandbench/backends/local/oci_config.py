@@ -68,7 +68,7 @@ def config(*, sandbox_id: str, argv: list[str], env: dict[str, str], rootfs: str
         "hostname": sandbox_id[:63],
         "mounts": mounts(volume),
         "linux": {
-            "cgroupsPath": f"/sandbench/{sandbox_id}",
+            "cgroupsPath": cgroups_path(sandbox_id),
             "resources": {
                 "devices": [{"allow": False, "access": "rwm"}],
                 "memory": {"limit": memory_mib * 2**20},
@@ -79,3 +79,8 @@ def config(*, sandbox_id: str, argv: list[str], env: dict[str, str], rootfs: str
             "readonlyPaths": READONLY_PATHS,
         },
     }
+
+
+def cgroups_path(sandbox_id: str) -> str:
+    """The container's cgroup, relative to each hierarchy's root."""
+    return f"/sandbench/{sandbox_id}"

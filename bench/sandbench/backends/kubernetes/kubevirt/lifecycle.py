@@ -78,6 +78,7 @@ def _fatal_condition(status: dict[str, Any]) -> str | None:
 
 
 def observe_vmi(progress: VmiProgress, seen: Seen) -> None:
+    progress.execution.not_after("create", seen.received_ns)
     if seen.type == "DELETED":
         raise VmiFailed("the VMI was deleted before it finished")
     vmi = seen.object
