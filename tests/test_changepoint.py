@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sandbench.changepoint import change_points, q_values
+from sandbench.analysis.changepoint import change_points, q_values
 
 
 def test_q_values_by_hand() -> None:

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from conftest import sandbench
-from sandbench import compare, envdiff
-from sandbench.compare import Verdict, judge
-from sandbench.junit import to_junit
+from sandbench.analysis.significance import mann_whitney
+from sandbench.analysis.thresholds import DEFAULT, ThresholdError, parse
 from sandbench.model import Sample, Status
+from sandbench.nightly import compare, envdiff
+from sandbench.nightly.compare import Verdict, judge
+from sandbench.nightly.junit import to_junit
 from sandbench.results import Run, RunWriter, load_run
-from sandbench.significance import mann_whitney
-from sandbench.thresholds import DEFAULT, ThresholdError, parse
 
 HOST = {"hostname": "a", "kernel": "6.1.0", "cpu_model": "Xeon", "cores": 2, "arch": "x86_64",
         "os": "Debian 12", "cgroup_layout": "v2"}

@@ -12,8 +12,8 @@ import pytest
 from pytest_benchmark.stats import Stats
 
 from conftest import sandbench
-from sandbench.export import ExportError, export, to_pytest_benchmark
 from sandbench.model import Sample, Status
+from sandbench.nightly.export import ExportError, export, to_pytest_benchmark
 from sandbench.results import Run, RunWriter, load_run
 
 PYTEST_BENCHMARK = Path(sys.executable).with_name("pytest-benchmark")

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import sandbench
-from sandbench import history
 from sandbench.model import Sample, Status
+from sandbench.nightly import history
 from sandbench.report import build_report
 from sandbench.results import RunWriter, load_run
 

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import pytest
 
 from sandbench.report import build_report
-from sandbench.report.demo import write_demo_run
+from report_demo import write_demo_run
 from sandbench.results import load_run
 
 pytestmark = pytest.mark.browser

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from conftest import golden
-from sandbench import sshfacts
+from sandbench.facts import node as sshfacts
 
 
 def test_facts_from_the_captured_output() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sandbench import stats
+from sandbench.analysis import stats
 from sandbench.model import Sample, Status
 from sandbench.results import Run, RunWriter, load_run
 

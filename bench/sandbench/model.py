@@ -135,13 +135,6 @@ class Sample:
         row["status"] = str(self.status)
         return row
 
-    @classmethod
-    def from_json(cls, row: dict[str, Any]) -> Sample:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in row.items() if k in known}
-        values["status"] = Status(values["status"])
-        return cls(**values)
-
 
 @dataclass(frozen=True)
 class Case:

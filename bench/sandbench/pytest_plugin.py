@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from sandbench.errors import SandboxFailed
+
 if TYPE_CHECKING:
     from sandbench.backends import Backend
     from sandbench.model import Case, Execution, Value
@@ -77,10 +79,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     runtimes = {str(item.callspec.params[RUNTIME]) for item in items
                 if hasattr(item, "callspec") and RUNTIME in item.callspec.params}
     config.stash[_RUNTIMES] = sorted(runtimes)
-
-
-class SandboxFailed(Exception):
-    """A sandbox that did not run to a clean exit; the message has the backend's reason."""
 
 
 class Sandbox:
@@ -143,7 +141,7 @@ def sandbench_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
                               run_id=f"pytest-{secrets.token_hex(2)}")
     runtimes = config.stash.get(_RUNTIMES, []) or _option_runtimes(config)
     usable = [r for r in runtimes
-              if r in backend.known_runtimes() and backend.check(r).usable]
+              if r in backend.known_runtimes() and backend.check(r).ok]
     try:
         if usable:
             backend.prepare(usable)
@@ -166,7 +164,7 @@ def sandbox(sandbench_backend: Backend, sandbench_runtime: str,
     if sandbench_runtime not in known:
         pytest.fail(f"unknown runtime {sandbench_runtime!r}; known runtimes: {', '.join(known)}")
     availability = sandbench_backend.check(sandbench_runtime)
-    if not availability.usable:
+    if not availability.ok:
         fix = f" (fix: {availability.fix})" if availability.fix else ""
         pytest.skip(f"{sandbench_runtime} cannot run here: {availability.detail}{fix}")
     yield Sandbox(sandbench_backend, sandbench_runtime,

@@ -26,6 +26,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from sandbench.errors import BadInput
 from sandbench.model import FORMAT_VERSION, Metric, Sample, utc_now
 
 RUN_FILE = "run.json"
@@ -39,7 +40,7 @@ COLUMNS = [
 ]
 
 
-class ResultsError(Exception):
+class ResultsError(BadInput):
     """A run directory that cannot be read."""
 
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from pydantic import ValidationError
 
-from sandbench import __version__, hostfacts, workloads
+from sandbench import __version__, workloads
 from sandbench.backends import Backend
+from sandbench.errors import Interrupted, RuntimeUnavailable
+from sandbench.facts import host as hostfacts
 from sandbench.model import Case, Execution, Metric, Sample, Status, Value, utc_now
 from sandbench.results import RunWriter, metrics_table
 from sandbench.spec import Spec, SpecError, validation_message
@@ -27,14 +29,6 @@ from sandbench.workloads import Params, ParseError, Workload
 RAW_LIMIT = 8192
 #: kube-burner's rule: a run with more failed samples than this is not valid.
 MAX_FAILED_FRACTION = 0.10
-
-
-class Interrupted(Exception):
-    """SIGTERM, turned into an exception so cleanup runs on the way out as for Ctrl-C."""
-
-
-class RuntimeUnavailable(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -131,7 +125,7 @@ def check_runtimes(backend: Backend, spec: Spec) -> None:
     """Fail before anything is measured when a requested runtime cannot run here."""
     for runtime in spec.runtimes:
         availability = backend.check(runtime)
-        if not availability.usable:
+        if not availability.ok:
             fix = f"; fix: {availability.fix}" if availability.fix else ""
             raise RuntimeUnavailable(f"runtime {runtime!r} is not usable here: "
                                      f"{availability.detail}{fix}")
@@ -163,7 +157,20 @@ def run_metadata(run_id: str, the_plan: Plan, backend: Backend) -> dict[str, obj
     }
 
 
+def trial(backend: Backend, runtime: str, workload: str, params: dict[str, Any],
+          sandbox_id: str, timeout_s: float) -> tuple[Execution, list[Value], str | None]:
+    """One sandbox of ``workload``'s first case on a prepared backend, outside any run (doctor's
+    proof that a runtime really works): the execution, its values, and why it failed (None
+    when it did not)."""
+    chosen = workloads.get(workload)
+    case = chosen.cases(chosen.params(params))[0]
+    execution = backend.execute(runtime, case, sandbox_id, timeout_s)
+    values, reason = _values(Step(chosen, case, runtime, 0, False), execution)
+    return execution, values, reason
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM as an exception, so cleanup runs on the way out as it does for Ctrl-C.
     raise Interrupted("SIGTERM")
 
 

@@ -17,6 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sandbench.errors import BadInput
+
 PROFILES = ("quick", "standard")
 
 #: Runtimes compared when a spec names none: the baseline first.
@@ -27,7 +29,7 @@ DEFAULT_RUNTIMES = {"local": ["native", "runc", "crun"], "kubernetes": ["runc", 
 BACKEND_PARAMS: dict[str, dict[str, dict[str, Any]]] = {"kubernetes": {"start": {"linger_s": 2}}}
 
 
-class SpecError(Exception):
+class SpecError(BadInput):
     """A spec that cannot be run; the message is one line naming the bad value."""
 
 

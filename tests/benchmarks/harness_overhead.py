@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sandbench.backends import mounts, oci_config
+from sandbench.backends.local import mounts, oci_config
 from sandbench.image import build_image
 from sandbench.results import load_run
 

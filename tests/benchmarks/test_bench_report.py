@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sandbench.report import render_report
-from sandbench.report.demo import samples_per_round, write_demo_run
+from report_demo import samples_per_round, write_demo_run
 
 SAMPLES = 100_000
 

@@ -39,8 +39,9 @@ from typing import Any
 
 import pandas as pd
 
-from sandbench import compare, runner
-from sandbench.compare import Verdict
+from sandbench import runner
+from sandbench.nightly import compare
+from sandbench.nightly.compare import Verdict
 from sandbench.results import Run, load_run
 
 SLOWER_SOURCE = Path(__file__).parents[1] / "data" / "slower_runtime.c"

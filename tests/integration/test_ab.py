@@ -24,8 +24,9 @@ import pandas as pd
 import pytest
 
 from conftest import cpu_hog
-from sandbench import compare, runner
-from sandbench.compare import Verdict
+from sandbench import runner
+from sandbench.nightly import compare
+from sandbench.nightly.compare import Verdict
 from sandbench.results import Run, load_run
 
 pytestmark = pytest.mark.integration

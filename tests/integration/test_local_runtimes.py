@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import sandbench
-from sandbench.backends import mounts
+from sandbench.backends.local import mounts
 from sandbench.image import WorkloadImage
 from sandbench.results import load_run
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import sandbench
-from sandbench.backends import qemu_accel, qemu_vm
-from sandbench.backends.local import LocalBackend
+from sandbench.backends.local import LocalBackend, qemu_accel, qemu_vm
 from sandbench.image import WorkloadImage
 from sandbench.results import load_run
 from sandbench.spec import Resources

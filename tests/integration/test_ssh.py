@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from conftest import golden, sandbench
-from sandbench import hostfacts, ssh, sshfacts
 from sandbench.backends.guest_protocol import parse_annotated, read_console
 from sandbench.backends.kubernetes.kubevirt import console, guest_ssh
+from sandbench.facts import ssh
+from sandbench.facts import host as hostfacts
+from sandbench.facts import node as sshfacts
 from sandbench.spec import SshTarget
 from sshd import Sshd, running_sshd
 

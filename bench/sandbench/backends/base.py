@@ -11,24 +11,43 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
+from sandbench.errors import BadInput, RunFailed
 from sandbench.model import Case, Execution, Metric
 
 Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class Availability:
-    """Whether a runtime can be used here, and if not why and how to fix it."""
+class Finding:
+    """One thing checked about where sandboxes run, and if it is not ok why and how to fix it:
+    a runtime's availability (Backend.check, subject the runtime's name) or anything else
+    doctor reports (the cluster, the image, permissions)."""
 
-    runtime: str
-    usable: bool
+    #: What was checked: a runtime's name, or "cluster", "workload image", ...
+    subject: str
+    ok: bool
+    #: One line: what was found.
     detail: str
+    #: A command or step that would make it ok; None when it is ok or nothing known helps.
     fix: str | None = None
+    #: Facts learnt on the way (a runtime's binary, its handler), kept in run.json.
     facts: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def usable(self) -> bool:
+        """For a runtime's check: whether sandboxes can run on it here."""
+        return self.ok
 
-class BackendError(Exception):
+
+class BackendError(RunFailed):
     """A backend that cannot run what was asked; the message is one line."""
+
+
+class BackendInputError(BackendError, BadInput):
+    """A backend asked for something that cannot be (an unknown backend, a variant with a
+    runtime's name, a runtime declared twice): bad input, nothing is run."""
+
+    exit_code = 2
 
 
 class Backend(ABC):
@@ -41,7 +60,7 @@ class Backend(ABC):
         """Runtime names this backend can run, each with a one-line description."""
 
     @abstractmethod
-    def check(self, runtime: str) -> Availability:
+    def check(self, runtime: str) -> Finding:
         """Whether ``runtime`` works here; cheap enough to call before every run."""
 
     def prepare(self, runtimes: list[str], progress: Progress | None = None) -> None:
@@ -68,8 +87,8 @@ class Backend(ABC):
 
     def add_variant(self, name: str, runtime: str, wrapper: list[str], description: str) -> None:
         """Know ``name`` as a variant of ``runtime`` whose binary runs under ``wrapper`` (a
-        spec's ``variants``, for same-run A/B); raises BackendError where that cannot be."""
-        raise BackendError(f"backend {self.name!r} cannot run runtime variants (asked for "
+        spec's ``variants``, for same-run A/B); raises BackendInputError where that cannot be."""
+        raise BackendInputError(f"backend {self.name!r} cannot run runtime variants (asked for "
                            f"{name!r}); list two of its runtimes instead")
 
     def final_facts(self) -> dict[str, Any]:

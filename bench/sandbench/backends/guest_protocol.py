@@ -26,6 +26,8 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from sandbench.errors import BadInput
+
 #: Kernel parameters every guest boots with. earlycon writes from the first lines of
 #: setup_arch, so the first console line is close to the kernel's start rather than to the
 #: console driver's registration; panic=-1 turns a panic into a reboot, which QEMU's
@@ -43,7 +45,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _END_RC = re.compile(r"^rc=(\d+)$")
 
 
-class CommandLineError(ValueError):
+class CommandLineError(BadInput, ValueError):
     """A workload that cannot be put on a kernel command line."""
 
 

@@ -14,12 +14,13 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from sandbench.errors import RunFailed
 from sandbench.image import inputs
 
 Progress = Callable[[str], None]
 
 
-class ImageBuildError(RuntimeError):
+class ImageBuildError(RunFailed):
     """A build step failed; the message names the step, the command and where its log is."""
 
 

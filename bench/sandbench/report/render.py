@@ -20,7 +20,8 @@ import pandas as pd
 import plotly.offline
 from markupsafe import Markup
 
-from sandbench import __version__, stats
+from sandbench import __version__
+from sandbench.analysis import stats
 from sandbench.report import tables, trends, verdict_section
 from sandbench.report.bars import bar_charts
 from sandbench.report.charts import Chart, template_json, workload_order

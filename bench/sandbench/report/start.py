@@ -14,10 +14,9 @@ import numpy.typing as npt
 import pandas as pd
 import plotly.graph_objects as go
 
-from sandbench import stats
-from sandbench.report.charts import (
-    Chart, axis_name, chart, layout, metric_order, plot_text, wide_span,
-)
+from sandbench.analysis import stats
+from sandbench.report.charts import (Chart, axis_name, chart, layout, metric_order, plot_text,
+                                     wide_span)
 from sandbench.report.labels import PALETTE, Runtimes, number
 from sandbench.report.phases import Phase, phases
 

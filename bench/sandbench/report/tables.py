@@ -9,11 +9,10 @@ from typing import Any
 
 import pandas as pd
 
-from sandbench import stats
+from sandbench.analysis import stats
 from sandbench.report.charts import metric_order, workload_order
-from sandbench.report.labels import (
-    EMULATED, MARK_TEXT, Runtimes, fact, interval, memory, number, percent, ratio,
-)
+from sandbench.report.labels import (EMULATED, MARK_TEXT, Runtimes, fact, interval, memory, number,
+                                     percent, ratio)
 
 
 @dataclass(frozen=True)

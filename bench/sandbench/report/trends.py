@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from sandbench import changepoint, compare, history, stats
+from sandbench.analysis import changepoint, stats
+from sandbench.analysis.thresholds import Thresholds
+from sandbench.nightly import compare, history
 from sandbench.report.charts import Chart, chart, layout, plot_text
 from sandbench.report.labels import Runtimes, number
 from sandbench.results import ResultsError, Run, load_run
-from sandbench.thresholds import Thresholds
 
 #: Nights shown: two months of nightly runs keep a report quick to make and to open.
 LIMIT = 60

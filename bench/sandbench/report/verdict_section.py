@@ -8,9 +8,9 @@ import json
 import math
 from typing import Any
 
-from sandbench import compare
-from sandbench.compare import Comparison, MetricComparison, Verdict
-from sandbench.history import VERDICT_FILE
+from sandbench.nightly import compare
+from sandbench.nightly.compare import Comparison, MetricComparison, Verdict
+from sandbench.nightly.history import VERDICT_FILE
 from sandbench.report.labels import interval, number
 from sandbench.results import Run
 

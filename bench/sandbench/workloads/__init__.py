@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from sandbench.errors import BadInput
 from sandbench.workloads.base import Params, ParseError, Workload
 from sandbench.workloads.io import Io
 from sandbench.workloads.start import Start
 from sandbench.workloads.syscall import Syscall
 
 
-class UnknownWorkload(LookupError):
+class UnknownWorkload(BadInput, LookupError):
     pass
 
 

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from sandbench.errors import SandboxFailed
 from sandbench.image.inputs import PROBE_IN_IMAGE
 from sandbench.model import Case, Execution, Metric, Value
 
@@ -19,7 +20,7 @@ from sandbench.model import Case, Execution, Metric, Value
 PROBE = PROBE_IN_IMAGE
 
 
-class ParseError(Exception):
+class ParseError(SandboxFailed):
     """A sandbox's output that does not hold what the workload expects; the message says why."""
 
 

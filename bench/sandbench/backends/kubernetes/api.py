@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import urllib3
 from kubernetes import client, config
@@ -20,11 +22,14 @@ from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from sandbench.errors import BadInput
+
 #: Statuses worth another try: throttled, or the server (or a proxy in front) failing.
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+NOT_FOUND, CONFLICT = 404, 409
 
 
-class ClusterError(Exception):
+class ClusterError(BadInput):
     """The cluster cannot be used; the message is one line."""
 
 
@@ -88,3 +93,49 @@ def api_message(exc: ApiException) -> str:
     except (ValueError, AttributeError):
         message = exc.reason
     return f"{exc.status} {message}".replace("\n", " ")
+
+
+# The client's ApiException is read here only: the rest of the backend asks these questions.
+
+def is_not_found(exc: BaseException) -> bool:
+    """Whether ``exc`` is the API server saying the object does not exist (404): for a delete
+    or a wait for deletion, the object is already gone."""
+    return isinstance(exc, ApiException) and exc.status == NOT_FOUND
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is the API server saying the object already exists (409): after a
+    retried create, the first try had in fact succeeded."""
+    return isinstance(exc, ApiException) and exc.status == CONFLICT
+
+
+def absent(read: Callable[[], object]) -> bool:
+    """Whether reading an object answers 404; any other error counts as still there."""
+    try:
+        read()
+    except ApiException as exc:
+        return is_not_found(exc)
+    return False
+
+
+def delete(remove: Callable[[], object]) -> bool:
+    """Ask for a deletion; False when the object was already gone (404). Other refusals
+    raise ApiException."""
+    try:
+        remove()
+    except ApiException as exc:
+        if is_not_found(exc):
+            return False
+        raise
+    return True
+
+
+def wait_gone(gone: Callable[[], bool], wait_s: float, interval_s: float) -> bool:
+    """Poll ``gone`` until it is true or ``wait_s`` passed; whether it went. Deletion is
+    polled rather than watched: it is housekeeping between sandboxes, never timed."""
+    deadline = time.monotonic() + wait_s
+    while not gone():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)
+    return True

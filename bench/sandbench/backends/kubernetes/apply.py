@@ -6,11 +6,12 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from sandbench.backends.kubernetes.api import Apis, api_message
+from sandbench.backends.kubernetes.api import Apis, api_message, is_conflict
 from sandbench.backends.kubernetes.classes import manifests
+from sandbench.errors import BadInput
 
 
-class ApplyError(Exception):
+class ApplyError(BadInput):
     pass
 
 
@@ -27,7 +28,7 @@ def apply(apis: Apis, names: list[str]) -> list[str]:
             apis.node.create_runtime_class(body)
             done.append(f"created RuntimeClass {name}")
         except ApiException as exc:
-            if exc.status != 409:
+            if not is_conflict(exc):  # it exists: update it in place
                 raise ApplyError(f"cannot create RuntimeClass {name!r}: {api_message(exc)}") from exc
             current = apis.node.read_runtime_class(name)
             version = current.metadata.resource_version if current.metadata else None

@@ -20,8 +20,10 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from sandbench.backends.kubernetes import api
 from sandbench.backends.kubernetes.api import api_message
 from sandbench.backends.kubernetes.watcher import RunWatch, Seen
+from sandbench.errors import SandboxFailed
 from sandbench.model import Clock, Execution
 
 PLANNED = ("create", "scheduled", "running", "ready", "workload")
@@ -33,7 +35,7 @@ FATAL_WAITING = ("ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "Inval
                  "CreateContainerConfigError", "CreateContainerError", "RunContainerError")
 
 
-class PodFailed(Exception):
+class PodFailed(SandboxFailed):
     pass
 
 
@@ -151,7 +153,7 @@ class PodRun:
             execution.mark_now("create")
             answer.release_conn()
         except ApiException as exc:
-            if exc.status != 409:  # 409: a retried create that had in fact succeeded
+            if not api.is_conflict(exc):
                 raise PodFailed(f"the API refused the pod: {api_message(exc)}") from exc
             execution.mark_now("create")
 
@@ -201,15 +203,10 @@ class PodRun:
         """Delete at once (grace 0) and wait until it is gone, so the next measured pod
         never overlaps it. Safe to call twice."""
         try:
-            self.core.delete_namespaced_pod(self.name, self.namespace, grace_period_seconds=0)
-        except ApiException as exc:
-            if exc.status == 404:
+            if not api.delete(lambda: self.core.delete_namespaced_pod(
+                    self.name, self.namespace, grace_period_seconds=0)):
                 return
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            try:
-                self.core.read_namespaced_pod(self.name, self.namespace)
-            except ApiException as exc:
-                if exc.status == 404:
-                    return
-            time.sleep(0.1)
+        except ApiException:
+            pass  # refused (a flaky server): still wait, so the next pod never overlaps it
+        api.wait_gone(lambda: api.absent(lambda: self.core.read_namespaced_pod(
+            self.name, self.namespace)), wait_s, 0.1)

@@ -19,13 +19,14 @@ from kubernetes.client.exceptions import ApiException
 from sandbench.backends.guest_protocol import ConsoleLine
 from sandbench.backends.kubernetes.api import api_message
 from sandbench.backends.kubernetes.kubevirt.manifests import CREATED_BY
+from sandbench.errors import SandboxFailed
 
 CONTAINER = "guest-console-log"
 _STAMP = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?"
                     r"(Z|[+-]\d\d:\d\d)$")
 
 
-class ConsoleUnavailable(Exception):
+class ConsoleUnavailable(SandboxFailed):
     """The serial console log cannot be read (no launcher pod, or the log is disabled)."""
 
 

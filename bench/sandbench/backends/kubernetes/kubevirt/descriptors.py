@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from sandbench.errors import BadInput
 from sandbench.resources import runtimeclasses_dir
 
 API_VERSION = "sandbench.io/v1"
@@ -20,7 +21,7 @@ KIND = "KubevirtRuntime"
 DISK_BUSES = ("virtio", "sata", "scsi")
 
 
-class DescriptorError(ValueError):
+class DescriptorError(BadInput, ValueError):
     """A descriptor that cannot be used; the message names the file and the bad value."""
 
 

@@ -20,9 +20,9 @@ from typing import Any
 
 from kubernetes.stream import portforward
 
-from sandbench import ssh
 from sandbench.backends.guest_protocol import ERROR, STDERR_END, ConsoleLine
 from sandbench.backends.kubernetes.kubevirt.console import ConsoleUnavailable
+from sandbench.facts import ssh
 
 #: Where a guest that supports this fallback keeps its console transcript.
 GUEST_CONSOLE = "/run/sandbench/console"

@@ -14,7 +14,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from sandbench.backends.kubernetes.api import Apis, api_message
+from sandbench.backends.kubernetes.api import Apis, api_message, is_not_found
 from sandbench.backends.kubernetes.kubevirt.manifests import GROUP, PLURAL, VERSION
 
 KVM_RESOURCE = "devices.kubevirt.io/kvm"
@@ -109,7 +109,7 @@ def _served(apis: Apis) -> list[str]:
     try:
         found = apis.custom.get_api_resources(GROUP, VERSION)
     except ApiException as exc:
-        if exc.status == 404:
+        if is_not_found(exc):
             return []
         raise
     return sorted(str(r.name) for r in (found.resources or []))

@@ -21,10 +21,12 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from sandbench.backends.kubernetes import api
 from sandbench.backends.kubernetes.api import Apis, api_message
 from sandbench.backends.kubernetes.kubevirt.manifests import CREATED_BY, GROUP, PLURAL, VERSION
 from sandbench.backends.kubernetes.lifecycle import FATAL_WAITING
 from sandbench.backends.kubernetes.watcher import Seen
+from sandbench.errors import SandboxFailed
 from sandbench.model import Clock, Execution
 
 PLANNED = ("create", "scheduled", "running", "kernel", "init", "workload")
@@ -33,7 +35,7 @@ RUNNING_OR_LATER = ("Running", "Succeeded")
 UNPROCESSED = ("", "Pending")
 
 
-class VmiFailed(Exception):
+class VmiFailed(SandboxFailed):
     pass
 
 
@@ -141,7 +143,7 @@ class VmiRun:
             self.uid = str(json.loads(answer.data)["metadata"]["uid"])
             answer.release_conn()
         except ApiException as exc:
-            if exc.status != 409:  # 409: a retried create that had in fact succeeded
+            if not api.is_conflict(exc):
                 raise VmiFailed(f"the API refused the VMI: {api_message(exc)}") from exc
             execution.mark_now("create")
             self.created_at = time.monotonic()
@@ -183,17 +185,12 @@ class VmiRun:
         """Delete at once and wait until the VMI and its launcher pod are gone, so the next
         measured sandbox never overlaps it. Safe to call twice. A VMI no controller ever saw
         may carry KubeVirt's finalizer that nothing would remove: it is released."""
-        try:
-            self.apis.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, self.name, grace_period_seconds=0)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        custom = self.apis.custom
+        api.delete(lambda: custom.delete_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, self.name, grace_period_seconds=0))
         if never_processed:
             self._release_finalizers()
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and not self._gone():
-            time.sleep(0.2)
+        api.wait_gone(self._gone, wait_s, 0.2)
 
     def _release_finalizers(self) -> None:
         try:
@@ -201,17 +198,13 @@ class VmiRun:
                 GROUP, VERSION, self.namespace, PLURAL, self.name,
                 {"metadata": {"finalizers": None}})
         except ApiException as exc:
-            if exc.status != 404:
+            if not api.is_not_found(exc):
                 raise
 
     def _gone(self) -> bool:
-        try:
-            self.apis.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace,
-                                                          PLURAL, self.name)
+        if not api.absent(lambda: self.apis.custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, self.name)):
             return False
-        except ApiException as exc:
-            if exc.status != 404:
-                return False
         if not self.uid:
             return True
         return not self.apis.core.list_namespaced_pod(

@@ -1,0 +1,5 @@
+"""The pure numbers: statistics, the significance test, verdicts, thresholds, change points.
+
+Nothing here reads files or knows a backend; everything takes arrays or rows and returns
+numbers, so each function can be tested on hand-computed cases.
+"""

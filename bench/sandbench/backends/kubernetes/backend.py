@@ -1,0 +1,365 @@
+"""The kubernetes backend: each runtime is a RuntimeClass, each sandbox a pod.
+
+One namespace per run, labelled with the run id; every pod labelled and pinned to one node;
+one measured pod at a time (each is deleted, and gone, before the next is created). Start
+phases come from watch receive times on the harness's monotonic clock; the in-sandbox stamp
+is brought onto the harness clock by an offset measured per RuntimeClass (clock.py).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from sandbench import image
+from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
+from sandbench.backends.kubernetes import access, api, classes, clock, kubelet, kubevirt, manifests
+from sandbench.backends.kubernetes.lifecycle import (PLANNED, PodFailed, PodProgress, PodRun,
+                                                     exit_code, terminated_reason)
+from sandbench.backends.kubernetes.nodes import choose_node, node_facts
+from sandbench.backends.kubernetes.watcher import RunWatch
+from sandbench.facts import ssh
+from sandbench.facts import node as sshfacts
+from sandbench.image.inputs import PROBE_IN_IMAGE as PROBE
+from sandbench.model import Case, ClockOffset, Execution, Value
+from sandbench.spec import KubernetesSettings, Resources
+
+#: How long deleting the run's namespace may take before cleanup gives up waiting.
+NAMESPACE_DELETE_S = 120.0
+
+
+class KubernetesBackend(Backend):
+    name = "kubernetes"
+    extra_metrics = (kubelet.RUN_PODSANDBOX,)
+
+    def __init__(self, settings: KubernetesSettings, resources: Resources, run_id: str,
+                 cache_dir: Path) -> None:
+        self.settings = settings
+        self.resources = resources
+        self.run_id = run_id
+        self.cache_dir = cache_dir
+        self.namespace = manifests.namespace_name(run_id)
+        self._apis: api.Apis | None = None
+        self._watch: RunWatch | None = None
+        self._node: dict[str, Any] | None = None
+        self._image: str | None = None
+        self._offsets: dict[str, ClockOffset | str] = {}
+        self._metrics_ok = settings.kubelet_metrics
+        self._live: dict[str, PodRun] = {}
+        self._namespace_created = False
+        self.notes: list[str] = []
+        # Runtimes of kind kubevirt (runtimeclasses/kubevirt) run as VMIs, the others as pods.
+        try:
+            self.vm_runtimes = set(kubevirt.runtimes())
+        except ValueError as exc:
+            raise BackendInputError(str(exc)) from exc
+        self._vms: kubevirt.VmSandboxes | None = None
+        self._ssh_facts: dict[str, Any] | None = None
+
+    @property
+    def apis(self) -> api.Apis:
+        if self._apis is None:
+            try:
+                self._apis = api.connect(self.settings.kubeconfig, self.settings.context)
+            except api.ClusterError as exc:
+                raise BackendError(str(exc)) from exc
+        return self._apis
+
+    @property
+    def vms(self) -> kubevirt.VmSandboxes:
+        if self._vms is None:
+            self._vms = kubevirt.VmSandboxes(self.apis, self.settings, self.resources,
+                                             self.run_id, self.namespace, self.cache_dir)
+        return self._vms
+
+    def known_runtimes(self) -> dict[str, str]:
+        known = {name: classes.describe(m) for name, m in classes.manifests().items()}
+        for name, runtime in kubevirt.runtimes().items():
+            if name in known:
+                raise BackendInputError(f"runtime {name!r} is declared both as a RuntimeClass "
+                                        f"and as a kubevirt runtime ({runtime.source}); rename "
+                                        "one")
+            known[name] = kubevirt.describe(runtime)
+        return known
+
+    def check(self, runtime: str) -> Finding:
+        if runtime in self.vm_runtimes:
+            return self.vms.check(runtime)
+        try:
+            found = self.apis.node.read_runtime_class(runtime)
+        except ApiException as exc:
+            if api.is_not_found(exc):
+                return Finding(runtime, False, f"RuntimeClass {runtime!r} does not exist in "
+                                    "the cluster", fix=f"sandbench runtimeclasses apply {runtime}")
+            return Finding(runtime, False, f"cannot read RuntimeClass {runtime!r}: "
+                                f"{api.api_message(exc)}")
+        except Exception as exc:  # unreachable API server, TLS, auth
+            return Finding(runtime, False, f"cannot reach the cluster: {exc}")
+        return Finding(runtime, True, f"RuntimeClass with handler {found.handler}",
+                            facts={"handler": found.handler})
+
+    # -- what doctor asks ------------------------------------------------------------------
+
+    def server(self) -> tuple[str, str]:
+        """The API server's version and where its configuration came from; raises
+        BackendError when the cluster cannot be reached."""
+        return str(self.apis.version.get_code().git_version), self.apis.source
+
+    def missing_permissions(self) -> list[access.Permission]:
+        """What the harness would need that its identity may not do (access reviews)."""
+        return access.missing(self.apis)
+
+    def node_labels(self, label: str) -> dict[str, str | None]:
+        """Every node's value of ``label`` (None where it has none), by node name."""
+        nodes = self.apis.core.list_node().items
+        return {str(n.metadata.name): (n.metadata.labels or {}).get(label)
+                for n in nodes if n.metadata is not None}
+
+    def kubevirt_installation(self) -> kubevirt.Installation:
+        """How KubeVirt is installed in the cluster (read once)."""
+        return self.vms.installation
+
+    # -- preparation ----------------------------------------------------------------------
+
+    def prepare(self, runtimes: list[str], progress: Progress | None = None) -> None:
+        report = progress or (lambda line: None)
+        self._node = choose_node(self.apis, runtimes, self.settings.node)
+        self._image = self.settings.image or self._local_image_name()
+        report(f"node {self._node['metadata']['name']}, image {self._image}")
+        # What can fail without the cluster is done before the namespace exists.
+        vms = bool(self.vm_runtimes.intersection(runtimes))
+        if vms:
+            report(self.vms.prepare(self._hostname()))
+        if self.settings.ssh is not None:
+            self._ssh_facts = self._collect_ssh_facts(self.settings.ssh)
+            report(f"node facts over SSH: {sshfacts.summary(self._ssh_facts)}")
+        self._create_namespace()
+        self._watch = RunWatch(self.apis.core, self.namespace)
+        self._watch.start()
+        if vms:
+            self.vms.start_watch()
+
+    def _collect_ssh_facts(self, target: Any) -> dict[str, Any]:
+        try:
+            return sshfacts.collect(target)
+        except ssh.SshError as exc:
+            raise BackendError(f"node facts over SSH (kubernetes.ssh): {exc}") from exc
+
+    def _hostname(self) -> str:
+        assert self._node is not None
+        return str(self._node["metadata"].get("labels", {}).get("kubernetes.io/hostname",
+                                                                self.node_name))
+
+    def _local_image_name(self) -> str:
+        built = image.load_cached(self.cache_dir)
+        if built is None:
+            raise BackendError("no workload image given (--image) and none built here; run "
+                               "`sandbench image build` and push or import it")
+        return built.name
+
+    def _create_namespace(self) -> None:
+        try:
+            body: Any = manifests.namespace(self.run_id)  # the client takes plain dicts too
+            self.apis.core.create_namespace(body)
+        except ApiException as exc:
+            raise BackendError(f"cannot create namespace {self.namespace!r}: "
+                               f"{api.api_message(exc)}") from exc
+        self._namespace_created = True
+        # Pods are refused until the controller manager made the namespace's default account.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                self.apis.core.read_namespaced_service_account("default", self.namespace)
+                return
+            except ApiException:
+                time.sleep(0.2)
+        raise BackendError(f"namespace {self.namespace!r} got no default ServiceAccount in 60 s: "
+                           "is kube-controller-manager running?")
+
+    @property
+    def node_name(self) -> str:
+        if self._node is None:
+            raise BackendError("the backend is not prepared; call prepare() first")
+        return str(self._node["metadata"]["name"])
+
+    def _pod(self, name: str, runtime: str, case: Case, role: str = "measured",
+             port: int | None = None) -> PodRun:
+        if self._watch is None or self._image is None or self._node is None:
+            raise BackendError("the backend is not prepared; call prepare() first")
+        hostname = self._node["metadata"].get("labels", {}).get("kubernetes.io/hostname",
+                                                               self.node_name)
+        manifest = manifests.pod(
+            name=name, run_id=self.run_id, runtime_class=runtime, case=case, image=self._image,
+            pull_policy=self.settings.pull_policy, node=hostname, resources=self.resources,
+            role=role, port=port)
+        return PodRun(self.apis.core, self._watch, self.namespace, manifest,
+                      self.settings.schedule_timeout_s)
+
+    # -- clock offset ---------------------------------------------------------------------
+
+    def offset(self, runtime: str) -> ClockOffset | str:
+        """This RuntimeClass's clock offset, measured once per run; a string says why it
+        could not be."""
+        if runtime not in self._offsets:
+            self._offsets[runtime] = self._measure_offset(runtime)
+        return self._offsets[runtime]
+
+    def _measure_offset(self, runtime: str) -> ClockOffset | str:
+        case = Case("clock", "clock", [PROBE, "clock", str(clock.PORT)])
+        run = self._pod(f"sandbench-clock-{runtime}"[:63], runtime, case, "clock", clock.PORT)
+        vm = runtime in self.vm_runtimes
+        if vm:  # the node's default runtime reads the node's clock, which stamps VMI logs
+            del run.manifest["spec"]["runtimeClassName"]
+        self._live[run.name] = run
+        assert self._watch is not None
+        events = self._watch.subscribe(run.name)
+        try:
+            progress = PodProgress(Execution())
+            run.create(progress.execution)
+            run.follow(events, progress, time.monotonic() + 120, until_ready=True)
+            measured = clock.measure(self.apis.core, self.namespace, run.name,
+                                     self.settings.clock_samples)
+            return kubevirt.node_offset(measured) if vm else measured
+        except Exception as exc:
+            return f"clock offset of {runtime} not measured: {exc}"
+        finally:
+            self._watch.unsubscribe(run.name)
+            run.delete()
+            self._live.pop(run.name, None)
+
+    # -- sandboxes ------------------------------------------------------------------------
+
+    def execute(self, runtime: str, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
+        offset = self.offset(runtime)
+        if runtime in self.vm_runtimes and self._watch is not None:
+            return self.vms.execute(runtime, case, sandbox_id, timeout_s, self._watch, offset)
+        execution = Execution(planned=PLANNED, offsets=[offset] if isinstance(offset, ClockOffset)
+                              else [])
+        run = self._pod(sandbox_id, runtime, case)
+        assert self._watch is not None
+        events = self._watch.subscribe(run.name)
+        self._live[run.name] = run
+        before = self._scrape() if case.workload == "start" else None
+        try:
+            progress = PodProgress(execution)
+            run.create(execution)
+            run.follow(events, progress, time.monotonic() + timeout_s, until_ready=False)
+            status = run.status()
+            execution.exit_code = exit_code(status)
+            if terminated_reason(status) == "OOMKilled":
+                execution.oom = f"memory limit {self.resources.memory_mib} MiB, as the pod's"
+            execution.stdout = run.log()
+            self._kubelet_value(before, runtime, execution)
+        except PodFailed as exc:
+            execution.error = str(exc)
+            execution.stdout = run.log() if "create" in {m.name for m in execution.marks} else ""
+        finally:
+            self._watch.unsubscribe(run.name)
+            run.delete()
+            self._live.pop(run.name, None)
+        if isinstance(offset, str) and execution.error is None:
+            execution.stderr = offset
+        return execution
+
+    def _scrape(self) -> dict[str, kubelet.Totals] | None:
+        if not self._metrics_ok:
+            return None
+        try:
+            if self.settings.kubelet_url:
+                return kubelet.scrape_url(self.settings.kubelet_url)
+            return kubelet.scrape_proxy(self.apis.core, self.node_name)
+        except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
+            self._metrics_ok = False
+            reason = api.api_message(exc) if isinstance(exc, ApiException) else str(exc)
+            self.notes.append(f"kubelet metrics not read ({reason}); the kubelet's own "
+                              "figures are not recorded")
+            return None
+
+    def _kubelet_value(self, before: dict[str, kubelet.Totals] | None, runtime: str,
+                       execution: Execution) -> None:
+        after = self._scrape() if before is not None else None
+        if before is None or after is None:
+            return
+        for metric in self.extra_metrics:
+            value = kubelet.round_ms(before, after, metric.name)
+            if value is not None:
+                execution.extra.append(Value(metric, value, clock="kubelet histogram"))
+
+    # -- cleanup --------------------------------------------------------------------------
+
+    def cleanup(self) -> list[str]:
+        deleted = []
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
+        for run in list(self._live.values()):
+            run.delete()
+            deleted.append(f"pod {run.name}")
+        self._live.clear()
+        if self._vms is not None:
+            deleted += self._vms.cleanup()
+        if self._namespace_created:
+            self._delete_namespace(self.namespace)
+            deleted.append(f"namespace {self.namespace}")
+            self._namespace_created = False
+        return deleted
+
+    def _delete_namespace(self, name: str) -> None:
+        core = self.apis.core
+        if api.delete(lambda: core.delete_namespace(name, grace_period_seconds=0)):
+            api.wait_gone(lambda: api.absent(lambda: core.read_namespace(name)),
+                          NAMESPACE_DELETE_S, 0.5)
+
+    def gc(self) -> list[str]:
+        selector = f"{manifests.PART_OF}=sandbench,{manifests.RUN_ID}"
+        items = self.apis.core.list_namespace(label_selector=selector).items
+        names = [str(n.metadata.name) for n in items if n.metadata is not None]
+        for name in names:
+            kubevirt.release_leftovers(self.apis, name)
+            self._delete_namespace(name)
+        return [f"namespace {name}" for name in names]
+
+    # -- metadata -------------------------------------------------------------------------
+
+    def environment(self) -> dict[str, Any]:
+        version = self.apis.version.get_code()
+        facts: dict[str, Any] = {
+            "cluster": {"server_version": version.git_version, "platform": version.platform,
+                        "api_source": self.apis.source, "namespace": self.namespace},
+            "runtimes": {},
+        }
+        if self._node is not None:
+            facts["node"] = node_facts(self._node)
+            facts["host"] = {**facts["node"], "harness": "kubernetes backend"}
+        for name, manifest in classes.manifests().items():
+            facts["runtimes"][name] = self._runtime_facts(name, manifest)
+        for name in sorted(self.vm_runtimes):
+            facts["runtimes"][name] = self.vms.facts(name)
+        if self._ssh_facts is not None:
+            facts["node_ssh"] = self._ssh_facts
+            facts.setdefault("host", {}).update(sshfacts.host_view(self._ssh_facts))
+        facts["image"] = {"name": self._image, "pull_policy": self.settings.pull_policy}
+        return facts
+
+    def final_facts(self) -> dict[str, Any]:
+        offsets = {r: ({"offset_ns": o.offset_ns, "uncertainty_ns": o.uncertainty_ns,
+                        "method": o.method} if isinstance(o, ClockOffset) else o)
+                   for r, o in self._offsets.items()}
+        final: dict[str, Any] = {"clock_offsets": offsets, "notes": self.notes}
+        if self._vms is not None:
+            final["kubevirt"] = self._vms.final_facts()
+        return final
+
+    def _runtime_facts(self, name: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        try:
+            live = self.apis.api_client.sanitize_for_serialization(
+                self.apis.node.read_runtime_class(name))
+        except ApiException:
+            return {"kind": "runtimeclass", "installed": False, "manifest_handler":
+                    manifest.get("handler")}
+        return {"kind": "runtimeclass", "installed": True, "handler": live.get("handler"),
+                "overhead": live.get("overhead"), "scheduling": live.get("scheduling")}

@@ -1,0 +1,150 @@
+"""OCI runtimes (runc, crun) on this host: one fresh container per sandbox.
+
+Each container gets its own bundle: a config.json, an overlay root filesystem over the unpacked
+workload image and a host directory bind-mounted at /data. It is driven in the two steps
+Kubernetes' runtimes use, `create` then `start`, so the time to create a container and the time
+from start to the workload's first instruction are measured apart. Runtime state lives under a
+private --root, so `list` there finds exactly the containers sandbench made.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbench.backends.local import cgroups, mounts, oci_config, proc
+from sandbench.model import Case, Clock, ClockOffset, Execution
+from sandbench.spec import Resources
+
+#: The container shares the host's kernel and so its CLOCK_REALTIME: the offset is exactly 0.
+SAME_KERNEL = ClockOffset(Clock.SANDBOX_REALTIME, Clock.HOST_REALTIME, 0, 0, "same kernel clock")
+
+PLANNED = ("request", "created", "start", "workload", "exit")
+
+#: Seconds allowed for housekeeping commands (delete, kill) that should take milliseconds.
+HOUSEKEEPING_S = 30.0
+
+STATE_ROOT = Path("/run/sandbench")
+
+
+@dataclass
+class OciRuntime:
+    name: str
+    binary: str
+    image_rootfs: Path
+    scratch: Path
+    resources: Resources
+    #: A command prefix the binary runs under (a spec variant's wrapper): ("/slow.sh",).
+    wrapper: tuple[str, ...] = ()
+    #: The runtime a variant belongs to: it shares that one's state root, so gc finds its
+    #: leftovers; "" for a runtime of its own.
+    variant_of: str = ""
+
+    @property
+    def state_root(self) -> Path:
+        return STATE_ROOT / (self.variant_of or self.name)
+
+    def __post_init__(self) -> None:
+        # A container's init is forked by `create`, which then exits: as a child subreaper
+        # the harness adopts it, so its exit status (and a signal or OOM kill) can be read
+        # and its zombie reaped.
+        proc.become_subreaper()
+
+    def _cmd(self, *args: str) -> list[str]:
+        return [*self.wrapper, self.binary, "--root", str(self.state_root), *args]
+
+    def execute(self, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
+        execution = Execution(planned=PLANNED, offsets=[SAME_KERNEL])
+        bundle = self.scratch / sandbox_id
+        try:
+            self._run(case, sandbox_id, bundle, execution, timeout_s)
+        except (mounts.MountError, OSError, subprocess.TimeoutExpired) as exc:
+            execution.error = f"{self.name}: {exc}"
+        finally:
+            self.delete(sandbox_id)
+            execution.stdout = proc.read_text(bundle / "stdout")
+            execution.stderr = proc.read_text(bundle / "stderr")
+            shutil.rmtree(bundle, ignore_errors=True)
+        return execution
+
+    def _bundle(self, case: Case, sandbox_id: str, bundle: Path) -> None:
+        rootfs = bundle / "rootfs"
+        mounts.mount_overlay(self.image_rootfs, bundle / "upper", bundle / "work", rootfs)
+        volume = bundle / "volume"
+        volume.mkdir()
+        config = oci_config.config(
+            sandbox_id=sandbox_id, argv=case.argv, env=case.env, rootfs=str(rootfs),
+            volume=str(volume), cpus=self.resources.cpus, memory_mib=self.resources.memory_mib)
+        (bundle / "config.json").write_text(json.dumps(config, indent=1))
+
+    def _run(self, case: Case, sandbox_id: str, bundle: Path, execution: Execution,
+             timeout_s: float) -> None:
+        bundle.mkdir(parents=True)
+        self._bundle(case, sandbox_id, bundle)
+        pid_file = bundle / "pid"
+        deadline = time.monotonic() + timeout_s
+        with open(bundle / "stdout", "wb") as out, open(bundle / "stderr", "wb") as err:
+            execution.mark_now("request")
+            # The container's stdio is runc's own (detached, no terminal): these files.
+            created = subprocess.Popen(
+                self._cmd("create", "--bundle", str(bundle), "--pid-file", str(pid_file),
+                          sandbox_id),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+        # Not Popen.wait(timeout): its sleeps double up to 50 ms, so create times came out as
+        # 16, 32, 64, 114 ms whatever they were. The pidfd wakes the moment create exits.
+        exited = proc.wait_exit(created.pid, timeout_s)
+        if exited is None:
+            created.kill()
+            created.wait()
+            raise subprocess.TimeoutExpired(created.args, timeout_s)
+        execution.mark("created", Clock.HOST_MONOTONIC, exited)
+        if created.wait() != 0:
+            reason = proc.last_line(proc.read_text(bundle / "stderr"))
+            execution.error = f"{self.name} create failed (exit {created.returncode}): {reason}"
+            return
+        pid = int(pid_file.read_text().strip())
+        self._start_and_wait(sandbox_id, pid, execution, deadline)
+
+    def _start_and_wait(self, sandbox_id: str, pid: int, execution: Execution,
+                        deadline: float) -> None:
+        execution.mark_now("start")
+        started = proc.run_tool(self._cmd("start", sandbox_id), deadline - time.monotonic())
+        if started.returncode != 0:
+            proc.kill(pid)
+            proc.reap(pid)
+            execution.error = (f"{self.name} start failed (exit {started.returncode}): "
+                               f"{proc.last_line(started.stderr)}")
+            return
+        exited = proc.wait_exit(pid, deadline - time.monotonic())
+        if exited is None:
+            proc.kill(pid)
+            proc.reap(pid)
+            execution.error = "timed out: the sandbox did not exit in time; killed"
+            return
+        execution.mark("exit", Clock.HOST_MONOTONIC, exited)
+        execution.exit_code = proc.reap(pid)
+        if execution.exit_code is None:
+            execution.error = (f"the exit status of {self.name}'s container (pid {pid}) could "
+                               "not be collected: the harness is not its subreaper")
+        # Read before delete removes the cgroup.
+        if cgroups.oom_kills(oci_config.cgroups_path(sandbox_id)):
+            execution.oom = f"memory limit {self.resources.memory_mib} MiB"
+
+    def delete(self, sandbox_id: str) -> None:
+        """Safe to call twice, and on a container that never got created."""
+        try:
+            proc.run_tool(self._cmd("delete", "--force", sandbox_id), HOUSEKEEPING_S)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        mounts.unmount_all(self.scratch / sandbox_id)
+
+    def leftovers(self) -> list[str]:
+        """Containers in this runtime's sandbench state root (only sandbench creates there)."""
+        if not self.state_root.is_dir():
+            return []
+        result = proc.run_tool(self._cmd("list", "-q"), HOUSEKEEPING_S)
+        return [line.strip() for line in result.stdout.splitlines() if line.strip()]

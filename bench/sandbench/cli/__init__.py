@@ -1,0 +1,14 @@
+"""The command line: one module per group of commands.
+
+app.py holds the ``sandbench`` group and ``main``, the one handler that turns a
+SandbenchError into its message and exit code; common.py what commands share; run.py
+``run`` and ``report``; doctor.py ``doctor`` and ``gc``; cluster.py ``runtimeclasses`` and
+``rbac``; image.py ``image build``; nightly.py ``compare``, ``history``, ``export`` and
+``examples``; summary.py the table printed at the end of a run.
+"""
+
+from __future__ import annotations
+
+from sandbench.cli.app import cli, main
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,127 @@
+"""`sandbench run` and `sandbench report`: measure, then render what was measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sandbench import backends, results, runner
+from sandbench.cli.common import cache_option, console, kube_flags, kube_options, show, split
+from sandbench.cli.summary import summary_rows
+from sandbench.errors import Interrupted, InvalidRun, RunFailed, SandbenchError
+from sandbench.report import render_report
+from sandbench.spec import PROFILES, Overrides, load_spec
+
+
+@click.command()
+@click.argument("spec_file", required=False, type=click.Path(path_type=Path))
+@click.option("--profile", type=click.Choice(PROFILES), default="quick", show_default=True,
+              help="Built-in spec used when no SPEC_FILE is given.")
+@click.option("--backend", help="Where sandboxes run: local (this host).")
+@click.option("--runtimes", help="Comma-separated runtimes, e.g. native,runc,crun.")
+@click.option("--workloads", "workload_names", help="Comma-separated workloads: start,syscall,io.")
+@click.option("--rounds", type=click.IntRange(min=1), help="Measured rounds for every workload.")
+@click.option("--warmup", type=click.IntRange(min=0), help="Warmup rounds for every workload.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds one sandbox may take.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("reports"),
+              show_default=True, help="Directory the run directory is created in.")
+@click.option("--no-report", is_flag=True, help="Do not render the HTML report at the end.")
+@cache_option
+@kube_options
+def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str | None,
+        workload_names: str | None, rounds: int | None, warmup: int | None,
+        timeout: float | None, out: Path, no_report: bool, cache_dir: Path,
+        kubeconfig: str | None, kube_context: str | None, node: str | None,
+        image: str | None, pull_policy: str | None) -> None:
+    """Run an experiment: SPEC_FILE (YAML) or the --profile, with flags overriding it.
+
+    Every sample is written to OUT/RUN_ID/samples.jsonl as it is measured; the report goes
+    to OUT/RUN_ID/report.html. Ctrl-C stops cleanly and keeps what was measured.
+    """
+    overrides = Overrides(backend=backend, runtimes=split(runtimes),
+                          workloads=split(workload_names), rounds=rounds, warmup=warmup,
+                          timeout_s=timeout,
+                          kubernetes=kube_flags(kubeconfig, kube_context, node, image, pull_policy))
+    spec = load_spec(spec_file, profile, overrides)
+    run_id = results.new_run_id()
+    backend_obj = backends.create(spec.backend, cache_dir=cache_dir, resources=spec.resources,
+                                  run_id=run_id, kubernetes=spec.kubernetes)
+    runner.add_variants(backend_obj, spec)
+    the_plan = runner.plan(spec, backend_obj.known_runtimes())
+    runner.check_runtimes(backend_obj, spec)
+    with console.status(f"preparing the {spec.backend} backend..."):
+        try:
+            backend_obj.prepare(spec.runtimes, progress=lambda line: console.log(line))
+        except SandbenchError as exc:
+            # Whatever the kind, failing here is a run that could not start.
+            raise RunFailed(f"cannot prepare: {exc}") from exc
+    run_dir = out / run_id
+    writer = results.RunWriter(run_dir, runner.run_metadata(run_id, the_plan, backend_obj))
+    console.print(f"run [bold]{run_id}[/]: {len(the_plan.steps)} sandboxes, "
+                  f"runtimes {', '.join(spec.runtimes)}, samples in {run_dir}/", highlight=False)
+    status = _run_with_progress(the_plan, backend_obj, writer)
+    loaded = results.load_run(run_dir)
+    print_summary(loaded)
+    if not no_report:
+        report_file = render_report(run_dir)
+        show.print(f"report: {report_file}", highlight=False, soft_wrap=True)
+    _raise_for(status, loaded)
+
+
+def _run_with_progress(the_plan: runner.Plan, backend_obj: backends.Backend,
+                       writer: results.RunWriter) -> str:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("starting", total=len(the_plan.steps))
+
+        def progress(done: int, total: int, step: runner.Step) -> None:
+            warm = " warmup" if step.warmup else ""
+            what = f"{step.workload.name}/{step.case.name} {step.runtime} round {step.round}{warm}"
+            bar.update(task, completed=done, description=what)
+
+        return runner.Runner(the_plan, backend_obj, writer, progress).run()
+
+
+def _raise_for(status: str, loaded: results.Run) -> None:
+    if status == "interrupted":
+        raise Interrupted(f"interrupted; the samples measured so far are in {loaded.dir}")
+    if loaded.meta.get("valid") is False:
+        raise InvalidRun("; ".join(loaded.meta.get("warnings", [])))
+
+
+def print_summary(loaded: results.Run) -> None:
+    header, rows = summary_rows(loaded)
+    if not rows:
+        show.print("no samples were measured")
+        return
+    table = Table(title=f"run {loaded.run_id} ({loaded.meta.get('status')})", show_lines=False)
+    for column in header:
+        # Fold, never cut: a truncated metric name cannot be told from its neighbours.
+        table.add_column(column, justify="left" if column in ("workload", "metric") else "right",
+                         overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
+    show.print(table)
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="HTML file to write (default RUN_DIR/report.html).")
+@click.option("--no-embed-js", is_flag=True,
+              help="Link plotly.js from a CDN instead of embedding it (smaller, needs a network).")
+@click.option("--baseline", type=click.Path(path_type=Path),
+              help="A run to judge this one against: a verdict section at the top.")
+@click.option("--history", type=click.Path(path_type=Path),
+              help="A directory of past runs: trend charts and change points per metric.")
+def report(run_dir: Path, output: Path | None, no_embed_js: bool, baseline: Path | None,
+           history: Path | None) -> None:
+    """Render RUN_DIR's results as one self-contained HTML file."""
+    path = render_report(run_dir, output, embed_js=not no_embed_js, baseline=baseline,
+                         history=history)
+    show.print(f"report: {path}", highlight=False, soft_wrap=True)
