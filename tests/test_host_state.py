@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 
-from sandbench import envdiff, hostfacts
+from sandbench.facts import host as hostfacts
+from sandbench.nightly import envdiff
 
 
 def test_host_state_reads_the_host_as_it_is() -> None:
