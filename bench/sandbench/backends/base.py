@@ -91,6 +91,11 @@ class Backend(ABC):
         raise BackendInputError(f"backend {self.name!r} cannot run runtime variants (asked for "
                            f"{name!r}); list two of its runtimes instead")
 
+    def interference(self) -> list[str]:
+        """What was done to this backend's sandboxes from outside the run (deleted under it),
+        one line each; a run with any is not valid. Asked before cleanup."""
+        return []
+
     def final_facts(self) -> dict[str, Any]:
         """Facts only known once the run is over (measured clock offsets, notes); merged
         into run.json's environment at the end."""
