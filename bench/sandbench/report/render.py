@@ -36,6 +36,8 @@ STATUS_NOTES = {
                    "it stopped.",
     "failed": "This run failed: the numbers cover only what was measured before it failed.",
     "running": "This run had not finished when this report was made: the numbers are partial.",
+    "crashed": "This run's harness died without recording an end (killed, or the machine "
+               "restarted): the numbers cover only what was measured before.",
 }
 SECTION_TITLES = {"start": "Start latency", "syscall": "System calls", "io": "Storage I/O",
                   "trends": "Trends over the history"}
