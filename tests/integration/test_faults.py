@@ -12,12 +12,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import sandbench
 from leaks import leftovers, private_cache, stop_at_random
+from sandbench.backends.local import mounts
 from sandbench.image import WorkloadImage
 from sandbench.results import load_run
 
@@ -28,8 +30,12 @@ SIGNAL_BUDGET_S = 180.0
 
 
 @pytest.fixture
-def cache(tmp_path: Path, workload_image: WorkloadImage, sandbench_cache: Path) -> Path:
-    return private_cache(sandbench_cache, tmp_path / "cache")
+def cache(tmp_path: Path, workload_image: WorkloadImage,
+          sandbench_cache: Path) -> Iterator[Path]:
+    private = private_cache(sandbench_cache, tmp_path / "cache")
+    yield private
+    # A failed test's own mounts would keep pytest from removing its directory.
+    mounts.unmount_all(private)
 
 
 def _start(cache: Path, out: Path, *args: str) -> subprocess.Popen[str]:
@@ -119,7 +125,7 @@ def test_sigkill_reads_as_crashed_and_gc_beside_a_live_run_takes_only_its_leftov
 
 
 @pytest.fixture
-def full_disk(tmp_path: Path) -> Path:
+def full_disk(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "full"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
