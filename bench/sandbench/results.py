@@ -163,21 +163,38 @@ class RunWriter:
 
     def append(self, samples: Iterable[Sample]) -> None:
         """Append whole lines, in one write; a write that fails is taken back, so the file
-        never ends in a torn line."""
+        never ends in a torn line. On a full disk the reserve makes room for these samples,
+        then the run stops: what was measured is never the part that is lost."""
         lines = [json.dumps(sample.to_json(), sort_keys=True) + "\n" for sample in samples]
         data = "".join(lines).encode()
+        try:
+            self._write_samples(data)
+        except OSError as exc:
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            if not (full and self._release_reserve()):
+                raise _failed(self.dir / SAMPLES_FILE, exc) from None
+            try:
+                self._write_samples(data)
+            except OSError as again:
+                raise _failed(self.dir / SAMPLES_FILE, again) from None
+            self.count += len(lines)
+            raise WriteFailed(f"cannot go on writing {str(self.dir / SAMPLES_FILE)!r}: "
+                              f"{exc.strerror} (the disk is full); every sample measured so "
+                              "far is saved") from None
+        self.count += len(lines)
+
+    def _write_samples(self, data: bytes) -> None:
         before = os.fstat(self._samples).st_size
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(self._samples, view):]
-        except OSError as exc:
+        except OSError:
             try:
                 os.ftruncate(self._samples, before)
             except OSError:
                 pass
-            raise _failed(self.dir / SAMPLES_FILE, exc) from None
-        self.count += len(lines)
+            raise
 
     def sync(self) -> None:
         """Make the samples so far durable (the end of a round): a crash of the machine, not
