@@ -93,10 +93,10 @@ class Value:
     clock: str | None = None
 
 
-#: Labels that describe the sandbox a value was measured in (how QEMU ran), not what was
-#: measured: kept on every sample, but not part of what makes two samples comparable, so a
+#: Labels that describe the sandbox a value was measured in (how QEMU ran, gVisor's platform),
+#: not what was measured: kept on every sample, but not part of what makes two samples comparable, so a
 #: TCG guest's getpid still sits in one row with the containers' getpid.
-CONTEXT_LABELS = frozenset({"accel"})
+CONTEXT_LABELS = frozenset({"accel", "platform"})
 
 
 def utc_now() -> str:
