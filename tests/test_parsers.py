@@ -22,9 +22,46 @@ def test_syscall_golden_gives_every_operation() -> None:
     values = workload.parse(cases[0], Execution(stdout=golden("probe_syscall.out")))
     assert [v.labels["op"] for v in values] == list(OPERATIONS)
     by_op = {v.labels["op"]: v.value for v in values}
-    assert by_op["getpid"] == pytest.approx(172.121)
-    assert by_op["mmap_touch"] == pytest.approx(5655.591)
+    assert by_op["getpid"] == pytest.approx(96.708)
+    assert by_op["stat"] == pytest.approx(589.627)
+    assert by_op["mmap_touch"] == pytest.approx(25361.059)
     assert all(v.metric.unit == "ns/op" for v in values)
+
+
+def test_syscall_path_operations_name_the_same_file_in_every_runtime() -> None:
+    # runc ran the probe as /sandbench/probe, native from the unpacked image on the host: the
+    # same file relative to its directory, so the rows group; the directory stays in the output.
+    workload, cases = _case("syscall")
+    runc = golden("probe_syscall.out")
+    native = golden("probe_syscall_native.out")
+    assert '"dir":"/sandbench"' in runc and "/rootfs/sandbench\"" in native
+    rows = [{v.labels["op"]: v.labels for v in workload.parse(cases[0], Execution(stdout=text))}
+            for text in (runc, native)]
+    assert rows[0] == rows[1]
+    assert rows[0]["stat"] == {"op": "stat", "path": "probe"}
+    assert rows[0]["open_close"] == {"op": "open_close", "path": "probe"}
+    assert rows[0]["getpid"] == {"op": "getpid"}
+    assert [labels for _, labels in cases[0].expected] == list(rows[0].values())
+
+
+def test_syscall_missing_path_is_a_failed_sample_with_the_reason() -> None:
+    # The probe's file was deleted while it ran, before it timed open_close and stat.
+    workload, cases = _case("syscall")
+    values = workload.parse(cases[0], Execution(stdout=golden("probe_syscall_missing.out")))
+    by_op = {v.labels["op"]: v for v in values}
+    for op in ("open_close", "stat"):
+        assert by_op[op].status == Status.FAILED and by_op[op].value is None
+        assert by_op[op].labels["path"] == "probe"
+        assert by_op[op].reason == (f"{op} of 'probe' in /tmp/probe-runs/gone: No such file or "
+                                    "directory (after 0 iterations)")
+    assert all(by_op[op].status == Status.OK for op in ("getpid", "read_4k", "mmap_touch"))
+
+
+def test_syscall_absolute_path_is_refused() -> None:
+    workload, cases = _case("syscall")
+    text = golden("probe_syscall.out").replace('"path":"probe"', '"path":"/sandbench/probe"')
+    with pytest.raises(ParseError, match="not a name relative to the workload directory"):
+        workload.parse(cases[0], Execution(stdout=text))
 
 
 def test_syscall_truncated_json_is_a_parse_error() -> None:

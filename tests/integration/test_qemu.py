@@ -80,6 +80,17 @@ def test_every_workload_boots_and_is_measured(qemu_run: Path) -> None:
     assert len(syscall) == 7 and (syscall["value"] > 0).all()
 
 
+def test_guest_stats_the_probe_in_its_own_directory_as_containers_do(qemu_run: Path) -> None:
+    syscall = load_run(qemu_run).samples.query("workload == 'syscall'")
+    paths = {labels["op"]: labels.get("path") for labels in syscall["labels"]}
+    assert paths["stat"] == paths["open_close"] == "probe"
+    (output,) = set(syscall["output"])
+    header = next(json.loads(line) for line in (qemu_run / output).read_text().splitlines()
+                  if line.startswith('{"probe":"syscall"'))
+    assert (header["dir"], header["path"], header["dir_from"]) == (
+        "/sandbench", "probe", "/proc/self/exe")
+
+
 def test_boot_phases_in_order(qemu_run: Path) -> None:
     start = load_run(qemu_run).samples.query("workload == 'start'")
     values = dict(zip(start["metric"], start["value"]))
