@@ -8,6 +8,7 @@ from conftest import golden
 from sandbench import workloads
 from sandbench.model import Execution, Status
 from sandbench.runner import Step, _values
+from sandbench.stats import labels_key
 from sandbench.workloads import ParseError
 from sandbench.workloads.syscall import OPERATIONS
 
@@ -77,25 +78,42 @@ def test_fio_golden_rootfs() -> None:
     for job in ("seqwrite", "seqread", "randread", "randwrite"):
         for metric in ("bandwidth", "iops", "clat_p50", "clat_p99"):
             assert (metric, job) in metrics
+    assert len(values) == 16
     assert all(v.labels["target"] == "rootfs" for v in values)
-    assert all(v.value is not None and v.value > 0 for v in values if v.metric.name != "direct_io")
+    assert all(v.value is not None and v.value > 0 for v in values)
 
 
-def test_fio_direct_flag_recorded() -> None:
+def test_fio_direct_is_a_label_on_every_sample() -> None:
     workload, cases = _case("io", targets=["volume"])
     values = workload.parse(cases[0], Execution(stdout=golden("probe_fio_direct.out")))
-    direct = [v for v in values if v.metric.name == "direct_io"]
-    assert len(direct) == 1 and direct[0].value == 1.0 and direct[0].reason is None
+    assert {v.metric.name for v in values} == {"bandwidth", "iops", "clat_p50", "clat_p99"}
+    assert all(v.labels["direct"] == "true" and v.reason is None for v in values)
 
 
-def test_fio_refused_direct_io_says_why() -> None:
+def test_fio_buffered_is_a_label_and_says_why() -> None:
+    # Captured on a ramfs, which refuses O_DIRECT (EINVAL): fio ran with direct=0.
     workload, cases = _case("io", targets=["rootfs"])
-    header = ('{"probe":"fio","realtime_ns":1,"dir":"/x","direct":false,'
-              '"direct_error":"Invalid argument"}\n')
-    body = golden("probe_fio_rootfs.out").split("\n", 1)[1]
-    values = workload.parse(cases[0], Execution(stdout=header + body))
-    direct = next(v for v in values if v.metric.name == "direct_io")
-    assert direct.value == 0.0 and "Invalid argument" in (direct.reason or "")
+    values = workload.parse(cases[0], Execution(stdout=golden("probe_fio_buffered.out")))
+    assert len(values) == 16
+    assert all(v.labels["direct"] == "false" for v in values)
+    assert {v.reason for v in values} == {"buffered: O_DIRECT refused: Invalid argument"}
+
+
+def test_direct_and_buffered_never_share_a_row() -> None:
+    workload, cases = _case("io", targets=["rootfs"])
+    direct = workload.parse(cases[0], Execution(stdout=golden("probe_fio_rootfs.out")))
+    buffered = workload.parse(cases[0], Execution(stdout=golden("probe_fio_buffered.out")))
+    rows = {(v.metric.name, labels_key(v.labels)) for v in direct}
+    assert rows.isdisjoint((v.metric.name, labels_key(v.labels)) for v in buffered)
+
+
+def test_fio_failure_after_the_header_fails_the_rows_of_its_mode() -> None:
+    workload, cases = _case("io", targets=["rootfs"])
+    execution = Execution(stdout=golden("probe_fio_readonly.out"))
+    missing = workload.unmeasured(cases[0], execution)
+    assert len(missing) == 16 and all(labels["direct"] == "false" for _, labels in missing)
+    # Nothing printed: which mode it would have been is not known, and not guessed.
+    assert all("direct" not in labels for _, labels in workload.unmeasured(cases[0], Execution()))
 
 
 def test_fio_error_is_a_parse_error() -> None:
@@ -123,8 +141,9 @@ def test_unparseable_output_becomes_failed_samples_with_reason() -> None:
     step = Step(workload, cases[0], "runc", 1, False)
     values, reason = _values(step, Execution(stdout=golden("probe_fio_error.out"), exit_code=0))
     assert reason and reason.startswith("unparseable output")
-    assert len(values) == 17  # 4 jobs x 4 metrics + direct_io
+    assert len(values) == 16  # 4 jobs x 4 metrics
     assert all(v.status == Status.FAILED and v.value is None for v in values)
+    assert all(v.labels["direct"] == "true" for v in values)
 
 
 def test_nonzero_exit_is_a_failure_even_with_output() -> None:

@@ -81,11 +81,15 @@ def test_every_workload_on_every_runtime_is_measured(small_run: Path) -> None:
     assert (start["value"] > 0).all()
 
 
-def test_io_measures_both_targets_with_the_direct_flag(small_run: Path) -> None:
+def test_io_measures_both_targets_labelled_direct_or_buffered(small_run: Path) -> None:
     io = load_run(small_run).samples.query("workload == 'io'")
     targets = {(r, lab["target"]) for r, lab in zip(io["runtime"], io["labels"])}
     assert targets == {(r, t) for r in RUNTIMES for t in ("rootfs", "volume")}
-    assert len(io[io["metric"] == "direct_io"]) == 6
+    assert "direct_io" not in set(io["metric"])
+    for labels, reason in zip(io["labels"], io["reason"]):
+        assert labels["direct"] in ("true", "false")
+        # A buffered sample says why O_DIRECT was refused; a direct one has nothing to say.
+        assert (labels["direct"] == "false") == isinstance(reason, str)
 
 
 def test_stat_and_open_close_are_one_row_across_runtimes(small_run: Path) -> None:
