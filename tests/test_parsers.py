@@ -8,7 +8,6 @@ from conftest import golden
 from sandbench import workloads
 from sandbench.model import Execution, Status
 from sandbench.runner import Step, _values
-from sandbench.stats import labels_key
 from sandbench.workloads import ParseError
 from sandbench.workloads.syscall import OPERATIONS
 
@@ -103,8 +102,8 @@ def test_direct_and_buffered_never_share_a_row() -> None:
     workload, cases = _case("io", targets=["rootfs"])
     direct = workload.parse(cases[0], Execution(stdout=golden("probe_fio_rootfs.out")))
     buffered = workload.parse(cases[0], Execution(stdout=golden("probe_fio_buffered.out")))
-    rows = {(v.metric.name, labels_key(v.labels)) for v in direct}
-    assert rows.isdisjoint((v.metric.name, labels_key(v.labels)) for v in buffered)
+    rows = {(v.metric.name, tuple(sorted(v.labels.items()))) for v in direct}
+    assert rows.isdisjoint((v.metric.name, tuple(sorted(v.labels.items()))) for v in buffered)
 
 
 def test_fio_failure_after_the_header_fails_the_rows_of_its_mode() -> None:
