@@ -110,6 +110,20 @@ def test_throughput_is_inverted_and_flags_are_left_out(tmp_path: Path) -> None:
     assert not any(name.startswith("direct_io") for name in by_name(document))
 
 
+def test_a_zero_throughput_is_left_out_and_said_so(tmp_path: Path) -> None:
+    rows = [sample("runc", "bandwidth", "MiB/s", value, i + 1, workload="io",
+                   labels={"job": "seqwrite", "target": "volume"})
+            for i, value in enumerate([0.0, 200.0, 0.0, 400.0, 500.0])]
+    writer = RunWriter(tmp_path / "zero", {"run_id": "zero", "backend": "local"})
+    writer.append(rows)
+    writer.finish("completed")
+    document = to_pytest_benchmark(load_run(tmp_path / "zero"))
+    (bandwidth,) = by_name(document).values()
+    assert bandwidth["stats"]["data"] == pytest.approx([1 / 200, 1 / 400, 1 / 500])
+    (note,) = document["machine_info"]["sandbench"]["skipped"]
+    assert note["metric"] == "bandwidth" and note["reason"].startswith("2 value(s) <= 0 MiB/s")
+
+
 def test_unknown_format_lists_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="known formats: pytest-benchmark"):
         export(make_run(tmp_path / "run"), "asv")

@@ -141,6 +141,7 @@ def run_metadata(run_id: str, the_plan: Plan, backend: Backend) -> dict[str, obj
         "baseline": the_plan.spec.baseline_runtime,
         "spec": the_plan.spec.model_dump(mode="json"),
         "host": environment.pop("host", hostfacts.host_facts()),
+        "host_state": {"start": hostfacts.host_state()},
         "runtimes": {r: environment.get("runtimes", {}).get(r, {}) for r in the_plan.spec.runtimes},
         "environment": environment,
         "metrics": metrics_table(the_plan.all_metrics(backend)),
@@ -152,7 +153,7 @@ def run_metadata(run_id: str, the_plan: Plan, backend: Backend) -> dict[str, obj
                              "stamps log lines (a KubeVirt guest's serial console log)",
             "sandbox_monotonic": "CLOCK_MONOTONIC inside the sandbox (syscall loops)",
         },
-        "warnings": [],
+        "warnings": [w for w in [hostfacts.busy_warning(hostfacts.host_state(), "start")] if w],
     }
 
 
@@ -200,9 +201,17 @@ class Runner:
             if deleted:
                 self.writer.meta.setdefault("cleanup", []).extend(deleted)
             self.writer.meta.setdefault("environment", {}).update(self.backend.final_facts())
+            self._host_state_at_end()
             self._judge()
             self.writer.finish(status, reason or None)
         return status
+
+    def _host_state_at_end(self) -> None:
+        state = hostfacts.host_state()
+        self.writer.meta.setdefault("host_state", {})["end"] = state
+        warning = hostfacts.busy_warning(state, "end")
+        if warning:
+            self.writer.meta.setdefault("warnings", []).append(warning)
 
     def _judge(self) -> None:
         total = self.writer.count

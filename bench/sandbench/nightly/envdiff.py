@@ -38,6 +38,12 @@ FACTS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("CPU frequency governor", ("host", "governor"), False),
     ("transparent huge pages", ("host", "thp"), False),
     ("sandbench git commit", ("git_commit",), False),
+    # Host state read at the run's start: the stable part. Load and frequency are not
+    # compared here; a busier host is what host drift (drift.py) sees through.
+    ("isolated CPUs", ("host_state", "start", "isolated"), True),
+    ("harness CPU affinity", ("host_state", "start", "affinity"), True),
+    ("boot", ("host_state", "start", "boot_id"), False),
+    ("uncommitted sandbench changes", ("host_state", "start", "git_dirty"), False),
 )
 #: Facts under ``environment`` (any backend's shape) whose last key matches are compared.
 ENVIRONMENT_FACT = re.compile(r"version|digest|kernel|os_image|cpu|handler", re.IGNORECASE)
@@ -117,7 +123,10 @@ def differences(base: Mapping[str, Any], new: Mapping[str, Any],
     (``(base runtime, new runtime)`` pairs)."""
     found: list[Difference] = []
     for label, path, gating in FACTS:
-        found += _differ(label, _get(base, path), _get(new, path), gating)
+        base_value, new_value = _get(base, path), _get(new, path)
+        # A fact one run predates (host state came with format 1's later runs) cannot block.
+        recorded = path[0] != "host_state" or None not in (base_value, new_value)
+        found += _differ(label, base_value, new_value, gating and recorded)
     base_env, new_env = _environment_facts(base), _environment_facts(new)
     for key in sorted(set(base_env) | set(new_env)):
         found += _differ(f"environment {key}", base_env.get(key), new_env.get(key), True)

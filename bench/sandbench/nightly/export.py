@@ -49,15 +49,17 @@ class ExportError(BadInput):
     """A format that is not known; the message lists the known ones."""
 
 
-def convert(values: np.ndarray[Any, Any], unit: str) -> tuple[np.ndarray[Any, Any], str] | None:
-    """Values in pytest-benchmark's seconds and what was done, or None when the unit is not
-    a time or a throughput."""
+def convert(values: np.ndarray[Any, Any], unit: str) -> tuple[np.ndarray[Any, Any], str, int] | None:
+    """Values in pytest-benchmark's seconds, what was done, and how many values could not be
+    converted; None when the unit is not a time or a throughput."""
     if unit in SECONDS:
         factor = SECONDS[unit]
-        return values * factor, f"{unit} -> s" if factor != 1 else "s"
+        return values * factor, f"{unit} -> s" if factor != 1 else "s", 0
     if unit in INVERTED:
+        # A throughput of 0 (a job that moved nothing) has no time per operation.
         positive = values[values > 0]
-        return 1.0 / positive, f"inverted: {unit} -> {INVERTED[unit]} (ops = {unit})"
+        return (1.0 / positive, f"inverted: {unit} -> {INVERTED[unit]} (ops = {unit})",
+                int(values.size - positive.size))
     return None
 
 
@@ -116,13 +118,19 @@ def to_pytest_benchmark(run: Run) -> dict[str, Any]:
     for key, group in good.groupby(stats.GROUP, sort=True)["value"]:
         key = tuple(str(k) for k in key)
         row = summary.loc[key]
-        converted = convert(group.to_numpy(dtype=np.float64), str(row["unit"]))
-        if converted is None or not converted[0].size:
-            skipped.append({"runtime": key[0], "workload": key[1], "metric": key[2],
-                            "labels": key[3], "unit": str(row["unit"]),
-                            "reason": "not a time or a throughput"})
+        unit = str(row["unit"])
+        where = {"runtime": key[0], "workload": key[1], "metric": key[2], "labels": key[3],
+                 "unit": unit}
+        converted = convert(group.to_numpy(dtype=np.float64), unit)
+        if converted is None:
+            skipped.append({**where, "reason": "not a time or a throughput"})
             continue
-        benchmarks.append(_benchmark(run, key, row, *converted))
+        values, conversion, dropped = converted
+        if dropped:
+            skipped.append({**where, "reason": f"{dropped} value(s) <= 0 {unit} have no time "
+                                               f"per operation; left out of stats.data"})
+        if values.size:
+            benchmarks.append(_benchmark(run, key, row, values, conversion))
     commit = run.meta.get("git_commit")
     return {
         "machine_info": _machine_info(run, skipped),
