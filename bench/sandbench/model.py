@@ -183,6 +183,12 @@ class Execution:
         self.mark(name, Clock.HOST_MONOTONIC, time.monotonic_ns())
         self.mark(name, Clock.HOST_REALTIME, time.time_ns())
 
+    def mark_monotonic(self, name: str, monotonic_ns: int) -> None:
+        """An event read on the monotonic clock (a pidfd's wake), also put on the wall clock
+        by the two clocks' difference read now, to meet a stamp taken inside the sandbox."""
+        self.mark(name, Clock.HOST_MONOTONIC, monotonic_ns)
+        self.mark(name, Clock.HOST_REALTIME, monotonic_ns + time.time_ns() - time.monotonic_ns())
+
     def not_after(self, name: str, monotonic_ns: int) -> None:
         """Move the host marks ``name`` back to ``monotonic_ns`` if they were taken later.
 

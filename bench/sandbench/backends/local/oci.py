@@ -132,7 +132,7 @@ class OciRuntime:
             proc.reap(pid)
             execution.error = "timed out: the sandbox did not exit in time; killed"
             return
-        execution.mark("exit", Clock.HOST_MONOTONIC, exited)
+        execution.mark_monotonic("exit", exited)
         execution.exit_code = proc.reap(pid)
         if execution.exit_code is None:
             execution.error = (f"the exit status of {self.name}'s container (pid {pid}) could "
