@@ -37,8 +37,10 @@ def private_cache(shared: Path, private: Path) -> Path:
 def _containers() -> dict[str, str]:
     """Every container in sandbench's state roots, id -> its state root's runtime."""
     found = {}
+    runsc = sorted(Path.home().glob(".cache/sandbench/gvisor/*/bin/runsc"))
     for root in Path("/run/sandbench").glob("*"):
-        binary = "crun" if root.name.startswith("crun") else "runc"
+        binary = {"crun": "crun", "runsc": str(runsc[-1]) if runsc else "runsc"}.get(
+            root.name.split("-")[0], "runc")
         listed = subprocess.run([binary, "--root", str(root), "list", "-q"],
                                 capture_output=True, text=True, check=False).stdout.split()
         found.update({c: root.name for c in listed})

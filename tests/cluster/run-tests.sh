@@ -15,6 +15,9 @@ export KUBECONFIG="$SANDBENCH_CLUSTER_DIR/admin.kubeconfig"
 t0=$(date +%s)
 bash "$HERE/build-k8s.sh"
 bash "$HERE/build-etcd.sh"
+# The RuntimeClass gvisor (handler runsc) runs pods for real; build-gvisor.sh prints its bin dir.
+SANDBENCH_GVISOR_BIN=$(bash "$HERE/build-gvisor.sh")
+export SANDBENCH_GVISOR_BIN
 
 # Registered before up.sh so a half-started cluster is torn down as well (up.sh also cleans
 # up after itself on failure; running down.sh twice is harmless).

@@ -71,15 +71,19 @@ def _measure(spec: Spec, run_id: str, run_dir: Path, cache_dir: Path,
                                       resources=spec.resources, run_id=run_id,
                                       kubernetes=spec.kubernetes)
         runner.add_variants(backend_obj, spec)
+        runner.plan(spec, backend_obj.known_runtimes())  # every name checked before any probing
+        spec, notes = runner.check_runtimes(backend_obj, spec)
+        for note in notes:
+            console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
         the_plan = runner.plan(spec, backend_obj.known_runtimes())
-        runner.check_runtimes(backend_obj, spec)
         with console.status(f"preparing the {spec.backend} backend..."):
             try:
                 backend_obj.prepare(spec.runtimes, progress=lambda line: console.log(line))
             except SandbenchError as exc:
                 # Whatever the kind, failing here is a run that could not start.
                 raise RunFailed(f"cannot prepare: {exc}") from exc
-        writer = results.RunWriter(run_dir, runner.run_metadata(run_id, the_plan, backend_obj))
+        writer = results.RunWriter(run_dir, runner.run_metadata(run_id, the_plan, backend_obj,
+                                                               notes))
     except BaseException as exc:
         # Nothing was measured: leave nothing behind, the run directory included.
         if backend_obj is not None:

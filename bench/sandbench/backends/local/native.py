@@ -86,7 +86,7 @@ class NativeRuntime:
             proc.end_group(child)
             execution.error = "timed out: the process did not exit in time; killed"
             return
-        execution.mark("exit", Clock.HOST_MONOTONIC, exited)
+        execution.mark_monotonic("exit", exited)
         # Its exit ends the sandbox: whatever it left running goes with it.
         proc.kill_group(child.pid)
         execution.exit_code = child.wait()
