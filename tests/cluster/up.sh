@@ -41,19 +41,22 @@ t0=$(date +%s%N)
 elapsed() { local ms=$(( ($(date +%s%N) - t0) / 1000000 )); printf '%d.%03ds' $((ms / 1000)) $((ms % 1000)); }
 log() { echo "[up $(elapsed)] $*"; }
 die() { echo "up.sh: $*" >&2; exit 1; }
+# Exit 3: refused before starting anything, e.g. another cluster is up in $DIR. Whatever is
+# there is not ours, so callers (run-tests.sh) must not run down.sh after it.
+refuse() { echo "up.sh: $*" >&2; exit 3; }
 
 # ---------------------------------------------------------------- preflight
-[[ $EUID -eq 0 ]] || die "must run as root (containerd, kubelet, CNI need it)"
-[[ "$DIR" = /* && "$DIR" != / ]] || die "SANDBENCH_CLUSTER_DIR must be an absolute path other than /"
+[[ $EUID -eq 0 ]] || refuse "must run as root (containerd, kubelet, CNI need it)"
+[[ "$DIR" = /* && "$DIR" != / ]] || refuse "SANDBENCH_CLUSTER_DIR must be an absolute path other than /"
 for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
-    [[ -x "$K8S_BIN/$b" ]] || die "$K8S_BIN/$b missing; run tests/cluster/build-k8s.sh first"
+    [[ -x "$K8S_BIN/$b" ]] || refuse "$K8S_BIN/$b missing; run tests/cluster/build-k8s.sh first"
 done
 for b in runsc containerd-shim-runsc-v1; do
-    [[ -x "$GVISOR_BIN/$b" ]] || die "$GVISOR_BIN/$b missing; run tests/cluster/build-gvisor.sh first"
+    [[ -x "$GVISOR_BIN/$b" ]] || refuse "$GVISOR_BIN/$b missing; run tests/cluster/build-gvisor.sh first"
 done
 for b in "$ETCD" /usr/bin/containerd /usr/bin/ctr /usr/sbin/runc /usr/bin/crun /usr/lib/cni/bridge \
          /usr/lib/cni/host-local /usr/lib/cni/loopback openssl curl; do
-    command -v "$b" >/dev/null || die "$b not found"
+    command -v "$b" >/dev/null || refuse "$b not found"
 done
 KUBECTL="$K8S_BIN/kubectl"
 
@@ -65,19 +68,19 @@ if [[ -f "$DIR/pids" ]]; then
     while read -r name pid; do
         [[ -n "${pid:-}" ]] || continue
         if ours "$pid"; then
-            die "a cluster is already up in $DIR ($name pid $pid is alive); run tests/cluster/down.sh first"
+            refuse "a cluster is already up in $DIR ($name pid $pid is alive); run tests/cluster/down.sh first"
         fi
     done <"$DIR/pids"
 fi
 if awk -v d="$DIR" 'index($5, d "/") == 1 || $5 == d { found = 1 } END { exit !found }' /proc/self/mountinfo; then
-    die "mounts remain under $DIR from an earlier run; run tests/cluster/down.sh first"
+    refuse "mounts remain under $DIR from an earlier run; run tests/cluster/down.sh first"
 fi
 if ip link show "$BRIDGE" >/dev/null 2>&1; then
-    die "bridge $BRIDGE already exists (earlier run not torn down?); run tests/cluster/down.sh first"
+    refuse "bridge $BRIDGE already exists (earlier run not torn down?); run tests/cluster/down.sh first"
 fi
 for p in "${PORTS[@]}"; do
     if [[ -n "$(ss -Hltn "sport = :$p")" ]]; then
-        die "TCP port $p is already in use on this machine; cannot start the cluster"
+        refuse "TCP port $p is already in use on this machine; cannot start the cluster"
     fi
 done
 
@@ -86,7 +89,7 @@ if [[ -e "$DIR" ]]; then
     if [[ -f "$DIR/.sandbench-cluster" ]]; then
         rm -rf "$DIR"
     elif [[ -n "$(ls -A "$DIR")" ]]; then
-        die "$DIR exists, is not empty and is not a sandbench cluster dir; refusing to wipe it"
+        refuse "$DIR exists, is not empty and is not a sandbench cluster dir; refusing to wipe it"
     fi
 fi
 mkdir -p "$DIR"/{pki,logs,kubelet,kubelet/pki,pod-logs,containerd,cni/net.d,cni/ipam,images,kcm,scheduler,apiserver}
