@@ -109,9 +109,11 @@ class KubernetesBackend(Backend):
         BackendError when the cluster cannot be reached."""
         return str(self.apis.version.get_code().git_version), self.apis.source
 
-    def missing_permissions(self) -> list[access.Permission]:
-        """What the harness would need that its identity may not do (access reviews)."""
-        return access.missing(self.apis)
+    def missing_permissions(self, manifest: str = access.LEAST_PRIVILEGE
+                            ) -> list[access.Permission]:
+        """What the harness would need that its identity may not do (access reviews), of the
+        least-privilege manifest or another shipped one (access.KUBELET_METRICS)."""
+        return access.missing(self.apis, manifest=manifest)
 
     def node_labels(self, label: str) -> dict[str, str | None]:
         """Every node's value of ``label`` (None where it has none), by node name."""
