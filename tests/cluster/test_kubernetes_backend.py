@@ -93,6 +93,15 @@ def test_run_metadata_names_the_cluster(cluster_run: Path) -> None:
     assert meta["runtimes"]["runc"]["handler"] == "runc"
     offsets = meta["environment"]["clock_offsets"]
     assert set(offsets) == {"runc", "crun"} and all("offset_ns" in o for o in offsets.values())
+    # Measured again after the last step: a container reads the node's own clock, and each
+    # measurement brackets the sandbox's read, so the two can never differ by more than both
+    # uncertainties.
+    drift = meta["environment"]["clock_drift"]
+    assert set(drift) == {"runc", "crun"}
+    for runtime, record in drift.items():
+        assert record["start_offset_ns"] == offsets[runtime]["offset_ns"]
+        assert isinstance(record["end_offset_ns"], int) and record["drifted"] is False
+        assert record["affects"] == ["create_to_workload"]
 
 
 def test_report_renders_and_namespace_is_gone(cluster_run: Path, apis: api.Apis) -> None:

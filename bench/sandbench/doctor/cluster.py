@@ -75,7 +75,7 @@ def trial(backend: KubernetesBackend, runtime: str) -> list[Finding]:
                                 f"offset {offset.offset_ns / 1e6:+.3f} ms "
                                 f"± {offset.uncertainty_ns / 1e6:.3f} ms ({offset.method})"))
     else:
-        findings.append(Finding(f"{runtime} clock", False, offset))
+        findings.append(Finding(f"{runtime} clock", False, offset.reason))
     return findings
 
 

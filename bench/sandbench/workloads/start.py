@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
-from sandbench.model import Better, Case, Clock, ClockOffset, Execution, Mark, Metric, Status, Value
+from sandbench.model import (Better, Case, Clock, ClockOffset, Execution, Mark, Metric,
+                             MissingOffset, Status, Value)
 from sandbench.workloads.base import PROBE, Params, ParseError, Workload, probe_header, realtime_stamp
 
 
@@ -63,9 +64,11 @@ def _offset(offsets: list[ClockOffset], source: Clock, target: Clock) -> ClockOf
     return next((o for o in offsets if o.source == source and o.target == target), None)
 
 
-def phase_value(phase: Phase, marks: list[Mark], offsets: list[ClockOffset]) -> Value | None:
-    """The phase's value in ms, a failed Value when its clocks cannot be related, or None
-    when the backend observed neither end (the phase does not apply to it)."""
+def phase_value(phase: Phase, marks: list[Mark], offsets: list[ClockOffset],
+                missing: list[MissingOffset] | None = None) -> Value | None:
+    """The phase's value in ms, a failed Value when its clocks cannot be related (saying why
+    the offset is ``missing`` when the backend said), or None when the backend observed
+    neither end (the phase does not apply to it)."""
     starts = {m.clock: m for m in marks if m.name == phase.start}
     ends = {m.clock: m for m in marks if m.name == phase.end}
     if not starts or not ends:
@@ -79,8 +82,10 @@ def phase_value(phase: Phase, marks: list[Mark], offsets: list[ClockOffset]) -> 
             if offset is not None:
                 return _between(phase, start, end, offset)
     clocks = f"{'/'.join(starts)} and {'/'.join(ends)}"
+    why = [m.reason for m in missing or [] if m.source in ends and m.target in starts]
     return Value(phase.metric, None, status=Status.FAILED,
-                 reason=f"no measured offset between {clocks}: not reported")
+                 reason=f"no measured offset between {clocks}: "
+                        f"{'; '.join(why) or 'not reported'}")
 
 
 def _between(phase: Phase, start: Mark, end: Mark, offset: ClockOffset | None) -> Value:
@@ -125,7 +130,8 @@ class Start(Workload):
     def parse(self, case: Case, execution: Execution) -> list[Value]:
         header, _ = probe_header(execution.stdout, "start")
         marks = [*execution.marks, Mark("workload", Clock.SANDBOX_REALTIME, realtime_stamp(header))]
-        values = [phase_value(p, marks, execution.offsets) for p in PHASES]
+        values = [phase_value(p, marks, execution.offsets, execution.missing_offsets)
+                  for p in PHASES]
         found = [v for v in values if v is not None]
         if not found:
             raise ParseError("the backend recorded no marks a phase could be computed from")
