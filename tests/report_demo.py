@@ -86,7 +86,7 @@ def _values(runtime: str, factor: float) -> Iterator[tuple[str, str, str, dict[s
     for op, ns in SYSCALLS.items():
         yield "syscall", "ns_per_op", "ns/op", {"op": op}, ns * (factor if vm else 1.05)
     for target in ("rootfs", "volume"):
-        for direct in ("1", "0"):
+        for direct in ("true", "false"):
             for job in JOBS:
                 for metric, (better, unit, centre) in IO.items():
                     slow = factor ** 0.5 if vm else 1.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,48 @@ def test_unknown_workload_gets_a_table_and_bars(tmp_path: Path) -> None:
     assert chart_divs(report.html) == ["net-bars-rtt"]  # a flag is tabled, not charted
     assert "peer=pod" in report.html and "<h3>net</h3>" in report.html
     assert "<td>jumbo</td>" in report.html
+
+
+REFUSED = "O_DIRECT refused: Invalid argument"
+
+
+def io_sample(runtime: str, value: float, round_: int, labels: dict[str, str],
+              metric: str = "bandwidth", unit: str = "MiB/s",
+              reason: str | None = None) -> Sample:
+    return replace(sample(runtime, value, round_, metric=metric, workload="io", unit=unit,
+                          labels=labels), reason=reason)
+
+
+def test_io_says_which_runtime_ran_direct_and_which_buffered(tmp_path: Path) -> None:
+    # runc's rootfs took O_DIRECT, crun's refused it: two modes, so two rows, each said.
+    samples = [io_sample("runc", 300.0 + i, i, {"target": "rootfs", "job": "seqread",
+                                                "direct": "true"}) for i in range(6)]
+    samples += [io_sample("qemu-tcg", 3000.0 + i, i, {"target": "rootfs", "job": "seqread",
+                                                      "direct": "false"},
+                          reason=f"buffered: {REFUSED}") for i in range(6)]
+    report = build_report(load_run(write_run(tmp_path / "run", samples)))
+    assert ("rootfs: direct I/O (O_DIRECT, past the page cache) under runc; buffered I/O "
+            f"(through the page cache) under qemu-tcg ({EMULATED}) ({REFUSED}).") in report.html
+    io = report.summary[report.summary["workload"] == "io"]
+    assert len(io) == 2 and set(io["mark"]) == {"baseline", "n/a"}  # nothing compared
+    assert "direct=true" in report.html and "direct=false" in report.html
+
+
+def test_run_from_before_the_direct_label_still_renders_and_says_so(tmp_path: Path) -> None:
+    # As runs recorded io before the label: a direct_io flag per target, job rows unlabelled.
+    samples = []
+    for i in range(6):
+        for runtime, direct in (("runc", 1.0), ("qemu-tcg", 0.0)):
+            samples.append(io_sample(runtime, 300.0 + i, i, {"target": "volume", "job": "seqread"}))
+            samples.append(io_sample(runtime, direct, i, {"target": "volume"}, metric="direct_io",
+                                     unit="flag", reason=None if direct else REFUSED))
+    report = build_report(load_run(write_run(tmp_path / "run", samples)))
+    assert chart_divs(report.html) == ["io-bars-bandwidth"]
+    assert "<td>direct_io</td>" in report.html
+    assert (f"volume: direct I/O (O_DIRECT, past the page cache) under runc; buffered I/O "
+            f"(through the page cache) under qemu-tcg ({EMULATED}) ({REFUSED}). Its rows mix "
+            "the two modes.") in report.html
+    assert "This run predates the &#39;direct&#39; label" in report.html
 
 
 def test_run_without_samples_renders(tmp_path: Path) -> None:

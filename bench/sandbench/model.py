@@ -104,10 +104,10 @@ class Value:
     clock: str | None = None
 
 
-#: Labels that describe the sandbox a value was measured in (how QEMU ran), not what was
-#: measured: kept on every sample, but not part of what makes two samples comparable, so a
+#: Labels that describe the sandbox a value was measured in (how QEMU ran, gVisor's platform),
+#: not what was measured: kept on every sample, but not part of what makes two samples comparable, so a
 #: TCG guest's getpid still sits in one row with the containers' getpid.
-CONTEXT_LABELS = frozenset({"accel"})
+CONTEXT_LABELS = frozenset({"accel", "platform"})
 
 
 def utc_now() -> str:
@@ -202,6 +202,12 @@ class Execution:
         the wall clock (to meet a stamp taken inside the sandbox)."""
         self.mark(name, Clock.HOST_MONOTONIC, time.monotonic_ns())
         self.mark(name, Clock.HOST_REALTIME, time.time_ns())
+
+    def mark_monotonic(self, name: str, monotonic_ns: int) -> None:
+        """An event read on the monotonic clock (a pidfd's wake), also put on the wall clock
+        by the two clocks' difference read now, to meet a stamp taken inside the sandbox."""
+        self.mark(name, Clock.HOST_MONOTONIC, monotonic_ns)
+        self.mark(name, Clock.HOST_REALTIME, monotonic_ns + time.time_ns() - time.monotonic_ns())
 
     def not_after(self, name: str, monotonic_ns: int) -> None:
         """Move the host marks ``name`` back to ``monotonic_ns`` if they were taken later.

@@ -121,17 +121,33 @@ def add_variants(backend: Backend, spec: Spec) -> None:
         backend.add_variant(name, variant.runtime, list(variant.wrapper), variant.description)
 
 
-def check_runtimes(backend: Backend, spec: Spec) -> None:
-    """Fail before anything is measured when a requested runtime cannot run here."""
+def check_runtimes(backend: Backend, spec: Spec) -> tuple[Spec, list[str]]:
+    """Fail before anything is measured when a requested runtime cannot run here. A default
+    that is optional (spec.optional_runtimes) is left out instead: the spec without it, and a
+    note saying why and how to get it."""
+    notes: list[str] = []
+    skipped: list[str] = []
     for runtime in spec.runtimes:
         availability = backend.check(runtime)
-        if not availability.ok:
-            fix = f"; fix: {availability.fix}" if availability.fix else ""
-            raise RuntimeUnavailable(f"runtime {runtime!r} is not usable here: "
-                                     f"{availability.detail}{fix}")
+        if availability.ok:
+            continue
+        fix = f"; fix: {availability.fix}" if availability.fix else ""
+        if runtime in spec.optional_runtimes and len(spec.runtimes) > len(skipped) + 1:
+            skipped.append(runtime)
+            notes.append(f"{runtime} left out: {availability.detail}{fix}")
+            continue
+        raise RuntimeUnavailable(f"runtime {runtime!r} is not usable here: "
+                                 f"{availability.detail}{fix}")
+    if not skipped:
+        return spec, notes
+    kept = [r for r in spec.runtimes if r not in skipped]
+    baseline = spec.baseline if spec.baseline in kept else None
+    return spec.model_copy(update={"runtimes": kept, "baseline": baseline}), notes
 
 
-def run_metadata(run_id: str, the_plan: Plan, backend: Backend) -> dict[str, object]:
+def run_metadata(run_id: str, the_plan: Plan, backend: Backend,
+                 notes: list[str] | None = None) -> dict[str, object]:
+    """run.json's content at the start; ``notes`` (runtimes left out, say) open its warnings."""
     environment = backend.environment()
     return {
         "run_id": run_id,
@@ -153,7 +169,8 @@ def run_metadata(run_id: str, the_plan: Plan, backend: Backend) -> dict[str, obj
                              "stamps log lines (a KubeVirt guest's serial console log)",
             "sandbox_monotonic": "CLOCK_MONOTONIC inside the sandbox (syscall loops)",
         },
-        "warnings": [w for w in [hostfacts.busy_warning(hostfacts.host_state(), "start")] if w],
+        "warnings": [*(notes or []), *(w for w in [hostfacts.busy_warning(
+            hostfacts.host_state(), "start")] if w)],
     }
 
 

@@ -51,8 +51,11 @@ def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str
     backend_obj = backends.create(spec.backend, cache_dir=cache_dir, resources=spec.resources,
                                   run_id=run_id, kubernetes=spec.kubernetes)
     runner.add_variants(backend_obj, spec)
+    runner.plan(spec, backend_obj.known_runtimes())  # every name checked before any probing
+    spec, notes = runner.check_runtimes(backend_obj, spec)
+    for note in notes:
+        console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
     the_plan = runner.plan(spec, backend_obj.known_runtimes())
-    runner.check_runtimes(backend_obj, spec)
     with console.status(f"preparing the {spec.backend} backend..."):
         try:
             backend_obj.prepare(spec.runtimes, progress=lambda line: console.log(line))
@@ -60,7 +63,7 @@ def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str
             # Whatever the kind, failing here is a run that could not start.
             raise RunFailed(f"cannot prepare: {exc}") from exc
     run_dir = out / run_id
-    writer = results.RunWriter(run_dir, runner.run_metadata(run_id, the_plan, backend_obj))
+    writer = results.RunWriter(run_dir, runner.run_metadata(run_id, the_plan, backend_obj, notes))
     console.print(f"run [bold]{run_id}[/]: {len(the_plan.steps)} sandboxes, "
                   f"runtimes {', '.join(spec.runtimes)}, samples in {run_dir}/", highlight=False)
     status = _run_with_progress(the_plan, backend_obj, writer)

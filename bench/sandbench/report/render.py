@@ -25,6 +25,7 @@ from sandbench.analysis import stats
 from sandbench.report import tables, trends, verdict_section
 from sandbench.report.bars import bar_charts
 from sandbench.report.charts import Chart, template_json, workload_order
+from sandbench.report.io_mode import io_mode_notes
 from sandbench.report.labels import EMULATED, Runtimes, runtimes
 from sandbench.report.start import start_charts
 from sandbench.results import Run, load_run
@@ -75,7 +76,7 @@ def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None
         "run": header(run),
         "notes": notes(run.meta, names),
         "headline": tables.headline(summary, names),
-        "sections": sections(charts),
+        "sections": sections(charts, {"io": io_mode_notes(run.samples, names)}),
         "warnings": all_warnings(run.meta, summary),
         "failures": tables.failures(run.samples, names),
         "host": tables.host_facts(run.meta),
@@ -103,8 +104,10 @@ def make_charts(rows: pd.DataFrame, summary: pd.DataFrame, names: Runtimes) -> l
     return charts
 
 
-def sections(charts: list[Chart]) -> list[dict[str, Any]]:
-    """Charts by workload; start latency's pairs (box, ECDF) side by side, bars full width."""
+def sections(charts: list[Chart],
+             notes: Mapping[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    """Charts by workload; start latency's pairs (box, ECDF) side by side, bars full width;
+    ``notes``: sentences a workload's section opens with (how fio ran, for io)."""
     placed = [
         {"name": c.name, "title": c.title, "section": c.section, "caption": c.caption,
          "wide": c.wide, "dom_id": f"figure-{i}",
@@ -113,6 +116,7 @@ def sections(charts: list[Chart]) -> list[dict[str, Any]]:
     ]
     return [{"workload": w, "title": SECTION_TITLES.get(w, w),
              "layout": "grid" if w == "start" else "wide",
+             "notes": (notes or {}).get(w, []),
              "charts": [c for c in placed if c["section"] == w]}
             for w in workload_order(c.section for c in charts)]
 

@@ -18,13 +18,17 @@ from sandbench import image
 from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
 from sandbench.backends.local import cgroups, mounts, qemu, qemu_vm
 from sandbench.backends.local.native import NativeRuntime
-from sandbench.backends.local.oci import STATE_ROOT, OciRuntime
+from sandbench.backends.local.oci import SAME_KERNEL, STATE_ROOT, OciRuntime
 from sandbench.facts import host as hostfacts
-from sandbench.model import Case, Execution
+from sandbench.model import Case, Clock, ClockOffset, Execution
 from sandbench.resources import runtimeclasses_dir
 from sandbench.spec import Resources
 
 Driver = NativeRuntime | OciRuntime | qemu.QemuRuntime
+
+#: How to get a runtime that is not installed, where apt-get is not the answer.
+FIXES = {"runsc": "make demo builds it with Go >= 1.26.3 (tests/cluster/build-gvisor.sh), or put "
+                  "gVisor's release runsc on PATH: https://gvisor.dev/docs/user_guide/install/"}
 
 
 def runtime_table() -> dict[str, dict[str, Any]]:
@@ -32,6 +36,16 @@ def runtime_table() -> dict[str, dict[str, Any]]:
     data = yaml.safe_load((runtimeclasses_dir() / "local.yaml").read_text())
     table: dict[str, dict[str, Any]] = data["runtimes"]
     return table
+
+
+def find_binary(entry: dict[str, Any], cache_dir: Path) -> str | None:
+    """A runtime's binary: on PATH (what the user installed, used as is), else built into
+    the cache by `make demo` (``built`` in local.yaml, a glob under the cache dir)."""
+    on_path = shutil.which(str(entry["binary"]))
+    if on_path or not entry.get("built"):
+        return on_path
+    built = sorted(cache_dir.glob(str(entry["built"])), reverse=True)
+    return str(built[0]) if built and os.access(built[0], os.X_OK) else None
 
 
 class LocalBackend(Backend):
@@ -69,10 +83,12 @@ class LocalBackend(Backend):
             return Finding(runtime, True, "a plain process on this host")
         if entry["kind"] == "vm":
             return qemu.check(runtime, entry)
-        binary = shutil.which(entry["binary"])
+        binary = find_binary(entry, self.cache_dir)
         if binary is None:
-            return Finding(runtime, False, f"{entry['binary']!r} is not on PATH",
-                                fix=f"apt-get install {entry['binary']}")
+            return Finding(runtime, False, f"{entry['binary']!r} is not on PATH"
+                           + (f" nor built under {self.cache_dir}" if entry.get("built") else ""),
+                           fix=FIXES.get(str(entry["binary"]),
+                                         f"apt-get install {entry['binary']}"))
         if os.geteuid() != 0:
             return Finding(runtime, False, "OCI containers with cgroups need root",
                                 fix="run sandbench as root")
@@ -100,11 +116,21 @@ class LocalBackend(Backend):
             elif entry["kind"] == "vm":
                 self._drivers[runtime] = self._vm_driver(runtime, entry, wrapper, progress)
             else:
-                binary = shutil.which(entry["binary"]) or entry["binary"]
-                self._drivers[runtime] = OciRuntime(
-                    runtime, binary, self._image.rootfs, self.scratch, self.resources, wrapper,
-                    entry.get("variant_of", ""))
+                self._drivers[runtime] = self._oci_driver(runtime, entry, wrapper)
         return self._drivers[runtime]
+
+    def _oci_driver(self, runtime: str, entry: dict[str, Any],
+                    wrapper: tuple[str, ...]) -> OciRuntime:
+        assert self._image is not None
+        binary = find_binary(entry, self.cache_dir) or str(entry["binary"])
+        clock = (ClockOffset(Clock.SANDBOX_REALTIME, Clock.HOST_REALTIME, 0, 0,
+                             str(entry["sandbox_clock"])) if entry.get("sandbox_clock")
+                 else SAME_KERNEL)
+        return OciRuntime(runtime, binary, self._image.rootfs, self.scratch, self.resources,
+                          wrapper, str(entry.get("variant_of", "")),
+                          tuple(str(f) for f in entry.get("flags") or ()),
+                          {str(k): str(v) for k, v in (entry.get("labels") or {}).items()},
+                          clock)
 
     def _vm_driver(self, runtime: str, entry: dict[str, Any], wrapper: tuple[str, ...],
                    progress: Progress | None) -> qemu.QemuRuntime:
@@ -132,6 +158,10 @@ class LocalBackend(Backend):
                 driver.delete(sandbox_id)
             deleted.append(sandbox_id)
         self._live.clear()
+        for driver in self._drivers.values():
+            # runsc keeps a shared empty network namespace bind-mounted in its --root.
+            if isinstance(driver, OciRuntime):
+                deleted += [f"mount {p}" for p in mounts.unmount_all(driver.state_root)]
         deleted += qemu_vm.kill_leftovers(self.scratch)
         mounts.unmount_all(self.scratch)
         shutil.rmtree(self.scratch, ignore_errors=True)
@@ -141,10 +171,12 @@ class LocalBackend(Backend):
         deleted = []
         scratch_root = self.cache_dir / "scratch"
         for name, entry in self.table.items():
-            if entry["kind"] != "oci" or shutil.which(entry["binary"]) is None:
+            binary = find_binary(entry, self.cache_dir) if entry["kind"] == "oci" else None
+            if binary is None:
                 continue
-            driver = OciRuntime(name, shutil.which(entry["binary"]) or "", Path("/"),
-                                scratch_root, self.resources)
+            driver = OciRuntime(name, binary, Path("/"), scratch_root, self.resources,
+                                variant_of=str(entry.get("variant_of", "")),
+                                flags=tuple(str(f) for f in entry.get("flags") or ()))
             for sandbox_id in driver.leftovers():
                 driver.delete(sandbox_id)
                 deleted.append(f"{name} container {sandbox_id}")
@@ -161,9 +193,12 @@ class LocalBackend(Backend):
         facts: dict[str, Any] = {"host": hostfacts.host_facts(), "runtimes": {}}
         for name, entry in self.table.items():
             runtime: dict[str, Any] = {"kind": entry["kind"], "description": entry.get("description")}
-            if entry["kind"] == "oci" and shutil.which(entry["binary"]):
-                runtime["binary"] = shutil.which(entry["binary"])
-                runtime["version"] = hostfacts.tool_version(entry["binary"])
+            binary = find_binary(entry, self.cache_dir) if entry["kind"] == "oci" else None
+            if binary is not None:
+                runtime["binary"] = binary
+                runtime["version"] = hostfacts.tool_version(binary)
+                runtime.update({k: entry[k] for k in ("flags", "labels", "sandbox_clock")
+                                if k in entry})
             elif entry["kind"] == "process":
                 runtime["fio"] = hostfacts.tool_version("fio")
             elif entry["kind"] == "vm":

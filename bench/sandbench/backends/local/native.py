@@ -69,5 +69,5 @@ class NativeRuntime:
             child.wait()
             execution.error = "timed out: the process did not exit in time; killed"
             return
-        execution.mark("exit", Clock.HOST_MONOTONIC, exited)
+        execution.mark_monotonic("exit", exited)
         execution.exit_code = child.wait()

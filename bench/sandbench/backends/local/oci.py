@@ -13,7 +13,7 @@ import json
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbench.backends.local import cgroups, mounts, oci_config, proc
@@ -43,6 +43,13 @@ class OciRuntime:
     #: The runtime a variant belongs to: it shares that one's state root, so gc finds its
     #: leftovers; "" for a runtime of its own.
     variant_of: str = ""
+    #: The runtime's own global flags, given before every command (runsc's --platform).
+    flags: tuple[str, ...] = ()
+    #: Labels on every sample of this runtime (gVisor's platform).
+    labels: dict[str, str] = field(default_factory=dict)
+    #: How the sandbox's CLOCK_REALTIME relates to the host's: the same kernel clock for runc
+    #: and crun; gVisor's sentry keeps its own.
+    clock: ClockOffset = SAME_KERNEL
 
     @property
     def state_root(self) -> Path:
@@ -55,10 +62,10 @@ class OciRuntime:
         proc.become_subreaper()
 
     def _cmd(self, *args: str) -> list[str]:
-        return [*self.wrapper, self.binary, "--root", str(self.state_root), *args]
+        return [*self.wrapper, self.binary, "--root", str(self.state_root), *self.flags, *args]
 
     def execute(self, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
-        execution = Execution(planned=PLANNED, offsets=[SAME_KERNEL])
+        execution = Execution(planned=PLANNED, offsets=[self.clock], labels=dict(self.labels))
         bundle = self.scratch / sandbox_id
         try:
             self._run(case, sandbox_id, bundle, execution, timeout_s)
@@ -125,7 +132,7 @@ class OciRuntime:
             proc.reap(pid)
             execution.error = "timed out: the sandbox did not exit in time; killed"
             return
-        execution.mark("exit", Clock.HOST_MONOTONIC, exited)
+        execution.mark_monotonic("exit", exited)
         execution.exit_code = proc.reap(pid)
         if execution.exit_code is None:
             execution.error = (f"the exit status of {self.name}'s container (pid {pid}) could "
@@ -146,5 +153,6 @@ class OciRuntime:
         """Containers in this runtime's sandbench state root (only sandbench creates there)."""
         if not self.state_root.is_dir():
             return []
-        result = proc.run_tool(self._cmd("list", "-q"), HOUSEKEEPING_S)
+        # --quiet, not -q: runsc knows only the long form; runc and crun take both.
+        result = proc.run_tool(self._cmd("list", "--quiet"), HOUSEKEEPING_S)
         return [line.strip() for line in result.stdout.splitlines() if line.strip()]
