@@ -264,6 +264,7 @@ class Runner:
         status, reason = "failed", "the harness stopped unexpectedly"
         try:
             self._run_steps()
+            self.writer.meta.setdefault("warnings", []).extend(self.backend.after_last_step())
             status, reason = "completed", ""
         except (KeyboardInterrupt, Interrupted) as exc:
             status, reason = "interrupted", f"stopped by {exc or 'Ctrl-C'}"

@@ -96,6 +96,12 @@ class Backend(ABC):
         one line each; a run with any is not valid. Asked before cleanup."""
         return []
 
+    def after_last_step(self) -> list[str]:
+        """Called once after the last step of a run that completed, before cleanup, for what
+        must be measured again with the run's place still there (a cluster backend's clock
+        offsets). Returns warnings for run.json; never raises for what it measures."""
+        return []
+
     def final_facts(self) -> dict[str, Any]:
         """Facts only known once the run is over (measured clock offsets, notes); merged
         into run.json's environment at the end."""

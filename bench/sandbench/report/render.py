@@ -85,6 +85,7 @@ def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None
         "runtime_facts": tables.runtime_facts(run.meta, names),
         "metrics": tables.metric_facts(run.meta),
         "clocks": tables.clock_facts(run.meta),
+        "clock_drift": tables.clock_drift(run.meta, names),
         "spec": json.dumps(run.meta.get("spec") or {}, indent=2, sort_keys=True, default=str),
         "chart_count": len(charts),
         "plotly": plotly_script(embed_js),
@@ -156,11 +157,19 @@ def duration(started: Any, ended: Any) -> str:
 
 
 def notes(meta: Mapping[str, Any], names: Runtimes) -> list[str]:
-    """Caveats the reader needs before any number: emulated runtimes."""
+    """Caveats the reader needs before any number: emulated runtimes, clocks that drifted."""
     facts: Mapping[str, Any] = meta.get("runtimes") or {}
-    return [f"{name} runs under {facts[name].get('accel', 'emulation')}: {EMULATED}. "
+    said = [f"{name} runs under {facts[name].get('accel', 'emulation')}: {EMULATED}. "
             f"Its numbers are marked wherever they appear."
             for name in names.order if name in names.emulated]
+    drift: Mapping[str, Mapping[str, Any]] = (meta.get("environment") or {}).get(
+        "clock_drift") or {}
+    said += [f"The clock offset of {name} moved {d['drift_ns'] / 1e6:+.3f} ms over the run (more "
+             f"than the {d['limit_ns'] / 1e6:.3f} ms its measurements allow): "
+             f"{', '.join(d.get('affects') or [])} may be off by up to that much. See Clock "
+             "offsets under Environment."
+             for name, d in drift.items() if d.get("drifted")]
+    return said
 
 
 def all_warnings(meta: Mapping[str, Any], summary: pd.DataFrame) -> list[str]:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
-from sandbench.model import Better, Case, Clock, ClockOffset, Execution, Mark, Metric, Status, Value
+from sandbench.model import (Better, Case, Clock, ClockOffset, Execution, Mark, Metric,
+                             MissingOffset, Status, Value)
 from sandbench.workloads.base import PROBE, Params, ParseError, Workload, probe_header, realtime_stamp
 
 
@@ -76,9 +77,11 @@ def _inverse(offset: ClockOffset | None) -> ClockOffset | None:
                        offset.method)
 
 
-def phase_value(phase: Phase, marks: list[Mark], offsets: list[ClockOffset]) -> Value | None:
-    """The phase's value in ms, a failed Value when its clocks cannot be related, or None
-    when the backend observed neither end (the phase does not apply to it)."""
+def phase_value(phase: Phase, marks: list[Mark], offsets: list[ClockOffset],
+                missing: list[MissingOffset] | None = None) -> Value | None:
+    """The phase's value in ms, a failed Value when its clocks cannot be related (saying why
+    the offset is ``missing`` when the backend said), or None when the backend observed
+    neither end (the phase does not apply to it)."""
     starts = {m.clock: m for m in marks if m.name == phase.start}
     ends = {m.clock: m for m in marks if m.name == phase.end}
     if not starts or not ends:
@@ -93,8 +96,12 @@ def phase_value(phase: Phase, marks: list[Mark], offsets: list[ClockOffset]) -> 
             if offset is not None:
                 return _between(phase, start, end, offset)
     clocks = f"{'/'.join(starts)} and {'/'.join(ends)}"
+    # Either way round, as the offsets themselves are read.
+    why = [m.reason for m in missing or [] if (m.source in ends and m.target in starts)
+           or (m.source in starts and m.target in ends)]
     return Value(phase.metric, None, status=Status.FAILED,
-                 reason=f"no measured offset between {clocks}: not reported")
+                 reason=f"no measured offset between {clocks}: "
+                        f"{'; '.join(why) or 'not reported'}")
 
 
 def _between(phase: Phase, start: Mark, end: Mark, offset: ClockOffset | None) -> Value:
@@ -156,7 +163,8 @@ class Start(Workload):
         header, rest = probe_header(execution.stdout, "start")
         marks = [*execution.marks, Mark("workload", Clock.SANDBOX_REALTIME, realtime_stamp(header))]
         marks += _end_mark(rest, execution)
-        values = [phase_value(p, marks, execution.offsets) for p in PHASES]
+        values = [phase_value(p, marks, execution.offsets, execution.missing_offsets)
+                  for p in PHASES]
         found = [v for v in values if v is not None]
         if not found:
             raise ParseError("the backend recorded no marks a phase could be computed from")
