@@ -11,11 +11,11 @@ from rich import box
 from rich.table import Table
 
 from sandbench import backends, results, runner
-from sandbench.analysis import stats
+from sandbench.analysis.summary import RunSummary, summarize_run
 from sandbench.cli.common import cache_option, console, kube_flags, kube_options, show, split
 from sandbench.cli.summary import legend, summary_tables
 from sandbench.errors import Interrupted, InvalidRun, RunFailed, SandbenchError
-from sandbench.report import render_report
+from sandbench.report import render_report, write_report
 from sandbench.spec import PROFILES, Overrides, load_spec
 
 VERBOSE_HELP = ("Every metric in the summary table, not only each workload's headline "
@@ -75,9 +75,10 @@ def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str
                   f"runtimes {', '.join(spec.runtimes)}, samples in {run_dir}/", highlight=False)
     status = _run_with_progress(the_plan, backend_obj, writer)
     loaded = results.load_run(run_dir)
-    print_summary(loaded, verbose=verbose)
+    summary = summarize_run(loaded)
+    print_summary(summary, verbose=verbose)
     if not no_report:
-        report_file = render_report(run_dir)
+        report_file = write_report(summary)
         show.print(f"report: {report_file}", highlight=False, soft_wrap=True)
     _raise_for(status, loaded)
 
@@ -104,10 +105,10 @@ def _raise_for(status: str, loaded: results.Run) -> None:
         raise InvalidRun("; ".join(loaded.meta.get("warnings", [])))
 
 
-def print_summary(loaded: results.Run, *, verbose: bool = False) -> None:
+def print_summary(summary: RunSummary, *, verbose: bool = False) -> None:
     """The run's summary on stdout: a table per workload, then what the marks mean."""
-    summary = stats.summarize(loaded)
-    tables = summary_tables(summary, loaded.meta, verbose=verbose)
+    loaded = summary.run
+    tables = summary_tables(summary.table, loaded.meta, verbose=verbose)
     if not tables:
         show.print("no samples were measured")
         return
@@ -126,7 +127,7 @@ def print_summary(loaded: results.Run, *, verbose: bool = False) -> None:
         if found.caption:
             show.print(escape(found.caption), highlight=False)
     show.print()
-    for line in legend(loaded.meta, summary):
+    for line in legend(loaded.meta, summary.table):
         show.print(escape(line), highlight=False)
 
 
@@ -136,7 +137,7 @@ def print_summary(loaded: results.Run, *, verbose: bool = False) -> None:
               "headline.")
 def summary(run_dir: Path, verbose: bool) -> None:
     """Print RUN_DIR's summary tables again, as `sandbench run` printed them at its end."""
-    print_summary(results.load_run(run_dir), verbose=verbose)
+    print_summary(summarize_run(results.load_run(run_dir)), verbose=verbose)
 
 
 @click.command()
