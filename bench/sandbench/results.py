@@ -10,8 +10,9 @@ Format history (``format_version`` in run.json):
 
     1  the first version.
 
-A reader of a newer version refuses it with a message; older versions are upgraded in
-``_upgrade`` when there are any.
+A reader of a newer version refuses it with a message; an older version is upgraded step by
+step through ``UPGRADES`` (none so far), then checked against formats.RunMeta, the model
+run.json is written through and its JSON Schema (``sandbench schema run``) comes from.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ import secrets
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from functools import cached_property
+from typing import Any, Callable, Iterable
 
 import pandas as pd
+from pydantic import ValidationError
 
 from sandbench.errors import BadInput
+from sandbench.formats import RunMeta
 from sandbench.model import FORMAT_VERSION, Metric, Sample, utc_now
 
 RUN_FILE = "run.json"
@@ -68,7 +72,7 @@ class RunWriter:
 
     def save_meta(self) -> None:
         tmp = self.dir / (RUN_FILE + ".tmp")
-        tmp.write_text(json.dumps(self.meta, indent=2, sort_keys=True, default=str) + "\n")
+        tmp.write_text(json.dumps(RunMeta.read(self.meta).to_json(), indent=2, sort_keys=True, default=str) + "\n")
         os.replace(tmp, self.dir / RUN_FILE)
 
     def append(self, samples: Iterable[Sample]) -> None:
@@ -112,6 +116,11 @@ class Run:
     def run_id(self) -> str:
         return str(self.meta.get("run_id", self.dir.name))
 
+    @cached_property
+    def info(self) -> RunMeta:
+        """run.json through its model: what the rest of the package reads."""
+        return RunMeta.read(self.meta)
+
 
 def load_meta(run_dir: Path) -> dict[str, Any]:
     path = run_dir / RUN_FILE
@@ -127,12 +136,36 @@ def load_meta(run_dir: Path) -> dict[str, Any]:
             f"{str(path)!r} has format_version {version!r}; this sandbench reads 1 to "
             f"{FORMAT_VERSION}: upgrade sandbench"
         )
-    return _upgrade(meta)
-
-
-def _upgrade(meta: dict[str, Any]) -> dict[str, Any]:
-    # Version 1 is the only one so far; an older version's conversion goes here.
+    meta = _upgrade(meta, path)
+    try:
+        RunMeta.read(meta)
+    except ValidationError as exc:
+        raise ResultsError(f"{str(path)!r} is not sandbench run metadata: "
+                           f"{_first_error(exc)}") from exc
     return meta
+
+
+#: How an older run.json becomes the next version: ``{N: function from a version-N document
+#: to version N + 1}``. Empty: version 1 is the first. A new version adds its step here, and
+#: the step says what changed (asv's results files and pyperf's format history do the same).
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def _upgrade(meta: dict[str, Any], path: Path) -> dict[str, Any]:
+    version = int(meta["format_version"])
+    while version < FORMAT_VERSION:
+        if version not in UPGRADES:
+            raise ResultsError(f"{str(path)!r} has format_version {version!r}, which no "
+                               f"sandbench wrote; this sandbench reads 1 to {FORMAT_VERSION}")
+        meta = {**UPGRADES[version](meta), "format_version": version + 1}
+        version += 1
+    return meta
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "(top)"
+    return f"{where}: {error['msg']} (got {error.get('input')!r:.80})"
 
 
 def load_samples(run_dir: Path) -> pd.DataFrame:

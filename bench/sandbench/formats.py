@@ -1,0 +1,291 @@
+"""The files sandbench writes, as models: run.json, one line of samples.jsonl, verdict.json and
+a line of a history's index.jsonl. Each is read and written through its model here, and the
+JSON Schema of run.json and of a sample is generated from these models (``sandbench schema``),
+as asv's schema.py does for its results files.
+
+The models type what sandbench reads and leave open what is genuinely open: the host facts,
+a backend's ``environment``, each runtime's facts and the spec's details are whatever the
+backend or the spec recorded, kept as they are (extra keys are allowed everywhere, so a newer
+sandbench's additions survive an older one's rewrite). Fields that every run.json has had since
+format 1 are required; the rest default to "not recorded" and are written only when set, so a
+file keeps the shape it was written in.
+
+Versions: run.json and samples.jsonl carry ``format_version`` (model.FORMAT_VERSION; results.py
+says how an older version is upgraded), verdict.json ``format_version`` (COMPARE_VERSION) and
+an index line ``index_version`` (INDEX_VERSION).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from sandbench.model import FORMAT_VERSION, Sample
+
+#: Version of a comparison's JSON (``compare --json``, verdict.json).
+COMPARE_VERSION = 1
+#: Version of a history index line; a line of another version is re-read from its run.
+INDEX_VERSION = 1
+#: Gate outcomes written by ``sandbench compare --record``; a run whose gate failed or was
+#: refused (environment changed) is not a baseline for the next night until a person looks.
+NOT_GOOD_GATES = frozenset({"failed", "refused"})
+
+RunStatus = Literal["running", "completed", "interrupted", "failed"]
+
+
+class _Open(BaseModel):
+    """A record that keeps keys it does not know: they are written back as they were read."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class MetricInfo(_Open):
+    """One row of run.json's metrics table: what a metric means, so results explain
+    themselves."""
+
+    unit: str
+    better: Literal["lower", "higher"] = "lower"
+    description: str = ""
+
+
+class VariantInfo(_Open):
+    """A runtime variant of the spec (same-run A/B): the runtime it varies, and how."""
+
+    runtime: str
+
+
+class WorkloadInfo(_Open):
+    """A workload as the spec ran it."""
+
+    rounds: int | None = None
+    warmup: int | None = None
+    #: The workload's parameters as given; their meaning is the workload's (workloads/).
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class SpecInfo(_Open):
+    """The resolved spec the run ran (spec.Spec dumped); the parts other code reads are typed,
+    the backend settings (``kubernetes``) and resources are kept as recorded."""
+
+    name: str | None = None
+    backend: str | None = None
+    baseline: str | None = None
+    runtimes: list[str] = Field(default_factory=list)
+    optional_runtimes: list[str] = Field(default_factory=list)
+    variants: dict[str, VariantInfo] = Field(default_factory=dict)
+    rounds: int | None = None
+    warmup: int | None = None
+    timeout_s: float | None = None
+    resources: dict[str, Any] = Field(default_factory=dict)
+    workloads: dict[str, WorkloadInfo] = Field(default_factory=dict)
+
+
+class RunMeta(_Open):
+    """run.json: a run's metadata, written at its start and rewritten at its end."""
+
+    model_config = ConfigDict(extra="allow", title="sandbench run.json")
+
+    format_version: int = Field(ge=1, le=FORMAT_VERSION)
+    run_id: str
+    #: Where the sandboxes ran ("local", "kubernetes"); "" when a hand-made run does not say.
+    backend: str = ""
+    #: "running" until the run ends; "interrupted" keeps what was measured before Ctrl-C.
+    status: RunStatus
+    #: Why the run ended as it did, when not "completed".
+    status_reason: str | None = None
+    #: False when more than 10% of samples failed; absent until the run ends.
+    valid: bool | None = None
+    #: ISO 8601 in UTC, as model.utc_now writes it.
+    started_at: str
+    ended_at: str | None = None
+    #: The runtime every other one is compared with in the report; None for no baseline.
+    baseline: str | None = None
+    sandbench_version: str | None = None
+    git_commit: str | None = None
+    spec: SpecInfo = Field(default_factory=SpecInfo)
+    #: Facts of the harness host (kernel, CPU, cores, cgroup layout...): facts/host.py.
+    host: dict[str, Any] = Field(default_factory=dict)
+    #: The host's load, frequency and affinity at "start" and "end" (facts/host.py).
+    host_state: dict[str, Any] = Field(default_factory=dict)
+    #: The facts of each runtime run, as the backend reports them (version, binary, accel...).
+    runtimes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Everything else the backend records, in its own shape (image, cluster, node, clocks).
+    environment: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, MetricInfo] = Field(default_factory=dict)
+    #: Each clock a sample's ``clock`` names, in words.
+    clocks: dict[str, str] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+    #: Sandboxes or objects the cleanup at the end found left over and deleted.
+    cleanup: list[Any] = Field(default_factory=list)
+
+    @classmethod
+    def read(cls, data: Any) -> RunMeta:
+        """run.json's content (already upgraded to FORMAT_VERSION); raises
+        pydantic.ValidationError when it is not run metadata."""
+        return cls.model_validate(data)
+
+    def to_json(self) -> dict[str, Any]:
+        """The document to write: only what was set, so a file keeps its shape. The open parts
+        are returned as the backend gave them (results.py writes them with ``default=str``)."""
+        return self.model_dump(exclude_unset=True)
+
+    def runtime_facts(self, runtime: str) -> dict[str, Any]:
+        return self.runtimes.get(runtime) or {}
+
+    def better(self, metric: str) -> str:
+        """Which direction is better for ``metric``; lower when the run does not say."""
+        info = self.metrics.get(metric)
+        return info.better if info is not None else "lower"
+
+
+# -- verdict.json --------------------------------------------------------------------------
+
+class SideRecord(BaseModel):
+    """One side's summary of a metric; None where the number is NaN (JSON has none)."""
+
+    n: int
+    failed: int
+    median: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    cov: float | None = None
+
+
+class JudgementRecord(BaseModel):
+    verdict: str
+    reason: str
+    change: float | None = None
+    change_low: float | None = None
+    change_high: float | None = None
+    p_value: float | None = None
+    p_new_larger: float | None = None
+
+
+class MetricRecord(JudgementRecord):
+    """One metric compared: both sides and the verdict (the judgement's fields inline)."""
+
+    runtime: str
+    workload: str
+    metric: str
+    labels: str
+    unit: str
+    better: str
+    threshold: float
+    base: SideRecord
+    new: SideRecord
+    relative: JudgementRecord | None = None
+    reference: str = ""
+
+
+class RunRef(BaseModel):
+    run_id: str
+    dir: str
+
+
+class ThresholdsRecord(BaseModel):
+    default: float = 0.10
+    per_metric: dict[str, float] = Field(default_factory=dict)
+
+
+class DifferenceRecord(BaseModel):
+    fact: str
+    base: str
+    new: str
+    gating: bool
+
+
+class ComparisonRecord(_Open):
+    """``sandbench compare --json``: a comparison of two runs or of two runtimes of one."""
+
+    format: Literal["sandbench-compare"]
+    format_version: int = Field(default=COMPARE_VERSION, ge=1, le=COMPARE_VERSION)
+    base: RunRef
+    new: RunRef
+    mode: Literal["runs", "variants"]
+    pairs: list[tuple[str, str]]
+    alpha: float
+    min_samples: int | None = None
+    test: str | None = None
+    thresholds: ThresholdsRecord = Field(default_factory=ThresholdsRecord)
+    counts: dict[str, int] = Field(default_factory=dict)
+    environment: list[DifferenceRecord] = Field(default_factory=list)
+    metrics: list[MetricRecord]
+
+
+class VerdictRecord(ComparisonRecord):
+    """verdict.json (``compare --record``): the comparison and the gate's decision on it."""
+
+    #: "passed", "failed", "refused" (environment changed) or "compared" (no --fail-on).
+    gate: str | None = None
+    fail_on: str | None = None
+    allow_env_change: bool = False
+
+
+class GateRecord(_Open):
+    """All a history reads of verdict.json: the gate's outcome."""
+
+    gate: str | None = None
+
+
+# -- index.jsonl ---------------------------------------------------------------------------
+
+class HistoryEntry(BaseModel):
+    """One run of a history (one line of index.jsonl), as listed by ``sandbench history``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    #: The run directory, relative to the history directory.
+    path: str
+    started_at: str
+    status: str
+    #: run.json's ``valid``: False when over 10% of samples failed; None if not recorded.
+    valid: bool | None
+    backend: str
+    runtimes: list[str]
+    host: str
+    commit: str
+    spec_name: str
+    sandbench_version: str
+    #: "passed", "failed", "refused" or "compared" from verdict.json; "" when never compared.
+    gate: str = ""
+    #: What the entry was read from: sizes and mtimes of run.json and verdict.json.
+    stamp: list[int] = Field(default_factory=list)
+    index_version: int = INDEX_VERSION
+
+    @property
+    def good(self) -> bool:
+        """A run fit to be the next baseline: completed, valid, and its gate not failed."""
+        return self.status == "completed" and self.valid is not False \
+            and self.gate not in NOT_GOOD_GATES
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# -- JSON Schema -----------------------------------------------------------------------------
+
+#: What ``sandbench schema NAME`` prints: run.json, and one line of samples.jsonl.
+SCHEMAS: dict[str, TypeAdapter[Any]] = {
+    "run": TypeAdapter(RunMeta),
+    "sample": TypeAdapter(Sample),
+}
+SCHEMA_TITLES = {
+    "run": f"sandbench run.json (format_version {FORMAT_VERSION})",
+    "sample": f"sandbench samples.jsonl: one line (format_version {FORMAT_VERSION})",
+}
+
+
+def json_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the file ``name`` (a key of SCHEMAS)."""
+    if name not in SCHEMAS:
+        raise KeyError(f"no schema {name!r}; known: {', '.join(SCHEMAS)}")
+    schema = SCHEMAS[name].json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            **schema, "title": SCHEMA_TITLES[name]}
+
+
+def schema_text(name: str) -> str:
+    return json.dumps(json_schema(name), indent=2, sort_keys=True) + "\n"
