@@ -38,7 +38,7 @@ RunStatus = Literal["running", "completed", "interrupted", "failed"]
 class _Open(BaseModel):
     """A record that keeps keys it does not know: they are written back as they were read."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
 
 
 class MetricInfo(_Open):
@@ -61,8 +61,8 @@ class WorkloadInfo(_Open):
 
     rounds: int | None = None
     warmup: int | None = None
-    #: The workload's parameters as given; their meaning is the workload's (workloads/).
     params: dict[str, Any] = Field(default_factory=dict)
+    """The workload's parameters as given; their meaning is the workload's (workloads/)."""
 
 
 class SpecInfo(_Open):
@@ -85,40 +85,46 @@ class SpecInfo(_Open):
 class RunMeta(_Open):
     """run.json: a run's metadata, written at its start and rewritten at its end."""
 
-    model_config = ConfigDict(extra="allow", title="sandbench run.json")
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
 
     format_version: int = Field(ge=1, le=FORMAT_VERSION)
+    """Version of the results format (run.json and samples.jsonl); see results.py."""
     run_id: str
-    #: Where the sandboxes ran ("local", "kubernetes"); "" when a hand-made run does not say.
+    """Sortable by start time: ``20261127T142512Z-3f9a``; also every sample's run_id."""
     backend: str = ""
-    #: "running" until the run ends; "interrupted" keeps what was measured before Ctrl-C.
+    """Where the sandboxes ran ("local", "kubernetes"); "" when a hand-made run does not say."""
     status: RunStatus
-    #: Why the run ended as it did, when not "completed".
+    """running until the run ends; interrupted keeps what was measured before Ctrl-C."""
     status_reason: str | None = None
-    #: False when more than 10% of samples failed; absent until the run ends.
+    """Why the run ended as it did, when not completed."""
     valid: bool | None = None
-    #: ISO 8601 in UTC, as model.utc_now writes it.
+    """False when more than 10% of samples failed; absent until the run ends."""
     started_at: str
+    """ISO 8601 in UTC with microseconds, as model.utc_now writes it."""
     ended_at: str | None = None
-    #: The runtime every other one is compared with in the report; None for no baseline.
+    """As started_at; absent while the run is running (or when it crashed)."""
     baseline: str | None = None
+    """The runtime every other one is compared with in the report; None for no baseline."""
     sandbench_version: str | None = None
     git_commit: str | None = None
+    """sandbench's own commit, when it runs from a git checkout."""
     spec: SpecInfo = Field(default_factory=SpecInfo)
-    #: Facts of the harness host (kernel, CPU, cores, cgroup layout...): facts/host.py.
     host: dict[str, Any] = Field(default_factory=dict)
-    #: The host's load, frequency and affinity at "start" and "end" (facts/host.py).
+    """Facts of the harness host (kernel, CPU, cores, cgroup layout...): facts/host.py."""
     host_state: dict[str, Any] = Field(default_factory=dict)
-    #: The facts of each runtime run, as the backend reports them (version, binary, accel...).
+    """The host's load, frequency and affinity at "start" and "end" (facts/host.py)."""
     runtimes: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    #: Everything else the backend records, in its own shape (image, cluster, node, clocks).
+    """Each runtime's facts as its backend reports them (version, binary, accel...)."""
     environment: dict[str, Any] = Field(default_factory=dict)
+    """Everything else the backend records, in its own shape (image, cluster, node, clocks)."""
     metrics: dict[str, MetricInfo] = Field(default_factory=dict)
-    #: Each clock a sample's ``clock`` names, in words.
+    """Every metric the run could measure, by name."""
     clocks: dict[str, str] = Field(default_factory=dict)
+    """Each clock a sample's ``clock`` names, in words."""
     warnings: list[str] = Field(default_factory=list)
-    #: Sandboxes or objects the cleanup at the end found left over and deleted.
+    """What makes the numbers less trustworthy (a busy host, too many failures...)."""
     cleanup: list[Any] = Field(default_factory=list)
+    """Sandboxes or objects the cleanup at the end found left over and deleted."""
 
     @classmethod
     def read(cls, data: Any) -> RunMeta:
@@ -163,8 +169,9 @@ class JudgementRecord(BaseModel):
     p_new_larger: float | None = None
 
 
-class MetricRecord(JudgementRecord):
-    """One metric compared: both sides and the verdict (the judgement's fields inline)."""
+class MetricRecord(BaseModel):
+    """One metric compared: both sides, then the judgement's fields inline (as JudgementRecord),
+    then the same judgement on the ratio to each run's baseline (two runs only)."""
 
     runtime: str
     workload: str
@@ -175,6 +182,13 @@ class MetricRecord(JudgementRecord):
     threshold: float
     base: SideRecord
     new: SideRecord
+    verdict: str
+    reason: str
+    change: float | None = None
+    change_low: float | None = None
+    change_high: float | None = None
+    p_value: float | None = None
+    p_new_larger: float | None = None
     relative: JudgementRecord | None = None
     reference: str = ""
 
@@ -217,8 +231,8 @@ class ComparisonRecord(_Open):
 class VerdictRecord(ComparisonRecord):
     """verdict.json (``compare --record``): the comparison and the gate's decision on it."""
 
-    #: "passed", "failed", "refused" (environment changed) or "compared" (no --fail-on).
     gate: str | None = None
+    """"passed", "failed", "refused" (environment changed) or "compared" (no --fail-on)."""
     fail_on: str | None = None
     allow_env_change: bool = False
 
@@ -234,25 +248,26 @@ class GateRecord(_Open):
 class HistoryEntry(BaseModel):
     """One run of a history (one line of index.jsonl), as listed by ``sandbench history``."""
 
-    model_config = ConfigDict(frozen=True)
+    # A line with keys this version does not know is foreign: its run is read again.
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     run_id: str
-    #: The run directory, relative to the history directory.
     path: str
+    """The run directory, relative to the history directory."""
     started_at: str
     status: str
-    #: run.json's ``valid``: False when over 10% of samples failed; None if not recorded.
     valid: bool | None
+    """run.json's ``valid``: False when over 10% of samples failed; None if not recorded."""
     backend: str
     runtimes: list[str]
     host: str
     commit: str
     spec_name: str
     sandbench_version: str
-    #: "passed", "failed", "refused" or "compared" from verdict.json; "" when never compared.
     gate: str = ""
-    #: What the entry was read from: sizes and mtimes of run.json and verdict.json.
+    """"passed", "failed", "refused" or "compared" from verdict.json; "" when never compared."""
     stamp: list[int] = Field(default_factory=list)
+    """What the entry was read from: sizes and mtimes of run.json and verdict.json."""
     index_version: int = INDEX_VERSION
 
     @property

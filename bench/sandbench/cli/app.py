@@ -12,7 +12,7 @@ from __future__ import annotations
 import click
 
 from sandbench import __version__
-from sandbench.cli import cluster, doctor, image, nightly, run
+from sandbench.cli import cluster, doctor, image, nightly, run, schema
 from sandbench.cli.common import fail
 from sandbench.errors import SandbenchError
 
@@ -31,7 +31,7 @@ def cli() -> None:
 
 for _command in (run.run, run.report, doctor.doctor_command, doctor.gc,
                  cluster.runtimeclasses_group, cluster.rbac, image.image_group,
-                 *nightly.COMMANDS):
+                 *nightly.COMMANDS, schema.schema_command):
     cli.add_command(_command)
 
 
