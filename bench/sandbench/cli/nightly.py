@@ -24,6 +24,7 @@ from sandbench.analysis.thresholds import parse
 from sandbench.cli.common import console
 from sandbench.cli.summary import number
 from sandbench.errors import EnvironmentChanged, NothingFound, Regressed
+from sandbench.formats import VerdictRecord
 from sandbench.nightly import compare as comparing
 from sandbench.nightly import export as exporting
 from sandbench.nightly import history as runs_history
@@ -174,8 +175,9 @@ def compare_command(base_run: Path, new_run: Path | None, runtime_a: str | None,
     print_environment(comparison)
     print_comparison(comparison)
     gate = _gate(comparison, fail_on, allow_env_change)
-    document = {**comparison.to_json(), "gate": gate, "fail_on": fail_on,
-                "allow_env_change": allow_env_change}
+    document = VerdictRecord.model_validate({
+        **comparison.to_json(), "gate": gate, "fail_on": fail_on,
+        "allow_env_change": allow_env_change}).model_dump(mode="json")
     if json_file is not None:
         json_file.write_text(json.dumps(document, indent=2) + "\n")
     if junit_file is not None:

@@ -93,8 +93,8 @@ def _run_with_progress(the_plan: runner.Plan, backend_obj: backends.Backend,
 def _raise_for(status: str, loaded: results.Run) -> None:
     if status == "interrupted":
         raise Interrupted(f"interrupted; the samples measured so far are in {loaded.dir}")
-    if loaded.meta.get("valid") is False:
-        raise InvalidRun("; ".join(loaded.meta.get("warnings", [])))
+    if loaded.info.valid is False:
+        raise InvalidRun("; ".join(loaded.info.warnings))
 
 
 def print_summary(loaded: results.Run) -> None:
@@ -102,7 +102,7 @@ def print_summary(loaded: results.Run) -> None:
     if not rows:
         show.print("no samples were measured")
         return
-    table = Table(title=f"run {loaded.run_id} ({loaded.meta.get('status')})", show_lines=False)
+    table = Table(title=f"run {loaded.run_id} ({loaded.info.status})", show_lines=False)
     for column in header:
         # Fold, never cut: a truncated metric name cannot be told from its neighbours.
         table.add_column(column, justify="left" if column in ("workload", "metric") else "right",

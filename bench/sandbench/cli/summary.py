@@ -40,7 +40,7 @@ def summary_rows(run: Run) -> tuple[list[str], list[list[str]]]:
     column per runtime in the run's order."""
     summary = stats.summarize(run)
     summary = summary.loc[~summary["metric"].isin(HEADLINE_EXCLUDED)]
-    runtimes = [r for r in run.meta.get("spec", {}).get("runtimes", []) if r in set(summary["runtime"])]
+    runtimes = [r for r in run.info.spec.runtimes if r in set(summary["runtime"])]
     runtimes += sorted(set(summary["runtime"]) - set(runtimes))
     rows = []
     for (workload, metric, labels), group in summary.groupby(
@@ -49,7 +49,7 @@ def summary_rows(run: Run) -> tuple[list[str], list[list[str]]]:
         name = f"{metric} [{labels}]" if labels else metric
         rows.append([workload, name, str(group["unit"].iloc[0]),
                      *[cells.get(r, "-") for r in runtimes]])
-    baseline = run.meta.get("baseline")
+    baseline = run.info.baseline
     header = ["workload", "metric", "unit",
               *[f"{r} (baseline)" if r == baseline else r for r in runtimes]]
     return header, rows

@@ -14,7 +14,8 @@ read, and a line of an index version this sandbench does not know is re-read fro
 An object store prefix works the same way once synced to a directory (``aws s3 sync``,
 ``gsutil rsync``): only the runs that changed are read again.
 
-Index format history (``index_version`` on each line): 1, the first.
+Index format history (``index_version`` on each line): 1, the first. A line is read and written
+through formats.HistoryEntry, verdict.json's gate through formats.GateRecord.
 """
 
 from __future__ import annotations
@@ -22,51 +23,22 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
+from pydantic import ValidationError
+
+from sandbench.formats import INDEX_VERSION, NOT_GOOD_GATES, GateRecord, HistoryEntry, RunMeta
 from sandbench.results import RUN_FILE, ResultsError, load_meta
 
+__all__ = ["INDEX_FILE", "INDEX_VERSION", "NOT_GOOD_GATES", "VERDICT_FILE", "Entry",
+           "last_good", "load_index", "read_entry", "run_dirs"]
+
 INDEX_FILE = "index.jsonl"
-INDEX_VERSION = 1
 VERDICT_FILE = "verdict.json"
-#: Gate outcomes written by ``sandbench compare --record``; a run whose gate failed or was
-#: refused (environment changed) is not a baseline for the next night until a person looks.
-NOT_GOOD_GATES = {"failed", "refused"}
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One run of the history, as listed by ``sandbench history``."""
-
-    run_id: str
-    #: The run directory, relative to the history directory.
-    path: str
-    started_at: str
-    status: str
-    #: run.json's ``valid``: False when over 10% of samples failed; None if not recorded.
-    valid: bool | None
-    backend: str
-    runtimes: list[str]
-    host: str
-    commit: str
-    spec_name: str
-    sandbench_version: str
-    #: "passed", "failed", "refused" or "compared" from verdict.json; "" when never compared.
-    gate: str = ""
-    #: What the entry was read from: sizes and mtimes of run.json and verdict.json.
-    stamp: list[int] = field(default_factory=list)
-    index_version: int = INDEX_VERSION
-
-    @property
-    def good(self) -> bool:
-        """A run fit to be the next baseline: completed, valid, and its gate not failed."""
-        return self.status == "completed" and self.valid is not False \
-            and self.gate not in NOT_GOOD_GATES
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+#: One run of the history (a line of the index); its model is formats.HistoryEntry.
+Entry = HistoryEntry
 
 
 def _stamp(run_dir: Path) -> list[int]:
@@ -82,29 +54,27 @@ def _stamp(run_dir: Path) -> list[int]:
 
 def _gate(run_dir: Path) -> str:
     try:
-        verdict = json.loads((run_dir / VERDICT_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
+        record = GateRecord.model_validate_json((run_dir / VERDICT_FILE).read_bytes())
+    except (OSError, ValidationError):
         return ""
-    return str(verdict.get("gate") or "") if isinstance(verdict, dict) else ""
+    return record.gate or ""
 
 
 def read_entry(history: Path, run_dir: Path) -> Entry:
     """The index line of one run directory; raises ResultsError for an unreadable run."""
-    meta = load_meta(run_dir)
-    spec = meta.get("spec") or {}
-    host = meta.get("host") or {}
+    meta = RunMeta.read(load_meta(run_dir))
     return Entry(
-        run_id=str(meta.get("run_id") or run_dir.name),
+        run_id=meta.run_id,
         path=run_dir.relative_to(history).as_posix(),
-        started_at=str(meta.get("started_at") or ""),
-        status=str(meta.get("status") or "unknown"),
-        valid=meta.get("valid") if isinstance(meta.get("valid"), bool) else None,
-        backend=str(meta.get("backend") or ""),
-        runtimes=[str(r) for r in spec.get("runtimes") or meta.get("runtimes") or []],
-        host=str(host.get("hostname") or ""),
-        commit=str(meta.get("git_commit") or ""),
-        spec_name=str(spec.get("name") or ""),
-        sandbench_version=str(meta.get("sandbench_version") or ""),
+        started_at=meta.started_at,
+        status=meta.status,
+        valid=meta.valid,
+        backend=meta.backend,
+        runtimes=meta.spec.runtimes or list(meta.runtimes),
+        host=str(meta.host.get("hostname") or ""),
+        commit=meta.git_commit or "",
+        spec_name=meta.spec.name or "",
+        sandbench_version=meta.sandbench_version or "",
         gate=_gate(run_dir),
         stamp=_stamp(run_dir),
     )
@@ -126,8 +96,8 @@ def _read_index(path: Path) -> dict[str, Entry]:
             row = json.loads(line)
             if row.get("index_version") != INDEX_VERSION:
                 continue  # another version's line: re-read from its run
-            entry = Entry(**row)
-        except (json.JSONDecodeError, TypeError, AttributeError):
+            entry = Entry.model_validate(row)
+        except (json.JSONDecodeError, ValidationError, AttributeError):
             continue  # a torn or foreign line: the run is read again
         known[entry.path] = entry
     return known

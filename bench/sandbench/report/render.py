@@ -22,6 +22,7 @@ from markupsafe import Markup
 
 from sandbench import __version__
 from sandbench.analysis import stats
+from sandbench.formats import RunMeta
 from sandbench.report import tables, trends, verdict_section
 from sandbench.report.bars import bar_charts
 from sandbench.report.charts import Chart, template_json, workload_order
@@ -65,8 +66,8 @@ def render_report(run_dir: Path, out: Path | None = None, *, embed_js: bool = Tr
 def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None,
                  history: Path | None = None) -> Report:
     rows = stats.measured(run.samples)
-    summary = stats.summarize_rows(rows, run.meta)
-    names = runtimes(run.meta, run.samples["runtime"].unique())
+    summary = stats.summarize_rows(rows, run.info)
+    names = runtimes(run.info, run.samples["runtime"].unique())
     charts = make_charts(rows, summary, names)
     found = trends.trends(run, history, names) if history is not None else None
     charts += found.charts if found else []
@@ -74,16 +75,17 @@ def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None
         "verdicts": verdict_section.sections(run, baseline),
         "trends": trends.context(found),
         "run": header(run),
-        "notes": notes(run.meta, names),
+        "notes": notes(run.info, names),
         "headline": tables.headline(summary, names),
         "sections": sections(charts, {"io": io_mode_notes(run.samples, names)}),
-        "warnings": all_warnings(run.meta, summary),
+        "warnings": all_warnings(run.info, summary),
         "failures": tables.failures(run.samples, names),
-        "host": tables.host_facts(run.meta),
-        "runtime_facts": tables.runtime_facts(run.meta, names),
-        "metrics": tables.metric_facts(run.meta),
-        "clocks": tables.clock_facts(run.meta),
-        "spec": json.dumps(run.meta.get("spec") or {}, indent=2, sort_keys=True, default=str),
+        "host": tables.host_facts(run.info),
+        "runtime_facts": tables.runtime_facts(run.info, names),
+        "metrics": tables.metric_facts(run.info),
+        "clocks": tables.clock_facts(run.info),
+        "spec": json.dumps(run.info.spec.model_dump(exclude_unset=True), indent=2,
+                           sort_keys=True, default=str),
         "chart_count": len(charts),
         "plotly": plotly_script(embed_js),
         "template": Markup(template_json()),  # made safe for <script> by charts
@@ -121,21 +123,21 @@ def sections(charts: list[Chart],
 
 
 def header(run: Run) -> dict[str, str]:
-    meta = run.meta
-    status = str(meta.get("status") or "unknown")
+    meta = run.info
+    status = meta.status
     samples = run.samples
     return {
         "id": run.run_id, "status": status,
         "status_class": "ok" if status == "completed" else "bad",
         "note": STATUS_NOTES.get(status, ""),
-        "reason": str(meta.get("status_reason") or ""),
-        "started": str(meta.get("started_at") or "—"),
-        "ended": str(meta.get("ended_at") or "—"),
-        "duration": duration(meta.get("started_at"), meta.get("ended_at")),
-        "backend": str(meta.get("backend") or "—"),
-        "baseline": str(meta.get("baseline") or "none"),
-        "version": str(meta.get("sandbench_version") or "—"),
-        "commit": str(meta.get("git_commit") or "—"),
+        "reason": meta.status_reason or "",
+        "started": meta.started_at or "—",
+        "ended": meta.ended_at or "—",
+        "duration": duration(meta.started_at, meta.ended_at),
+        "backend": meta.backend or "—",
+        "baseline": meta.baseline or "none",
+        "version": meta.sandbench_version or "—",
+        "commit": meta.git_commit or "—",
         "samples": f"{len(samples):,} samples: {int(samples['warmup'].sum()):,} warmup, "
                    f"{int((samples['status'] == 'failed').sum()):,} failed, "
                    f"{int((samples['status'] == 'skipped').sum()):,} skipped",
@@ -153,17 +155,15 @@ def duration(started: Any, ended: Any) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min {secs:02d} s"
 
 
-def notes(meta: Mapping[str, Any], names: Runtimes) -> list[str]:
+def notes(meta: RunMeta, names: Runtimes) -> list[str]:
     """Caveats the reader needs before any number: emulated runtimes."""
-    facts: Mapping[str, Any] = meta.get("runtimes") or {}
-    return [f"{name} runs under {facts[name].get('accel', 'emulation')}: {EMULATED}. "
+    return [f"{name} runs under {meta.runtime_facts(name).get('accel', 'emulation')}: {EMULATED}. "
             f"Its numbers are marked wherever they appear."
             for name in names.order if name in names.emulated]
 
 
-def all_warnings(meta: Mapping[str, Any], summary: pd.DataFrame) -> list[str]:
-    recorded = [str(w) for w in meta.get("warnings") or []]
-    return recorded + stats.warnings(summary)
+def all_warnings(meta: RunMeta, summary: pd.DataFrame) -> list[str]:
+    return [*meta.warnings, *stats.warnings(summary)]
 
 
 def plotly_script(embed_js: bool) -> dict[str, Any]:

@@ -66,7 +66,7 @@ class Trends:
 
 def _runs(run: Run, directory: Path, limit: int) -> list[Run]:
     entries = [e for e in history.load_index(directory)
-               if e.status == "completed" and e.backend == run.meta.get("backend")
+               if e.status == "completed" and e.backend == run.info.backend
                and e.run_id != run.run_id]
     loaded = []
     for entry in entries[-(limit - 1):] if limit > 1 else []:
@@ -81,7 +81,7 @@ def _series(runs: list[Run], wanted: set[Key]) -> dict[Key, Series]:
     found: dict[Key, Series] = {}
     for past in runs:
         rows = stats.measured(past.samples)
-        summary = stats.summarize_rows(rows, {**past.meta, "baseline": ""})
+        summary = stats.summarize_rows(rows, past.info, against_baseline=False)
         good = stats.good(rows)
         values = {tuple(str(k) for k in key): v.to_numpy(dtype=np.float64)
                   for key, v in good.groupby(stats.GROUP, sort=False)["value"]}
@@ -90,7 +90,7 @@ def _series(runs: list[Run], wanted: set[Key]) -> dict[Key, Series]:
             if key not in wanted or not row.n:
                 continue
             series = found.setdefault(key, Series(key, str(row.unit), str(row.better)))
-            series.points.append(Point(past.run_id, str(past.meta.get("started_at") or ""),
+            series.points.append(Point(past.run_id, past.info.started_at,
                                        float(row.median), float(row.ci_low), float(row.ci_high),
                                        int(row.n), values.get(key, np.array([]))))
     return found
