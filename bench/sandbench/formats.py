@@ -56,30 +56,19 @@ class VariantInfo(_Open):
     runtime: str
 
 
-class WorkloadInfo(_Open):
-    """A workload as the spec ran it."""
-
-    rounds: int | None = None
-    warmup: int | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    """The workload's parameters as given; their meaning is the workload's (workloads/)."""
-
-
 class SpecInfo(_Open):
-    """The resolved spec the run ran (spec.Spec dumped); the parts other code reads are typed,
-    the backend settings (``kubernetes``) and resources are kept as recorded."""
+    """The resolved spec the run ran (spec.Spec dumped). Only what other code reads is typed:
+    the rest (rounds, workloads and their params, resources, backend settings) is kept as
+    recorded, since the spec's shape is the spec module's to change."""
 
     name: str | None = None
     backend: str | None = None
     baseline: str | None = None
     runtimes: list[str] = Field(default_factory=list)
+    """The runtimes run, in the spec's order (the report's order after the baseline)."""
     optional_runtimes: list[str] = Field(default_factory=list)
     variants: dict[str, VariantInfo] = Field(default_factory=dict)
-    rounds: int | None = None
-    warmup: int | None = None
-    timeout_s: float | None = None
-    resources: dict[str, Any] = Field(default_factory=dict)
-    workloads: dict[str, WorkloadInfo] = Field(default_factory=dict)
+    """Same-run A/B: each variant's name and the runtime it varies."""
 
 
 class RunMeta(_Open):
