@@ -35,7 +35,8 @@ def sample(runtime: str, value: float | None, round_: int, *, metric: str = "req
 
 
 def write_run(run_dir: Path, samples: list[Sample], *, status: str = "completed",
-              reason: str | None = None, runtimes: dict[str, Any] | None = None) -> Path:
+              reason: str | None = None, runtimes: dict[str, Any] | None = None,
+              environment: dict[str, Any] | None = None) -> Path:
     meta = {
         "run_id": run_dir.name, "backend": "local", "baseline": "runc",
         "runtimes": runtimes or {"runc": {"kind": "oci"},
@@ -43,7 +44,7 @@ def write_run(run_dir: Path, samples: list[Sample], *, status: str = "completed"
         "metrics": {"request_to_workload": {"unit": "ms", "better": "lower",
                                             "description": "request to workload"}},
         "host": {"kernel": "6.1", "memory_bytes": 2**33}, "clocks": {"host_monotonic": "x"},
-        "warnings": ["host is busy"],
+        "warnings": ["host is busy"], "environment": environment or {},
     }
     writer = RunWriter(run_dir, meta)
     writer.append(samples)
@@ -91,6 +92,25 @@ def test_interrupted_run_says_so(tmp_path: Path) -> None:
     html = render_report(run_dir).read_text()
     assert 'class="status status-bad">interrupted' in html
     assert 'role="alert"' in html and "Ctrl-C in round 8" in html
+
+
+def test_clock_drift_is_noted_and_tabled(tmp_path: Path) -> None:
+    drift = {"runc": {"start_offset_ns": 5_000_000, "start_uncertainty_ns": 1_000_000,
+                      "end_offset_ns": 2_000_000, "end_uncertainty_ns": 1_000_000,
+                      "end_error": None, "drift_ns": -3_000_000, "limit_ns": 2_000_000,
+                      "drifted": True, "affects": ["create_to_workload"]},
+             "crun": {"start_offset_ns": 0, "start_uncertainty_ns": 1_000_000,
+                      "end_offset_ns": 100_000, "end_uncertainty_ns": 1_000_000,
+                      "end_error": None, "drift_ns": 100_000, "limit_ns": 2_000_000,
+                      "drifted": False, "affects": ["create_to_workload"]}}
+    run_dir = small_run(tmp_path / "run", environment={"clock_drift": drift})
+    html = build_report(load_run(run_dir)).html
+    assert ("The clock offset of runc moved -3.000 ms over the run (more than the 2.000 ms its "
+            "measurements allow): create_to_workload may be off") in html
+    assert "clock offset of crun" not in html
+    table = html[html.index('id="clock-offsets"'):]
+    assert '<tr class="drifted"><th>runc</th>' in table and "<td>steady</td>" in table
+    assert "+5.000 ms ± 1.000 ms" in table and "-3.000 ms" in table
 
 
 def test_completed_run_has_no_alert(tmp_path: Path) -> None:

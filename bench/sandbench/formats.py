@@ -32,7 +32,9 @@ INDEX_VERSION = 1
 #: refused (environment changed) is not a baseline for the next night until a person looks.
 NOT_GOOD_GATES = frozenset({"failed", "refused"})
 
-RunStatus = Literal["running", "completed", "interrupted", "failed"]
+#: A run's status. "crashed" is never written: a reader sees it for a run.json that still says
+#: "running" while its owner is dead (results.liveness).
+RunStatus = Literal["running", "completed", "interrupted", "failed", "crashed"]
 
 
 class _Open(BaseModel):
@@ -114,6 +116,9 @@ class RunMeta(_Open):
     """What makes the numbers less trustworthy (a busy host, too many failures...)."""
     cleanup: list[Any] = Field(default_factory=list)
     """Sandboxes or objects the cleanup at the end found left over and deleted."""
+    owner: dict[str, Any] | None = None
+    """The harness process that writes the run (pid, boot id, start time: owner.py), so a
+    reader can tell a run still running from one whose harness died."""
 
     @classmethod
     def read(cls, data: Any) -> RunMeta:

@@ -5,7 +5,7 @@
  * bare initramfs) without a dynamic loader; the loader's own work would
  * otherwise be part of the start latency we measure.
  *
- *   probe start [linger_s]              stamp, stay up linger_s seconds, exit
+ *   probe start [linger_s]              stamp, stay up linger_s seconds, stamp, exit
  *   probe clock <port>                  answer each byte on TCP <port> with
  *                                       CLOCK_REALTIME ns (clock offset)
  *   probe syscall [iterations]          time common syscalls, print ns/op
@@ -331,6 +331,10 @@ static int mode_start(int64_t stamp, int argc, char **argv) {
     if (fflush(stdout) != 0) return 1;
     long linger = argc > 2 ? strtol(argv[2], NULL, 10) : 0;
     if (linger > 0) sleep((unsigned)linger);
+    /* The last instruction before exit: the host sees the sandbox gone only after the
+     * teardown and after its own wake-up, so this stamp tells the two apart. */
+    printf("{\"probe\":\"end\",\"realtime_ns\":%lld}\n", (long long)now_ns(CLOCK_REALTIME));
+    if (fflush(stdout) != 0) return 1;
     return 0;
 }
 

@@ -14,7 +14,7 @@ from sandbench.cli.common import cache_option, console, kube_flags, kube_options
 from sandbench.cli.summary import summary_rows
 from sandbench.errors import Interrupted, InvalidRun, RunFailed, SandbenchError
 from sandbench.report import render_report
-from sandbench.spec import PROFILES, Overrides, load_spec
+from sandbench.spec import PROFILES, Overrides, Spec, load_spec
 
 
 @click.command()
@@ -47,32 +47,57 @@ def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str
                           timeout_s=timeout,
                           kubernetes=kube_flags(kubeconfig, kube_context, node, image, pull_policy))
     spec = load_spec(spec_file, profile, overrides)
-    run_id = results.new_run_id()
-    backend_obj = backends.create(spec.backend, cache_dir=cache_dir, resources=spec.resources,
-                                  run_id=run_id, kubernetes=spec.kubernetes)
-    runner.add_variants(backend_obj, spec)
-    runner.plan(spec, backend_obj.known_runtimes())  # every name checked before any probing
-    spec, notes = runner.check_runtimes(backend_obj, spec)
-    for note in notes:
-        console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
-    the_plan = runner.plan(spec, backend_obj.known_runtimes())
-    with console.status(f"preparing the {spec.backend} backend..."):
+    new_out = not out.exists()
+    run_id, run_dir = results.create_run_dir(out)
+    with runner.sigterm_interrupts():
         try:
-            backend_obj.prepare(spec.runtimes, progress=lambda line: console.log(line))
-        except SandbenchError as exc:
-            # Whatever the kind, failing here is a run that could not start.
-            raise RunFailed(f"cannot prepare: {exc}") from exc
-    run_dir = out / run_id
-    writer = results.RunWriter(run_dir, runner.run_metadata(run_id, the_plan, backend_obj, notes))
+            loaded = _measure(spec, run_id, run_dir, cache_dir, new_out)
+            if not no_report:
+                report_file = render_report(run_dir)
+                show.print(f"report: {report_file}", highlight=False, soft_wrap=True)
+        except KeyboardInterrupt:
+            # A Ctrl-C after the run recorded its end (the summary, the report): the run
+            # itself is whole on disk.
+            raise Interrupted(f"interrupted; the run is in {run_dir}") from None
+    _raise_for(loaded.info.status, loaded)
+
+
+def _measure(spec: Spec, run_id: str, run_dir: Path, cache_dir: Path,
+             new_out: bool) -> results.Run:
+    """Prepare, run every sandbox, print the summary; the run as recorded."""
+    backend_obj: backends.Backend | None = None
+    try:
+        backend_obj = backends.create(spec.backend, cache_dir=cache_dir,
+                                      resources=spec.resources, run_id=run_id,
+                                      kubernetes=spec.kubernetes)
+        runner.add_variants(backend_obj, spec)
+        runner.plan(spec, backend_obj.known_runtimes())  # every name checked before any probing
+        spec, notes = runner.check_runtimes(backend_obj, spec)
+        for note in notes:
+            console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
+        the_plan = runner.plan(spec, backend_obj.known_runtimes())
+        with console.status(f"preparing the {spec.backend} backend..."):
+            try:
+                backend_obj.prepare(spec.runtimes, progress=lambda line: console.log(line))
+            except SandbenchError as exc:
+                # Whatever the kind, failing here is a run that could not start.
+                raise RunFailed(f"cannot prepare: {exc}") from exc
+        writer = results.RunWriter(run_dir, runner.run_metadata(run_id, the_plan, backend_obj,
+                                                               notes))
+    except BaseException as exc:
+        # Nothing was measured: leave nothing behind, the run directory included.
+        if backend_obj is not None:
+            backend_obj.cleanup()
+        results.remove_if_empty(run_dir, with_parent=new_out)
+        if isinstance(exc, KeyboardInterrupt):
+            raise Interrupted("interrupted before anything was measured") from None
+        raise
     console.print(f"run [bold]{run_id}[/]: {len(the_plan.steps)} sandboxes, "
                   f"runtimes {', '.join(spec.runtimes)}, samples in {run_dir}/", highlight=False)
-    status = _run_with_progress(the_plan, backend_obj, writer)
+    _run_with_progress(the_plan, backend_obj, writer)
     loaded = results.load_run(run_dir)
     print_summary(loaded)
-    if not no_report:
-        report_file = render_report(run_dir)
-        show.print(f"report: {report_file}", highlight=False, soft_wrap=True)
-    _raise_for(status, loaded)
+    return loaded
 
 
 def _run_with_progress(the_plan: runner.Plan, backend_obj: backends.Backend,
@@ -87,12 +112,17 @@ def _run_with_progress(the_plan: runner.Plan, backend_obj: backends.Backend,
             what = f"{step.workload.name}/{step.case.name} {step.runtime} round {step.round}{warm}"
             bar.update(task, completed=done, description=what)
 
-        return runner.Runner(the_plan, backend_obj, writer, progress).run()
+        def notice(line: str) -> None:
+            console.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
+
+        return runner.Runner(the_plan, backend_obj, writer, progress, notice).run()
 
 
 def _raise_for(status: str, loaded: results.Run) -> None:
     if status == "interrupted":
-        raise Interrupted(f"interrupted; the samples measured so far are in {loaded.dir}")
+        skipped = any("cleanup was skipped" in w for w in loaded.info.warnings)
+        gc = "; cleanup was skipped: run `sandbench gc` to finish it" if skipped else ""
+        raise Interrupted(f"interrupted; the samples measured so far are in {loaded.dir}{gc}")
     if loaded.info.valid is False:
         raise InvalidRun("; ".join(loaded.info.warnings))
 

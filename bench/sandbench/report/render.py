@@ -38,6 +38,8 @@ STATUS_NOTES = {
                    "it stopped.",
     "failed": "This run failed: the numbers cover only what was measured before it failed.",
     "running": "This run had not finished when this report was made: the numbers are partial.",
+    "crashed": "This run's harness died without recording an end (killed, or the machine "
+               "restarted): the numbers cover only what was measured before.",
 }
 SECTION_TITLES = {"start": "Start latency", "syscall": "System calls", "io": "Storage I/O",
                   "trends": "Trends over the history"}
@@ -84,6 +86,7 @@ def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None
         "runtime_facts": tables.runtime_facts(run.info, names),
         "metrics": tables.metric_facts(run.info),
         "clocks": tables.clock_facts(run.info),
+        "clock_drift": tables.clock_drift(run.info, names),
         "spec": json.dumps(run.info.spec.model_dump(exclude_unset=True), indent=2,
                            sort_keys=True, default=str),
         "chart_count": len(charts),
@@ -156,10 +159,18 @@ def duration(started: Any, ended: Any) -> str:
 
 
 def notes(meta: RunMeta, names: Runtimes) -> list[str]:
-    """Caveats the reader needs before any number: emulated runtimes."""
-    return [f"{name} runs under {meta.runtime_facts(name).get('accel', 'emulation')}: {EMULATED}. "
+    """Caveats the reader needs before any number: emulated runtimes, clocks that drifted."""
+    said = [f"{name} runs under {meta.runtime_facts(name).get('accel', 'emulation')}: "
+            f"{EMULATED}. "
             f"Its numbers are marked wherever they appear."
             for name in names.order if name in names.emulated]
+    drift: Mapping[str, Mapping[str, Any]] = meta.environment.get("clock_drift") or {}
+    said += [f"The clock offset of {name} moved {d['drift_ns'] / 1e6:+.3f} ms over the run (more "
+             f"than the {d['limit_ns'] / 1e6:.3f} ms its measurements allow): "
+             f"{', '.join(d.get('affects') or [])} may be off by up to that much. See Clock "
+             "offsets under Environment."
+             for name, d in drift.items() if d.get("drifted")]
+    return said
 
 
 def all_warnings(meta: RunMeta, summary: pd.DataFrame) -> list[str]:
