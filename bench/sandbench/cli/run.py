@@ -7,21 +7,27 @@ from pathlib import Path
 import click
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich import box
 from rich.table import Table
 
 from sandbench import backends, results, runner
+from sandbench.analysis.summary import RunSummary, summarize_run
 from sandbench.cli.common import cache_option, console, kube_flags, kube_options, show, split
-from sandbench.cli.summary import summary_rows
+from sandbench.cli.summary import legend, summary_tables
 from sandbench.errors import Interrupted, InvalidRun, RunFailed, SandbenchError
-from sandbench.report import render_report
+from sandbench.report import render_report, write_report
 from sandbench.spec import PROFILES, Overrides, Spec, load_spec
+
+VERBOSE_HELP = ("Every metric in the summary table, not only each workload's headline "
+                "(`sandbench summary RUN_DIR -v` prints it again later).")
 
 
 @click.command()
 @click.argument("spec_file", required=False, type=click.Path(path_type=Path))
 @click.option("--profile", type=click.Choice(PROFILES), default="quick", show_default=True,
               help="Built-in spec used when no SPEC_FILE is given.")
-@click.option("--backend", help="Where sandboxes run: local (this host).")
+@click.option("--backend", help="Where sandboxes run: " + "; ".join(
+    f"{name} ({about})" for name, about in backends.DESCRIPTIONS.items()) + ".")
 @click.option("--runtimes", help="Comma-separated runtimes, e.g. native,runc,crun.")
 @click.option("--workloads", "workload_names", help="Comma-separated workloads: start,syscall,io.")
 @click.option("--rounds", type=click.IntRange(min=1), help="Measured rounds for every workload.")
@@ -30,11 +36,12 @@ from sandbench.spec import PROFILES, Overrides, Spec, load_spec
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"),
               show_default=True, help="Directory the run directory is created in.")
 @click.option("--no-report", is_flag=True, help="Do not render the HTML report at the end.")
+@click.option("-v", "--verbose", is_flag=True, help=VERBOSE_HELP)
 @cache_option
 @kube_options
 def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str | None,
         workload_names: str | None, rounds: int | None, warmup: int | None,
-        timeout: float | None, out: Path, no_report: bool, cache_dir: Path,
+        timeout: float | None, out: Path, no_report: bool, verbose: bool, cache_dir: Path,
         kubeconfig: str | None, kube_context: str | None, node: str | None,
         image: str | None, pull_policy: str | None) -> None:
     """Run an experiment: SPEC_FILE (YAML) or the --profile, with flags overriding it.
@@ -52,8 +59,11 @@ def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str
     with runner.sigterm_interrupts():
         try:
             loaded = _measure(spec, run_id, run_dir, cache_dir, new_out)
+            # One summary for the terminal and the report (computed once).
+            summary = summarize_run(loaded)
+            print_summary(summary, verbose=verbose)
             if not no_report:
-                report_file = render_report(run_dir)
+                report_file = write_report(summary)
                 show.print(f"report: {report_file}", highlight=False, soft_wrap=True)
         except KeyboardInterrupt:
             # A Ctrl-C after the run recorded its end (the summary, the report): the run
@@ -96,7 +106,6 @@ def _measure(spec: Spec, run_id: str, run_dir: Path, cache_dir: Path,
                   f"runtimes {', '.join(spec.runtimes)}, samples in {run_dir}/", highlight=False)
     _run_with_progress(the_plan, backend_obj, writer)
     loaded = results.load_run(run_dir)
-    print_summary(loaded)
     return loaded
 
 
@@ -127,19 +136,39 @@ def _raise_for(status: str, loaded: results.Run) -> None:
         raise InvalidRun("; ".join(loaded.info.warnings))
 
 
-def print_summary(loaded: results.Run) -> None:
-    header, rows = summary_rows(loaded)
-    if not rows:
+def print_summary(summary: RunSummary, *, verbose: bool = False) -> None:
+    """The run's summary on stdout: a table per workload, then what the marks mean."""
+    loaded = summary.run
+    tables = summary_tables(summary.table, loaded.info, verbose=verbose)
+    if not tables:
         show.print("no samples were measured")
         return
-    table = Table(title=f"run {loaded.run_id} ({loaded.info.status})", show_lines=False)
-    for column in header:
-        # Fold, never cut: a truncated metric name cannot be told from its neighbours.
-        table.add_column(column, justify="left" if column in ("workload", "metric") else "right",
-                         overflow="fold")
-    for row in rows:
-        table.add_row(*(escape(cell) for cell in row))
-    show.print(table)
+    show.print(f"run {loaded.run_id} ({loaded.info.status})", highlight=False)
+    for found in tables:
+        # Title and caption as lines of their own: under a table's title they would wrap
+        # at the table's width, not the terminal's.
+        show.print(f"\n[bold]{escape(found.title)}[/]", highlight=False, soft_wrap=True)
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+        for i, column in enumerate(found.header):
+            table.add_column(escape(column), justify="left" if i < found.names else "right",
+                             overflow="fold")
+        for row in found.rows:
+            table.add_row(*(escape(cell) for cell in row))
+        show.print(table)
+        if found.caption:
+            show.print(escape(found.caption), highlight=False)
+    show.print()
+    for line in legend(loaded.info, summary.table):
+        show.print(escape(line), highlight=False)
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("-v", "--verbose", is_flag=True, help="Every metric, not only each workload's "
+              "headline.")
+def summary(run_dir: Path, verbose: bool) -> None:
+    """Print RUN_DIR's summary tables again, as `sandbench run` printed them at its end."""
+    print_summary(summarize_run(results.load_run(run_dir)), verbose=verbose)
 
 
 @click.command()
