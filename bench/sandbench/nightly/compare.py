@@ -270,7 +270,8 @@ def compare_summaries(base: RunSummary, new: RunSummary, *,
     metrics = _compare(base.by_key, new.by_key, base.values, new.values, thresholds=thresholds,
                        alpha=alpha, confidence=confidence)
     baseline = _common_baseline(base.run.info, new.run.info, common)
-    metrics = [_against_drift(m, base.good, new.good, baseline, alpha, confidence)
+    base_rounds, new_rounds = drift.Rounds(base.good), drift.Rounds(new.good)
+    metrics = [_against_drift(m, base_rounds, new_rounds, baseline, alpha, confidence)
                for m in metrics]
     metrics = [_baseline_with_the_others(m, metrics, baseline, alpha) for m in metrics]
     pairs = [(r, r) for r in common]
@@ -309,21 +310,25 @@ def _baseline_with_the_others(metric: MetricComparison, metrics: list[MetricComp
     return replace(metric, judgement=judgement)
 
 
-def _against_drift(metric: MetricComparison, base_good: pd.DataFrame, new_good: pd.DataFrame,
-                   baseline: str, alpha: float, confidence: float) -> MetricComparison:
-    """Judge the metric's ratio to its run's baseline too (drift.py); a change of the absolute
-    value that the ratio does not share is the host's, and is called host drift."""
+def _against_drift(metric: MetricComparison, base_rounds: drift.Rounds,
+                   new_rounds: drift.Rounds, baseline: str, alpha: float,
+                   confidence: float) -> MetricComparison:
+    """Judge a change of the metric's ratio to its run's baseline too (drift.py); a change
+    of the absolute value that the ratio does not share is the host's, and is called host
+    drift. Only changes are judged again: an unchanged or inconclusive metric has nothing
+    the host could have made up."""
+    judgement = metric.judgement
+    if judgement.verdict not in (Verdict.REGRESSED, Verdict.IMPROVED):
+        return metric
     key = (metric.runtime, metric.workload, metric.metric, metric.labels)
-    base_found = drift.ratios(base_good, key, baseline)
-    new_found = drift.ratios(new_good, key, baseline)
+    base_found = base_rounds.ratios(key, baseline)
+    new_found = new_rounds.ratios(key, baseline)
     if base_found is None or new_found is None:
         return metric
     (base_ratios, reference), (new_ratios, _) = base_found, new_found
     relative = judge(base_ratios, new_ratios, better=metric.better, threshold=metric.threshold,
                      alpha=alpha, confidence=confidence)
-    judgement = metric.judgement
-    if judgement.verdict in (Verdict.REGRESSED, Verdict.IMPROVED) \
-            and relative.verdict != judgement.verdict:
+    if relative.verdict != judgement.verdict:
         judgement = replace(judgement, verdict=Verdict.HOST_DRIFT, reason=(
             f"{judgement.verdict} as measured ({judgement.reason}), but against {reference} "
             f"it is {relative.verdict}: {relative.reason}. The host moved, not "
