@@ -19,6 +19,7 @@ Index format history (``index_version`` on each line): 1, the first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable
@@ -75,7 +76,7 @@ def _stamp(run_dir: Path) -> list[int]:
         try:
             info = (run_dir / name).stat()
             stamp += [info.st_size, info.st_mtime_ns]
-        except FileNotFoundError:
+        except OSError:  # missing, or a symlink loop: read as absent
             stamp += [0, 0]
     return stamp
 
@@ -100,7 +101,7 @@ def read_entry(history: Path, run_dir: Path) -> Entry:
         status=str(meta.get("status") or "unknown"),
         valid=meta.get("valid") if isinstance(meta.get("valid"), bool) else None,
         backend=str(meta.get("backend") or ""),
-        runtimes=[str(r) for r in spec.get("runtimes") or meta.get("runtimes") or []],
+        runtimes=_runtimes(spec.get("runtimes") or meta.get("runtimes")),
         host=str(host.get("hostname") or ""),
         commit=str(meta.get("git_commit") or ""),
         spec_name=str(spec.get("name") or ""),
@@ -110,6 +111,11 @@ def read_entry(history: Path, run_dir: Path) -> Entry:
     )
 
 
+def _runtimes(listed: Any) -> list[str]:
+    # The spec's list, else run.json's runtimes table (its keys).
+    return [str(r) for r in listed] if isinstance(listed, list | dict) else []
+
+
 def run_dirs(history: Path) -> list[Path]:
     """Run directories directly under ``history`` or one level down."""
     found = [p.parent for p in history.glob(f"*/{RUN_FILE}")]
@@ -117,38 +123,76 @@ def run_dirs(history: Path) -> list[Path]:
     return sorted(set(found))
 
 
+#: The JSON types of an index line's fields, checked before a line is trusted.
+_ENTRY_TYPES: dict[str, tuple[type, ...]] = {
+    **{name: (str,) for name in ("run_id", "path", "started_at", "status", "backend", "host",
+                                 "commit", "spec_name", "sandbench_version", "gate")},
+    "valid": (bool, type(None)), "runtimes": (list,), "stamp": (list,), "index_version": (int,),
+}
+
+
+def _entry(row: Any) -> Entry | None:
+    """An index line as an Entry; None for one of another version, torn or foreign."""
+    if not isinstance(row, dict) or row.get("index_version") != INDEX_VERSION \
+            or set(row) != set(_ENTRY_TYPES):
+        return None
+    if not all(isinstance(row[name], kinds) for name, kinds in _ENTRY_TYPES.items()):
+        return None
+    if not all(isinstance(r, str) for r in row["runtimes"]) \
+            or not all(isinstance(n, int) for n in row["stamp"]):
+        return None
+    return Entry(**row)
+
+
 def _read_index(path: Path) -> dict[str, Entry]:
     known: dict[str, Entry] = {}
-    if not path.is_file():
-        return known
-    for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+        lines = path.read_bytes().splitlines() if path.is_file() else []
+    except OSError:
+        return known  # derived data: every run is read again
+    for line in lines:
         try:
-            row = json.loads(line)
-            if row.get("index_version") != INDEX_VERSION:
-                continue  # another version's line: re-read from its run
-            entry = Entry(**row)
-        except (json.JSONDecodeError, TypeError, AttributeError):
-            continue  # a torn or foreign line: the run is read again
-        known[entry.path] = entry
+            entry = _entry(json.loads(line))
+        except (ValueError, RecursionError):  # not JSON, not UTF-8
+            entry = None
+        if entry is not None:  # else the run is read again
+            known[entry.path] = entry
     return known
 
 
 def _write_index(path: Path, entries: Iterable[Entry]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
-        for entry in entries:
-            out.write(json.dumps(entry.to_json(), sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            for entry in entries:
+                out.write(json.dumps(entry.to_json(), sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        # The index only saves reading runs again: a history on a read-only mount, or with
+        # something else in the index's place, is still listed, only read in full each time.
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
-def load_index(history: Path, *, rebuild: bool = False) -> list[Entry]:
+@dataclass(frozen=True)
+class Scan:
+    """What a history directory holds: its runs, and the run directories that could not be
+    read, each with why."""
+
+    entries: list[Entry]
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+
+
+def scan(history: Path, *, rebuild: bool = False) -> Scan:
     """Every run under ``history``, oldest first, with the index brought up to date (and
-    written back when anything changed). Unreadable run directories are left out."""
+    written back when anything changed); a run directory that cannot be read is set aside
+    with its reason, and the others are listed."""
     if not history.is_dir():
         raise ResultsError(f"{str(history)!r} is not a directory of runs")
     index = history / INDEX_FILE
     known = {} if rebuild else _read_index(index)
     entries: list[Entry] = []
+    unreadable: list[tuple[str, str]] = []
     for run_dir in run_dirs(history):
         rel = run_dir.relative_to(history).as_posix()
         cached = known.get(rel)
@@ -157,12 +201,17 @@ def load_index(history: Path, *, rebuild: bool = False) -> list[Entry]:
             continue
         try:
             entries.append(read_entry(history, run_dir))
-        except ResultsError:
-            continue
+        except ResultsError as exc:
+            unreadable.append((rel, str(exc)))
     entries.sort(key=lambda e: (e.started_at, e.run_id))
     if rebuild or entries != sorted(known.values(), key=lambda e: (e.started_at, e.run_id)):
         _write_index(index, entries)
-    return entries
+    return Scan(entries, unreadable)
+
+
+def load_index(history: Path, *, rebuild: bool = False) -> list[Entry]:
+    """The runs of :func:`scan`; unreadable run directories are left out."""
+    return scan(history, rebuild=rebuild).entries
 
 
 def last_good(entries: Iterable[Entry], *, before: str | None = None,

@@ -54,9 +54,15 @@ def render_report(run_dir: Path, out: Path | None = None, *, embed_js: bool = Tr
                   baseline: Path | None = None, history: Path | None = None) -> Path:
     """Write the report of the run in ``run_dir`` (by default to ``run_dir/report.html``);
     with a verdict against the ``baseline`` run and trends over the ``history`` directory."""
-    report = build_report(load_run(run_dir), embed_js=embed_js,
-                          baseline=load_run(baseline) if baseline else None, history=history)
-    path = out if out is not None else run_dir / REPORT_FILE
+    return write_report(load_run(run_dir), out, embed_js=embed_js,
+                        baseline=load_run(baseline) if baseline else None, history=history)
+
+
+def write_report(run: Run, out: Path | None = None, *, embed_js: bool = True,
+                 baseline: Run | None = None, history: Path | None = None) -> Path:
+    """render_report for runs already loaded."""
+    report = build_report(run, embed_js=embed_js, baseline=baseline, history=history)
+    path = out if out is not None else run.dir / REPORT_FILE
     path.write_text(report.html, encoding="utf-8")
     return path
 
@@ -76,7 +82,7 @@ def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None
         "notes": notes(run.meta, names),
         "headline": tables.headline(summary, names),
         "sections": sections(charts),
-        "warnings": all_warnings(run.meta, summary),
+        "warnings": all_warnings(run.meta, summary, run.damage_warning()),
         "failures": tables.failures(run.samples, names),
         "host": tables.host_facts(run.meta),
         "runtime_facts": tables.runtime_facts(run.meta, names),
@@ -157,9 +163,11 @@ def notes(meta: Mapping[str, Any], names: Runtimes) -> list[str]:
             for name in names.order if name in names.emulated]
 
 
-def all_warnings(meta: Mapping[str, Any], summary: pd.DataFrame) -> list[str]:
+def all_warnings(meta: Mapping[str, Any], summary: pd.DataFrame,
+                 damage: str | None = None) -> list[str]:
+    """The run's recorded warnings, samples.jsonl's damage, then the statistics' warnings."""
     recorded = [str(w) for w in meta.get("warnings") or []]
-    return recorded + stats.warnings(summary)
+    return recorded + ([damage] if damage else []) + stats.warnings(summary)
 
 
 def plotly_script(embed_js: bool) -> dict[str, Any]:
