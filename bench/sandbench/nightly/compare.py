@@ -244,6 +244,8 @@ def compare_runs(base: Run, new: Run, *, thresholds: Thresholds | None = None,
     thresholds = thresholds or Thresholds()
     metrics = compare_rows(base_rows, new_rows, base.meta, new.meta, thresholds=thresholds,
                            alpha=alpha, confidence=confidence)
+    _something_in_common(metrics, f"runs {base.run_id!r} and {new.run_id!r}", base_rows,
+                         new_rows)
     baseline = _common_baseline(base.meta, new.meta, common)
     metrics = [_against_drift(m, stats.good(base_rows), stats.good(new_rows), baseline, alpha,
                               confidence) for m in metrics]
@@ -251,6 +253,20 @@ def compare_runs(base: Run, new: Run, *, thresholds: Thresholds | None = None,
     pairs = [(r, r) for r in common]
     return Comparison(base.run_id, new.run_id, base.dir, new.dir, "runs", pairs, alpha,
                       thresholds, metrics, envdiff.differences(base.meta, new.meta, pairs))
+
+
+def _something_in_common(metrics: list[MetricComparison], what: str, base_rows: pd.DataFrame,
+                         new_rows: pd.DataFrame) -> None:
+    """Refuse a comparison where no metric was measured on both sides: every verdict would be
+    "inconclusive", which reads as a result when it is a mistake (two different suites)."""
+    if any((m.base.n or m.base.failed) and (m.new.n or m.new.failed) for m in metrics):
+        return
+
+    def measured(rows: pd.DataFrame) -> str:
+        return ", ".join(sorted(set(rows["workload"] + " " + rows["metric"]))) or "none"
+
+    raise ComparisonError(f"{what} have nothing to compare: no metric was measured in both "
+                          f"(base: {measured(base_rows)}; new: {measured(new_rows)})")
 
 
 def _common_baseline(base_meta: Mapping[str, Any], new_meta: Mapping[str, Any],
@@ -329,6 +345,8 @@ def compare_variants(run: Run, a: str, b: str, *, thresholds: Thresholds | None 
     thresholds = thresholds or Thresholds()
     metrics = compare_rows(base_rows, new_rows, run.meta, run.meta, thresholds=thresholds,
                            alpha=alpha, confidence=confidence)
+    _something_in_common(metrics, f"runtimes {a!r} and {b!r} of run {run.run_id!r}", base_rows,
+                         new_rows)
     # One run: one environment. What differs between the two runtimes is the experiment.
     intended = envdiff.runtime_differences(run.meta, run.meta, a, b, gating=False)
     return Comparison(run.run_id, run.run_id, run.dir, run.dir, "variants", [(a, b)], alpha,
