@@ -12,7 +12,8 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from sandbench.errors import SandbenchError
+from sandbench.errors import BadInput, SandbenchError
+from sandbench.results import Run
 from sandbench.spec import KubernetesSettings
 
 #: Messages, progress and warnings: stderr, so that stdout stays what a script reads.
@@ -24,9 +25,19 @@ show = Console()
 def fail(error: SandbenchError) -> NoReturn:
     """End the command: the error's message on one line, and its exit code."""
     hint = f" ({error.hint})" if error.hint else ""
-    console.print(f"[bold red]sandbench:[/] {escape(str(error) + hint)}", highlight=False,
-                  soft_wrap=True)
+    # One line whatever the message holds (a path with a newline in it).
+    message = (str(error) + hint).replace("\n", "\\n")
+    console.print(f"[bold red]sandbench:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(error.exit_code)
+
+
+def warn_damaged(*runs: Run | None) -> None:
+    """Say on stderr which runs had damaged samples.jsonl lines, left out of what follows."""
+    for run in runs:
+        warning = run.damage_warning() if run is not None else None
+        if warning:
+            console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False,
+                          soft_wrap=True)
 
 
 def default_cache() -> Path:
@@ -36,9 +47,72 @@ def default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sandbench"
 
 
-def split(value: str | None) -> list[str] | None:
-    """A comma-separated flag as a list; None when not given."""
-    return [part.strip() for part in value.split(",") if part.strip()] if value else None
+def split(value: str | None, flag: str = "--runtimes",
+          example: str = "native,runc") -> list[str] | None:
+    """A comma-separated flag as a list; None when not given. Given, it must name something:
+    an empty list would silently become the defaults."""
+    if value is None:
+        return None
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    if not names:
+        raise BadInput(f"{flag} {value!r} names nothing; give comma-separated names, "
+                       f"e.g. {flag} {example}, or leave the flag out for the defaults")
+    return names
+
+
+def check_out_dir(path: Path, flag: str) -> None:
+    """Refuse, before anything runs, a directory that cannot hold what a command will write:
+    a file in the way, a read-only filesystem. Nothing is created."""
+    existing = _nearest_existing(path, flag)
+    if not existing.is_dir():
+        raise BadInput(f"{flag} {str(path)!r}: {str(existing)!r} is not a directory; "
+                       f"give a directory (it is made if missing)")
+    _check_writable(existing, path, flag)
+
+
+def check_out_file(path: Path, flag: str) -> None:
+    """Refuse, before any work, a file that cannot be written: a directory, a missing or
+    read-only parent. Nothing is created."""
+    if path.is_dir():
+        raise BadInput(f"{flag} {str(path)!r} is a directory; give a file name, e.g. "
+                       f"{str(path / 'out')!r}")
+    if os.path.lexists(path) and not path.exists():
+        raise BadInput(f"{flag} {str(path)!r} is a symbolic link that leads nowhere (missing, "
+                       f"or a loop); give another path")
+    parent = path.parent
+    if not parent.is_dir():
+        raise BadInput(f"{flag} {str(path)!r}: {str(parent)!r} is not a directory; give a "
+                       f"file in an existing directory")
+    _check_writable(path if path.exists() else parent, path, flag)
+
+
+def _nearest_existing(path: Path, flag: str) -> Path:
+    probe = path.absolute()
+    while not probe.exists() and probe != probe.parent:
+        if os.path.lexists(probe):  # a link to nothing, or a loop: mkdir would fail on it
+            raise BadInput(f"{flag} {str(path)!r}: {str(probe)!r} is a symbolic link that "
+                           f"leads nowhere (missing, or a loop); give another path")
+        probe = probe.parent
+    return probe
+
+
+def _check_writable(existing: Path, path: Path, flag: str) -> None:
+    if os.access(existing, os.W_OK):
+        return
+    try:
+        read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    why = "is on a read-only filesystem" if read_only else "is not writable"
+    raise BadInput(f"{flag} {str(path)!r}: {str(existing)!r} {why}; give a writable place")
+
+
+def write_out_file(path: Path, text: str, flag: str) -> None:
+    """Write what a command made; a failure is one line, never a traceback."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"{flag} {str(path)!r}: cannot write it: {exc.strerror}") from exc
 
 
 cache_option = click.option(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -10,11 +11,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sandbench import backends, results, runner
-from sandbench.cli.common import cache_option, console, kube_flags, kube_options, show, split
+from sandbench.cli.common import (cache_option, check_out_dir, check_out_file, console,
+                                   kube_flags, kube_options, show, split, warn_damaged)
 from sandbench.cli.summary import summary_rows
-from sandbench.errors import Interrupted, InvalidRun, RunFailed, SandbenchError
-from sandbench.report import render_report
-from sandbench.spec import PROFILES, Overrides, load_spec
+from sandbench.errors import BadInput, Interrupted, InvalidRun, RunFailed, SandbenchError
+from sandbench.report import render_report, write_report
+from sandbench.report.render import REPORT_FILE
+from sandbench.spec import MAX_ROUNDS, MAX_TIMEOUT_S, PROFILES, Overrides, load_spec
 
 
 @click.command()
@@ -24,9 +27,13 @@ from sandbench.spec import PROFILES, Overrides, load_spec
 @click.option("--backend", help="Where sandboxes run: local (this host).")
 @click.option("--runtimes", help="Comma-separated runtimes, e.g. native,runc,crun.")
 @click.option("--workloads", "workload_names", help="Comma-separated workloads: start,syscall,io.")
-@click.option("--rounds", type=click.IntRange(min=1), help="Measured rounds for every workload.")
-@click.option("--warmup", type=click.IntRange(min=0), help="Warmup rounds for every workload.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds one sandbox may take.")
+@click.option("--rounds", type=click.IntRange(min=1, max=MAX_ROUNDS),
+              help=f"Measured rounds for every workload, at most {MAX_ROUNDS:,} (each round is "
+                   "a fresh sandbox per case and runtime).")
+@click.option("--warmup", type=click.IntRange(min=0, max=MAX_ROUNDS),
+              help="Warmup rounds for every workload.")
+@click.option("--timeout", type=click.FloatRange(min=0.1, max=MAX_TIMEOUT_S),
+              help=f"Seconds one sandbox may take, at most {MAX_TIMEOUT_S:,.0f} (a day).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"),
               show_default=True, help="Directory the run directory is created in.")
 @click.option("--no-report", is_flag=True, help="Do not render the HTML report at the end.")
@@ -42,8 +49,12 @@ def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str
     Every sample is written to OUT/RUN_ID/samples.jsonl as it is measured; the report goes
     to OUT/RUN_ID/report.html. Ctrl-C stops cleanly and keeps what was measured.
     """
+    if timeout is not None and not math.isfinite(timeout):  # FloatRange lets nan through
+        raise BadInput(f"--timeout {timeout} is not a number of seconds; give 0.1 to "
+                       f"{MAX_TIMEOUT_S:.0f}")
     overrides = Overrides(backend=backend, runtimes=split(runtimes),
-                          workloads=split(workload_names), rounds=rounds, warmup=warmup,
+                          workloads=split(workload_names, "--workloads", "start,syscall"),
+                          rounds=rounds, warmup=warmup,
                           timeout_s=timeout,
                           kubernetes=kube_flags(kubeconfig, kube_context, node, image, pull_policy))
     spec = load_spec(spec_file, profile, overrides)
@@ -52,6 +63,8 @@ def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str
                                   run_id=run_id, kubernetes=spec.kubernetes)
     runner.add_variants(backend_obj, spec)
     the_plan = runner.plan(spec, backend_obj.known_runtimes())
+    # Before the image is prepared (minutes, when it is built): a bad --out is bad input.
+    check_out_dir(out, "--out")
     runner.check_runtimes(backend_obj, spec)
     with console.status(f"preparing the {spec.backend} backend..."):
         try:
@@ -65,6 +78,7 @@ def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str
                   f"runtimes {', '.join(spec.runtimes)}, samples in {run_dir}/", highlight=False)
     status = _run_with_progress(the_plan, backend_obj, writer)
     loaded = results.load_run(run_dir)
+    warn_damaged(loaded)
     print_summary(loaded)
     if not no_report:
         report_file = render_report(run_dir)
@@ -82,7 +96,7 @@ def _run_with_progress(the_plan: runner.Plan, backend_obj: backends.Backend,
         def progress(done: int, total: int, step: runner.Step) -> None:
             warm = " warmup" if step.warmup else ""
             what = f"{step.workload.name}/{step.case.name} {step.runtime} round {step.round}{warm}"
-            bar.update(task, completed=done, description=what)
+            bar.update(task, completed=done, description=escape(what))
 
         return runner.Runner(the_plan, backend_obj, writer, progress).run()
 
@@ -122,6 +136,13 @@ def print_summary(loaded: results.Run) -> None:
 def report(run_dir: Path, output: Path | None, no_embed_js: bool, baseline: Path | None,
            history: Path | None) -> None:
     """Render RUN_DIR's results as one self-contained HTML file."""
-    path = render_report(run_dir, output, embed_js=not no_embed_js, baseline=baseline,
-                         history=history)
+    loaded = results.load_run(run_dir)
+    against = results.load_run(baseline) if baseline else None
+    path = output if output is not None else run_dir / REPORT_FILE
+    check_out_file(path, "-o" if output is not None else "RUN_DIR")
+    warn_damaged(loaded, against)
+    try:
+        write_report(loaded, path, embed_js=not no_embed_js, baseline=against, history=history)
+    except OSError as exc:
+        raise BadInput(f"cannot write the report to {str(path)!r}: {exc.strerror}") from exc
     show.print(f"report: {path}", highlight=False, soft_wrap=True)
