@@ -53,6 +53,9 @@ META_SHAPE: dict[str, tuple[type, ...]] = {
                                           "baseline", "started_at", "ended_at",
                                           "sandbench_version", "git_commit")},
 }
+#: Keys of run.json's spec that readers use as they are (the rest is shown as JSON).
+SPEC_SHAPE: dict[str, tuple[type, ...]] = {"runtimes": (list,), "variants": (dict,),
+                                           "workloads": (dict,), "name": (str, type(None))}
 #: A sample line's keys that every reader groups or filters by.
 REQUIRED_SAMPLE_KEYS = ("runtime", "workload", "metric", "status")
 #: The JSON types of a sample line's keys (model.Sample.to_json writes them).
@@ -174,11 +177,23 @@ def load_meta(run_dir: Path) -> dict[str, Any]:
             f"{str(path)!r} has format_version {quoted(version)}; this sandbench reads 1 to "
             f"{FORMAT_VERSION}: upgrade sandbench"
         )
-    for key, kinds in META_SHAPE.items():
-        if key in meta and not isinstance(meta[key], kinds):
-            raise ResultsError(f"{str(path)!r}: {key} is {quoted(meta[key])}, not "
-                               f"{' or '.join(_JSON_NAMES[k] for k in kinds)}")
+    problem = _shape_problem(meta, META_SHAPE) or _shape_problem(meta.get("spec") or {},
+                                                                  SPEC_SHAPE, "spec.")
+    for key in ("metrics", "runtimes"):  # tables of objects, one per metric or runtime
+        table = meta.get(key) or {}
+        problem = problem or _shape_problem(table, {name: (dict,) for name in table}, f"{key}.")
+    if problem:
+        raise ResultsError(f"{str(path)!r}: {problem}")
     return _upgrade(meta)
+
+
+def _shape_problem(data: dict[str, Any], shape: dict[str, tuple[type, ...]],
+                   prefix: str = "") -> str | None:
+    for key, kinds in shape.items():
+        if key in data and not isinstance(data[key], kinds):
+            return (f"{prefix}{key} is {quoted(data[key])}, not "
+                    f"{' or '.join(_JSON_NAMES[k] for k in kinds)}")
+    return None
 
 
 def _json_type(value: Any) -> str:

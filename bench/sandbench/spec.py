@@ -57,12 +57,14 @@ class Strict(BaseModel):
 class Resources(Strict):
     """What each sandbox may use, the same for every runtime so they are comparable."""
 
-    cpus: float = Field(1.0, gt=0, allow_inf_nan=False)
+    cpus: float = Field(1.0, gt=0, le=1024, allow_inf_nan=False)
     """CPUs per sandbox (a cgroup quota for containers, vCPUs for VMs). One keeps a 2-core
-    host's other core free for the harness."""
+    host's other core free for the harness. At most 1024, more than a host has: a quota or
+    a vCPU count past it is a typo, not an experiment."""
 
-    memory_mib: int = Field(512, gt=16)
-    """Memory limit per sandbox in MiB; enough for fio's buffers at the default sizes."""
+    memory_mib: int = Field(512, gt=16, le=16 * 1024 * 1024)
+    """Memory limit per sandbox in MiB; enough for fio's buffers at the default sizes. At most
+    16 TiB, more than a host has (a cgroup limit past it is a typo)."""
 
 
 class SshTarget(Strict):

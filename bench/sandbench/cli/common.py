@@ -4,6 +4,7 @@ several commands take."""
 from __future__ import annotations
 
 import os
+import tempfile
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -97,14 +98,17 @@ def _nearest_existing(path: Path, flag: str) -> Path:
 
 
 def _check_writable(existing: Path, path: Path, flag: str) -> None:
-    if os.access(existing, os.W_OK):
-        return
+    """Try it: make and remove a directory in ``existing`` (or open an existing file for
+    appending). os.access says yes to root on /proc and on some read-only mounts."""
     try:
-        read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
-    except OSError:
-        read_only = False
-    why = "is on a read-only filesystem" if read_only else "is not writable"
-    raise BadInput(f"{flag} {str(path)!r}: {str(existing)!r} {why}; give a writable place")
+        if existing.is_dir():
+            os.rmdir(tempfile.mkdtemp(prefix=".sandbench-check-", dir=existing))
+        else:
+            with open(existing, "a", encoding="utf-8"):
+                pass
+    except OSError as exc:
+        raise BadInput(f"{flag} {str(path)!r}: cannot write in {str(existing)!r}: "
+                       f"{exc.strerror}; give a writable place") from None
 
 
 def write_out_file(path: Path, text: str, flag: str) -> None:
@@ -115,9 +119,16 @@ def write_out_file(path: Path, text: str, flag: str) -> None:
         raise BadInput(f"{flag} {str(path)!r}: cannot write it: {exc.strerror}") from exc
 
 
+def _writable_cache(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    # Checked before anything is built or run there: a file in the way or a read-only
+    # filesystem failed deep in the image build, with a traceback.
+    check_out_dir(value, "--cache-dir")
+    return value
+
+
 cache_option = click.option(
     "--cache-dir", type=click.Path(path_type=Path), default=default_cache, show_default="$SANDBENCH_CACHE or ~/.cache/sandbench",
-    help="Where the workload image and scratch space live.")
+    callback=_writable_cache, help="Where the workload image and scratch space live.")
 
 
 def kube_options(command: Any) -> Any:
