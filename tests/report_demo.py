@@ -48,7 +48,7 @@ def meta(run_id: str, status: str = "completed") -> dict[str, Any]:
     return {
         "run_id": run_id, "sandbench_version": "0.1.0", "git_commit": "0" * 40,
         "status": status, "backend": "local", "baseline": "runc",
-        "spec": {"rounds": "synthetic", "workloads": ["start", "syscall", "io"]},
+        "spec": {"rounds": "synthetic", "workloads": {"start": {}, "syscall": {}, "io": {}}},
         "host": {"kernel": "6.1.0-demo", "os": "Debian 12", "cpu_model": "Demo CPU @ 3 GHz",
                  "cores": 8, "memory_bytes": 32 * 2**30, "cgroup_layout": "v2"},
         "runtimes": runtimes, "metrics": metrics_table(metrics()),
@@ -86,7 +86,7 @@ def _values(runtime: str, factor: float) -> Iterator[tuple[str, str, str, dict[s
     for op, ns in SYSCALLS.items():
         yield "syscall", "ns_per_op", "ns/op", {"op": op}, ns * (factor if vm else 1.05)
     for target in ("rootfs", "volume"):
-        for direct in ("1", "0"):
+        for direct in ("true", "false"):
             for job in JOBS:
                 for metric, (better, unit, centre) in IO.items():
                     slow = factor ** 0.5 if vm else 1.0

@@ -233,7 +233,7 @@ CASES: dict[str, Case] = {
         lambda t: ["run", write(t / "s.yaml", "runtimes: []\nworkloads: {start: {}}\n"),
                    *out(t)],
         "runtimes: [] names no runtime; name at least one, or leave the key out for the "
-        "backend's defaults (native, runc, crun)"),
+        "backend's defaults (native, runc, crun, runsc)"),
     "--runtimes ','": Case(
         lambda t: ["run", "--runtimes", ",", "--workloads", "start", *out(t)],
         "--runtimes ',' names nothing; give comma-separated names"),

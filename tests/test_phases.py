@@ -75,3 +75,34 @@ def test_failed_sandbox_names_the_phases_its_backend_would_have_measured() -> No
     names = {m.name for m, _ in start.unmeasured(case, pod)}
     assert names == {"create_to_scheduled", "scheduled_to_running", "create_to_running",
                      "create_to_workload", "create_to_ready"}
+
+
+def test_the_probes_end_stamp_splits_exit_into_the_workload_and_the_floor() -> None:
+    """The exit the harness sees comes after the sandbox's teardown and the harness's own
+    wake-up; the probe's last stamp says where the workload itself ended."""
+    execution = Execution(planned=("request", "workload", "exit"), offsets=[SAME],
+                          stdout='{"probe":"start","realtime_ns":1000500000}\n'
+                                 '{"probe":"end","realtime_ns":1000700000}\n')
+    execution.mark("request", MONO, 0)
+    execution.mark("request", REAL, 1_000_000_000)
+    execution.mark("exit", MONO, 900_000)
+    execution.mark("exit", REAL, 1_000_900_000)
+    start = get("start")
+    values = {v.metric.name: v.value for v in start.parse(start.cases(start.params({}))[0],
+                                                          execution)}
+    assert values["request_to_workload"] == pytest.approx(0.5)
+    assert values["request_to_end"] == pytest.approx(0.7)
+    assert values["end_to_exit"] == pytest.approx(0.2)
+    assert values["request_to_exit"] == pytest.approx(0.9)
+
+
+def test_an_older_probe_without_the_end_stamp_just_lacks_those_phases() -> None:
+    execution = Execution(planned=("request", "workload", "exit"), offsets=[SAME],
+                          stdout='{"probe":"start","realtime_ns":1000500000}\n')
+    execution.mark("request", MONO, 0)
+    execution.mark("request", REAL, 1_000_000_000)
+    execution.mark("exit", MONO, 900_000)
+    start = get("start")
+    names = {v.metric.name for v in start.parse(start.cases(start.params({}))[0], execution)}
+    assert "request_to_end" not in names and "end_to_exit" not in names
+    assert "request_to_exit" in names

@@ -12,7 +12,7 @@ from sandbench.backends.kubernetes.kubelet import round_ms, totals
 from sandbench.backends.kubernetes.lifecycle import (PLANNED, PodFailed, PodProgress,
                                                      observe_event, observe_pod)
 from sandbench.backends.kubernetes.watcher import Seen
-from sandbench.model import Clock, ClockOffset, Execution, Mark
+from sandbench.model import Clock, ClockOffset, Execution, Mark, MissingOffset
 from sandbench.workloads.start import PHASES, phase_value
 
 MS = 1_000_000
@@ -111,3 +111,16 @@ def test_kubelet_histograms_from_a_real_scrape() -> None:
     # Two observations in between are not one pod's: not reported.
     two = {"kubelet_run_podsandbox": type(scraped["kubelet_run_podsandbox"])(1.0, 18)}
     assert round_ms(before, two, "kubelet_run_podsandbox") is None
+
+
+def test_a_missing_offset_fails_the_phase_with_its_reason() -> None:
+    marks = [Mark("create", Clock.HOST_REALTIME, 1_000 * MS),
+             Mark("workload", Clock.SANDBOX_REALTIME, 1_500 * MS)]
+    phase = next(p for p in PHASES if p.metric.name == "create_to_workload")
+    why = MissingOffset(Clock.SANDBOX_REALTIME, Clock.HOST_REALTIME,
+                        "clock offset of runc not measured: port-forward refused")
+    other = MissingOffset(Clock.NODE_REALTIME, Clock.HOST_REALTIME, "not this one")
+    value = phase_value(phase, marks, [], [why, other])
+    assert value is not None and value.value is None
+    assert value.reason == ("no measured offset between host_realtime and sandbox_realtime: "
+                            "clock offset of runc not measured: port-forward refused")

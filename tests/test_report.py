@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ def sample(runtime: str, value: float | None, round_: int, *, metric: str = "req
 
 
 def write_run(run_dir: Path, samples: list[Sample], *, status: str = "completed",
-              reason: str | None = None, runtimes: dict[str, Any] | None = None) -> Path:
+              reason: str | None = None, runtimes: dict[str, Any] | None = None,
+              environment: dict[str, Any] | None = None) -> Path:
     meta = {
         "run_id": run_dir.name, "backend": "local", "baseline": "runc",
         "runtimes": runtimes or {"runc": {"kind": "oci"},
@@ -42,7 +44,7 @@ def write_run(run_dir: Path, samples: list[Sample], *, status: str = "completed"
         "metrics": {"request_to_workload": {"unit": "ms", "better": "lower",
                                             "description": "request to workload"}},
         "host": {"kernel": "6.1", "memory_bytes": 2**33}, "clocks": {"host_monotonic": "x"},
-        "warnings": ["host is busy"],
+        "warnings": ["host is busy"], "environment": environment or {},
     }
     writer = RunWriter(run_dir, meta)
     writer.append(samples)
@@ -90,6 +92,25 @@ def test_interrupted_run_says_so(tmp_path: Path) -> None:
     html = render_report(run_dir).read_text()
     assert 'class="status status-bad">interrupted' in html
     assert 'role="alert"' in html and "Ctrl-C in round 8" in html
+
+
+def test_clock_drift_is_noted_and_tabled(tmp_path: Path) -> None:
+    drift = {"runc": {"start_offset_ns": 5_000_000, "start_uncertainty_ns": 1_000_000,
+                      "end_offset_ns": 2_000_000, "end_uncertainty_ns": 1_000_000,
+                      "end_error": None, "drift_ns": -3_000_000, "limit_ns": 2_000_000,
+                      "drifted": True, "affects": ["create_to_workload"]},
+             "crun": {"start_offset_ns": 0, "start_uncertainty_ns": 1_000_000,
+                      "end_offset_ns": 100_000, "end_uncertainty_ns": 1_000_000,
+                      "end_error": None, "drift_ns": 100_000, "limit_ns": 2_000_000,
+                      "drifted": False, "affects": ["create_to_workload"]}}
+    run_dir = small_run(tmp_path / "run", environment={"clock_drift": drift})
+    html = build_report(load_run(run_dir)).html
+    assert ("The clock offset of runc moved -3.000 ms over the run (more than the 2.000 ms its "
+            "measurements allow): create_to_workload may be off") in html
+    assert "clock offset of crun" not in html
+    table = html[html.index('id="clock-offsets"'):]
+    assert '<tr class="drifted"><th>runc</th>' in table and "<td>steady</td>" in table
+    assert "+5.000 ms ± 1.000 ms" in table and "-3.000 ms" in table
 
 
 def test_completed_run_has_no_alert(tmp_path: Path) -> None:
@@ -143,6 +164,48 @@ def test_unknown_workload_gets_a_table_and_bars(tmp_path: Path) -> None:
     assert chart_divs(report.html) == ["net-bars-rtt"]  # a flag is tabled, not charted
     assert "peer=pod" in report.html and "<h3>net</h3>" in report.html
     assert "<td>jumbo</td>" in report.html
+
+
+REFUSED = "O_DIRECT refused: Invalid argument"
+
+
+def io_sample(runtime: str, value: float, round_: int, labels: dict[str, str],
+              metric: str = "bandwidth", unit: str = "MiB/s",
+              reason: str | None = None) -> Sample:
+    return replace(sample(runtime, value, round_, metric=metric, workload="io", unit=unit,
+                          labels=labels), reason=reason)
+
+
+def test_io_says_which_runtime_ran_direct_and_which_buffered(tmp_path: Path) -> None:
+    # runc's rootfs took O_DIRECT, crun's refused it: two modes, so two rows, each said.
+    samples = [io_sample("runc", 300.0 + i, i, {"target": "rootfs", "job": "seqread",
+                                                "direct": "true"}) for i in range(6)]
+    samples += [io_sample("qemu-tcg", 3000.0 + i, i, {"target": "rootfs", "job": "seqread",
+                                                      "direct": "false"},
+                          reason=f"buffered: {REFUSED}") for i in range(6)]
+    report = build_report(load_run(write_run(tmp_path / "run", samples)))
+    assert ("rootfs: direct I/O (O_DIRECT, past the page cache) under runc; buffered I/O "
+            f"(through the page cache) under qemu-tcg ({EMULATED}) ({REFUSED}).") in report.html
+    io = report.summary[report.summary["workload"] == "io"]
+    assert len(io) == 2 and set(io["mark"]) == {"baseline", "n/a"}  # nothing compared
+    assert "direct=true" in report.html and "direct=false" in report.html
+
+
+def test_run_from_before_the_direct_label_still_renders_and_says_so(tmp_path: Path) -> None:
+    # As runs recorded io before the label: a direct_io flag per target, job rows unlabelled.
+    samples = []
+    for i in range(6):
+        for runtime, direct in (("runc", 1.0), ("qemu-tcg", 0.0)):
+            samples.append(io_sample(runtime, 300.0 + i, i, {"target": "volume", "job": "seqread"}))
+            samples.append(io_sample(runtime, direct, i, {"target": "volume"}, metric="direct_io",
+                                     unit="flag", reason=None if direct else REFUSED))
+    report = build_report(load_run(write_run(tmp_path / "run", samples)))
+    assert chart_divs(report.html) == ["io-bars-bandwidth"]
+    assert "<td>direct_io</td>" in report.html
+    assert (f"volume: direct I/O (O_DIRECT, past the page cache) under runc; buffered I/O "
+            f"(through the page cache) under qemu-tcg ({EMULATED}) ({REFUSED}). Its rows mix "
+            "the two modes.") in report.html
+    assert "This run predates the &#39;direct&#39; label" in report.html
 
 
 def test_run_without_samples_renders(tmp_path: Path) -> None:

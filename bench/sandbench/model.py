@@ -82,6 +82,17 @@ class ClockOffset:
 
 
 @dataclass(frozen=True)
+class MissingOffset:
+    """An offset a backend needed between two clocks and could not measure: a phase that
+    would need it fails with ``reason``."""
+
+    source: Clock
+    target: Clock
+    #: Why it is missing, in the words of whatever failed.
+    reason: str
+
+
+@dataclass(frozen=True)
 class Value:
     """One measured value a workload parsed from a sandbox, before it becomes a Sample."""
 
@@ -93,10 +104,10 @@ class Value:
     clock: str | None = None
 
 
-#: Labels that describe the sandbox a value was measured in (how QEMU ran), not what was
-#: measured: kept on every sample, but not part of what makes two samples comparable, so a
+#: Labels that describe the sandbox a value was measured in (how QEMU ran, gVisor's platform),
+#: not what was measured: kept on every sample, but not part of what makes two samples comparable, so a
 #: TCG guest's getpid still sits in one row with the containers' getpid.
-CONTEXT_LABELS = frozenset({"accel"})
+CONTEXT_LABELS = frozenset({"accel", "platform"})
 
 
 def utc_now() -> str:
@@ -164,6 +175,8 @@ class Execution:
     oom: str | None = None
     marks: list[Mark] = field(default_factory=list)
     offsets: list[ClockOffset] = field(default_factory=list)
+    #: Offsets the backend could not measure, each with why (carried to the failed phases).
+    missing_offsets: list[MissingOffset] = field(default_factory=list)
     #: Set when the sandbox itself failed (could not be created, timed out, was killed).
     error: str | None = None
     #: Labels the backend adds to every sample of this execution, e.g. {"accel": "tcg"}.
@@ -174,6 +187,13 @@ class Execution:
     #: sandbox creation time, say); recorded only when the workload's output parses.
     extra: list[Value] = field(default_factory=list)
 
+    def relate(self, offset: ClockOffset | MissingOffset) -> None:
+        """Add an offset between two clocks, measured or with why it is missing."""
+        if isinstance(offset, ClockOffset):
+            self.offsets.append(offset)
+        else:
+            self.missing_offsets.append(offset)
+
     def mark(self, name: str, clock: Clock, ns: int) -> None:
         self.marks.append(Mark(name, clock, ns))
 
@@ -182,6 +202,12 @@ class Execution:
         the wall clock (to meet a stamp taken inside the sandbox)."""
         self.mark(name, Clock.HOST_MONOTONIC, time.monotonic_ns())
         self.mark(name, Clock.HOST_REALTIME, time.time_ns())
+
+    def mark_monotonic(self, name: str, monotonic_ns: int) -> None:
+        """An event read on the monotonic clock (a pidfd's wake), also put on the wall clock
+        by the two clocks' difference read now, to meet a stamp taken inside the sandbox."""
+        self.mark(name, Clock.HOST_MONOTONIC, monotonic_ns)
+        self.mark(name, Clock.HOST_REALTIME, monotonic_ns + time.time_ns() - time.monotonic_ns())
 
     def not_after(self, name: str, monotonic_ns: int) -> None:
         """Move the host marks ``name`` back to ``monotonic_ns`` if they were taken later.

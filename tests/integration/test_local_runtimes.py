@@ -81,11 +81,32 @@ def test_every_workload_on_every_runtime_is_measured(small_run: Path) -> None:
     assert (start["value"] > 0).all()
 
 
-def test_io_measures_both_targets_with_the_direct_flag(small_run: Path) -> None:
+def test_io_measures_both_targets_labelled_direct_or_buffered(small_run: Path) -> None:
     io = load_run(small_run).samples.query("workload == 'io'")
     targets = {(r, lab["target"]) for r, lab in zip(io["runtime"], io["labels"])}
     assert targets == {(r, t) for r in RUNTIMES for t in ("rootfs", "volume")}
-    assert len(io[io["metric"] == "direct_io"]) == 6
+    assert "direct_io" not in set(io["metric"])
+    for labels, reason in zip(io["labels"], io["reason"]):
+        assert labels["direct"] in ("true", "false")
+        # A buffered sample says why O_DIRECT was refused; a direct one has nothing to say.
+        assert (labels["direct"] == "false") == isinstance(reason, str)
+
+
+def test_stat_and_open_close_are_one_row_across_runtimes(small_run: Path) -> None:
+    samples = load_run(small_run).samples.query("workload == 'syscall'")
+    for op in ("stat", "open_close"):
+        mine = samples[[labels["op"] == op for labels in samples["labels"]]]
+        assert {json.dumps(labels, sort_keys=True) for labels in mine["labels"]} == {
+            json.dumps({"op": op, "path": "probe"})}
+        assert set(mine["runtime"]) == set(RUNTIMES)
+    # The same file, each in its runtime's own copy of the image.
+    for runtime, output in zip(samples["runtime"], samples["output"]):
+        header = json.loads((small_run / output).read_text().splitlines()[0])
+        assert header["path"] == "probe" and header["dir_from"] == "/proc/self/exe"
+        if runtime == "native":
+            assert header["dir"].endswith("/rootfs/sandbench"), header["dir"]
+        else:
+            assert header["dir"] == "/sandbench"
 
 
 def test_warmups_recorded_and_flagged(small_run: Path) -> None:

@@ -73,10 +73,21 @@ def test_every_workload_boots_and_is_measured(qemu_run: Path) -> None:
     assert set(samples["workload"]) == {"start", "syscall", "io"}
     io = samples[samples["workload"] == "io"]
     assert {labels["target"] for labels in io["labels"]} == {"rootfs", "volume"}
-    direct = io[io["metric"] == "direct_io"]
-    assert list(direct["value"]) == [1.0, 1.0]  # O_DIRECT works on both virtio disks
+    # O_DIRECT works on both virtio disks.
+    assert {labels["direct"] for labels in io["labels"]} == {"true"}
     syscall = samples[samples["workload"] == "syscall"]
     assert len(syscall) == 7 and (syscall["value"] > 0).all()
+
+
+def test_guest_stats_the_probe_in_its_own_directory_as_containers_do(qemu_run: Path) -> None:
+    syscall = load_run(qemu_run).samples.query("workload == 'syscall'")
+    paths = {labels["op"]: labels.get("path") for labels in syscall["labels"]}
+    assert paths["stat"] == paths["open_close"] == "probe"
+    (output,) = set(syscall["output"])
+    header = next(json.loads(line) for line in (qemu_run / output).read_text().splitlines()
+                  if line.startswith('{"probe":"syscall"'))
+    assert (header["dir"], header["path"], header["dir_from"]) == (
+        "/sandbench", "probe", "/proc/self/exe")
 
 
 def test_boot_phases_in_order(qemu_run: Path) -> None:

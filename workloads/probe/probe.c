@@ -5,7 +5,7 @@
  * bare initramfs) without a dynamic loader; the loader's own work would
  * otherwise be part of the start latency we measure.
  *
- *   probe start [linger_s]              stamp, stay up linger_s seconds, exit
+ *   probe start [linger_s]              stamp, stay up linger_s seconds, stamp, exit
  *   probe clock <port>                  answer each byte on TCP <port> with
  *                                       CLOCK_REALTIME ns (clock offset)
  *   probe syscall [iterations]          time common syscalls, print ns/op
@@ -31,9 +31,6 @@
 #include <unistd.h>
 
 #define FIO_PATH "/usr/bin/fio"
-/* A file every sandbox has: the probe itself. /proc/self/exe is the
- * fallback when the probe runs outside the image (e.g. on the host). */
-#define STAT_PATH "/sandbench/probe"
 #define DEFAULT_ITERATIONS 100000L
 /* open/stat/mmap are 10x slower than a bare syscall and much slower still
  * under gVisor or in a VM; a tenth of the count keeps a run short. */
@@ -65,9 +62,20 @@ static void json_str(const char *s) {
 /* ---- syscall mode -------------------------------------------------- */
 
 /* Shared state the operations use; opened once so that only the measured
- * call is inside the timed loop. */
+ * call is inside the timed loop.
+ *
+ * open_close and stat work on a file every sandbox has: the probe itself,
+ * named relative to the directory it lives in (the workload directory:
+ * /sandbench in the image, the unpacked image on the host for the native
+ * runtime, the guest's disk in a VM). Every runtime thus makes the same
+ * one-component lookup in its own copy of the image, whatever the absolute
+ * path is. An absolute path would not do: the host's copy lies deeper, and
+ * a procfs link (/proc/self/exe) takes a pid lookup and a ptrace check,
+ * which is a different operation. */
 struct ctx {
-    const char *path;
+    int dir_fd;          /* the workload directory, or -1 */
+    int dir_err;         /* why dir_fd is -1 */
+    const char *name;    /* the probe's name in it */
     int zero_fd, null_fd;
     long page;
     char *buf;
@@ -95,15 +103,17 @@ static int op_clock_gettime(struct ctx *c) {
 }
 
 static int op_open_close(struct ctx *c) {
-    int fd = open(c->path, O_RDONLY | O_CLOEXEC);
+    if (c->dir_fd < 0) return c->dir_err;
+    int fd = openat(c->dir_fd, c->name, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return errno;
     close(fd);
     return 0;
 }
 
 static int op_stat(struct ctx *c) {
+    if (c->dir_fd < 0) return c->dir_err;
     struct stat st;
-    return stat(c->path, &st) == 0 ? 0 : errno;
+    return fstatat(c->dir_fd, c->name, &st, 0) == 0 ? 0 : errno;
 }
 
 static int op_read_4k(struct ctx *c) {
@@ -161,6 +171,43 @@ static void run_op(struct ctx *c, const char *name, op_fn fn, long iters) {
     }
 }
 
+/* Where the running probe is: the kernel's word for it (/proc/self/exe),
+ * else argv[0] when it is absolute (a sandbox without /proc). Both name the
+ * file that was executed, so either gives the same lookup to time. Fills
+ * dir (the directory) and *from (which source said so) and returns the
+ * name in dir, or NULL with why in err. Untimed: done once, before any loop. */
+static const char *own_location(char *dir, size_t size, const char *argv0,
+                                const char **from, char *err, size_t err_size) {
+    static char name[256];
+    ssize_t n = readlink("/proc/self/exe", dir, size - 1);
+    if (n > 0) {
+        dir[n] = '\0';
+        *from = "/proc/self/exe";
+        /* The kernel's mark of an unlinked file; the name without it then
+         * fails to resolve, and says so, rather than naming no file. */
+        size_t len = (size_t)n, mark = strlen(" (deleted)");
+        if (len > mark && strcmp(dir + len - mark, " (deleted)") == 0)
+            dir[len - mark] = '\0';
+    } else if (argv0[0] == '/' && strlen(argv0) < size) {
+        snprintf(dir, size, "%s", argv0);
+        *from = "argv[0]";
+    } else {
+        snprintf(err, err_size, "readlink /proc/self/exe: %s, and argv[0] '%s' "
+                 "is not an absolute path", n < 0 ? strerror(errno) : "empty", argv0);
+        return NULL;
+    }
+    char *slash = strrchr(dir, '/');
+    if (dir[0] != '/' || !slash[1] || strlen(slash + 1) >= sizeof name) {
+        snprintf(err, err_size, "%s gives '%s', not an absolute path to a file",
+                 *from, dir);
+        return NULL;
+    }
+    snprintf(name, sizeof name, "%s", slash + 1);
+    /* "/probe": the directory is the root itself. */
+    slash[slash == dir ? 1 : 0] = '\0';
+    return name;
+}
+
 static int mode_syscall(int64_t stamp, int argc, char **argv) {
     long iters = DEFAULT_ITERATIONS;
     if (argc > 2) {
@@ -173,15 +220,33 @@ static int mode_syscall(int64_t stamp, int argc, char **argv) {
             return 2;
         }
     }
-    struct ctx c = {.page = sysconf(_SC_PAGESIZE)};
-    c.path = access(STAT_PATH, R_OK) == 0 ? STAT_PATH : "/proc/self/exe";
+    struct ctx c = {.page = sysconf(_SC_PAGESIZE), .dir_fd = -1};
+    char dir[4096], dir_error[4352] = "";
+    const char *from = NULL;
+    c.name = own_location(dir, sizeof dir, argv[0], &from, dir_error, sizeof dir_error);
+    if (!c.name) {
+        c.dir_err = ENOENT;
+    } else if ((c.dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        c.dir_err = errno;
+        snprintf(dir_error, sizeof dir_error, "open %s: %s", dir, strerror(errno));
+    }
     c.zero_fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
     c.null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (posix_memalign((void **)&c.buf, BLOCK, BLOCK) != 0) return 1;
 
-    printf("{\"probe\":\"syscall\",\"realtime_ns\":%lld,\"path\":",
+    /* "path" is relative to "dir": the same in every sandbox, so results
+     * group across runtimes; "dir" says where it was in this one. */
+    printf("{\"probe\":\"syscall\",\"realtime_ns\":%lld,\"dir\":",
            (long long)stamp);
-    json_str(c.path);
+    if (c.name) json_str(dir); else printf("null");
+    printf(",\"dir_from\":");
+    if (from) json_str(from); else printf("null");
+    printf(",\"path\":");
+    if (c.name) json_str(c.name); else printf("null");
+    if (c.dir_fd < 0) {
+        printf(",\"dir_error\":");
+        json_str(dir_error);
+    }
     printf(",\"results\":{");
     for (size_t i = 0; i < sizeof OPS / sizeof OPS[0]; i++) {
         long n = iters / OPS[i].divisor;
@@ -266,6 +331,10 @@ static int mode_start(int64_t stamp, int argc, char **argv) {
     if (fflush(stdout) != 0) return 1;
     long linger = argc > 2 ? strtol(argv[2], NULL, 10) : 0;
     if (linger > 0) sleep((unsigned)linger);
+    /* The last instruction before exit: the host sees the sandbox gone only after the
+     * teardown and after its own wake-up, so this stamp tells the two apart. */
+    printf("{\"probe\":\"end\",\"realtime_ns\":%lld}\n", (long long)now_ns(CLOCK_REALTIME));
+    if (fflush(stdout) != 0) return 1;
     return 0;
 }
 

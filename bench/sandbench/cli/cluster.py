@@ -40,8 +40,13 @@ def runtimeclasses_apply(names: tuple[str, ...], kubeconfig: str | None,
 
 
 @click.command()
-def rbac() -> None:
-    """Print the least-privilege RBAC manifest for running the harness as a ServiceAccount."""
+@click.option("--kubelet-metrics", is_flag=True,
+              help="Also grant nodes/proxy get, so the kubelet's own sandbox-creation time is "
+                   "recorded. Off by default: nodes/proxy opens each node's whole kubelet API.")
+def rbac(kubelet_metrics: bool) -> None:
+    """Print the least-privilege manifest for running the harness as a ServiceAccount: RBAC,
+    and an admission policy (Kubernetes 1.30+) that keeps its writes in sandbench's
+    namespaces."""
     from sandbench.backends.kubernetes import access
 
-    click.echo(access.manifest_text(), nl=False)
+    click.echo(access.manifest_text(kubelet_metrics), nl=False)

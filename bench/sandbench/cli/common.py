@@ -4,6 +4,7 @@ several commands take."""
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 import sys
 from pathlib import Path
@@ -29,6 +30,10 @@ def fail(error: SandbenchError) -> NoReturn:
     # One line whatever the message holds (a path with a newline in it).
     message = (str(error) + hint).replace("\n", "\\n")
     console.print(f"[bold red]sandbench:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    # The command is over and has said why: a late Ctrl-C (the second of a double one) must
+    # not turn its exit code into a traceback on the way out.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     sys.exit(error.exit_code)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from sandbench import runner
 from sandbench.backends import Finding
 from sandbench.backends.kubernetes import KubernetesBackend
-from sandbench.backends.kubernetes.access import OPTIONAL_GROUPS
+from sandbench.backends.kubernetes.access import KUBELET_METRICS, OPTIONAL_GROUPS
 from sandbench.doctor import kubevirt as doctor_kubevirt
 from sandbench.model import ClockOffset
 
@@ -35,6 +35,19 @@ def permissions(backend: KubernetesBackend) -> Finding:
                        "apply the manifest from `sandbench rbac` and use its ServiceAccount")
     note = f" (VM runs would also need: {', '.join(map(str, lacking))})" if lacking else ""
     return Finding("permissions", True, f"everything the harness uses{note}")
+
+
+def kubelet_metrics(backend: KubernetesBackend) -> Finding:
+    """Optional: without it a run records everything but the kubelet's own figure."""
+    if backend.settings.kubelet_url or not backend.settings.kubelet_metrics:
+        return Finding("kubelet metrics", True, "not read through the API server's node proxy")
+    lacking = backend.missing_permissions(KUBELET_METRICS)
+    if lacking:
+        return Finding("kubelet metrics", True, f"not permitted ({', '.join(map(str, lacking))}):"
+                       " runs will not record kubelet_run_podsandbox",
+                       "`sandbench rbac --kubelet-metrics`, if opening the kubelet API to this "
+                       "account is acceptable")
+    return Finding("kubelet metrics", True, "readable through the API server's node proxy")
 
 
 def kata_labels(backend: KubernetesBackend, runtimes: list[str]) -> Finding:
@@ -62,7 +75,7 @@ def trial(backend: KubernetesBackend, runtime: str) -> list[Finding]:
                                 f"offset {offset.offset_ns / 1e6:+.3f} ms "
                                 f"± {offset.uncertainty_ns / 1e6:.3f} ms ({offset.method})"))
     else:
-        findings.append(Finding(f"{runtime} clock", False, offset))
+        findings.append(Finding(f"{runtime} clock", False, offset.reason))
     return findings
 
 
@@ -70,7 +83,8 @@ def diagnose(backend: KubernetesBackend, runtimes: list[str]) -> list[Finding]:
     first = reachability(backend)
     if not first.ok:
         return [first]
-    findings = [first, permissions(backend), kata_labels(backend, runtimes),
+    findings = [first, permissions(backend), kubelet_metrics(backend),
+                kata_labels(backend, runtimes),
                 *doctor_kubevirt.findings(backend, runtimes)]
     checked = [backend.check(runtime) for runtime in runtimes]
     findings += checked

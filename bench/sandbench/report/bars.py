@@ -19,8 +19,8 @@ from sandbench.report.labels import Runtimes, interval, labels_text, number
 #: When the medians on one chart span more than this factor, a log axis keeps the small ones
 #: readable. Higher than for start latency's boxes: on a log axis bar lengths mislead.
 LOG_SPAN = 100.0
-#: Units of facts recorded as metrics (io's direct_io is 1 or 0): the tables show them, a bar
-#: of a flag would say nothing.
+#: Units of facts recorded as metrics (the direct_io flag, 1 or 0, of runs before io samples
+#: were labelled direct=true|false): the tables show them, a bar of a flag would say nothing.
 UNCHARTED_UNITS = {"flag"}
 
 

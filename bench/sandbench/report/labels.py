@@ -96,6 +96,6 @@ def memory(value: Any) -> str:
 
 
 def labels_text(labels: Mapping[str, str], skip: Iterable[str] = ()) -> str:
-    """``"target=rootfs, direct=1"``; "" when there are none left after ``skip``."""
+    """``"target=rootfs, direct=true"``; "" when there are none left after ``skip``."""
     left = [key for key in labels if key not in set(skip)]
     return ", ".join(f"{key}={labels[key]}" for key in left)

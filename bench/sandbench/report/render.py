@@ -22,9 +22,11 @@ from markupsafe import Markup
 
 from sandbench import __version__
 from sandbench.analysis import stats
+from sandbench.analysis.summary import RunSummary, summarize_run
 from sandbench.report import tables, trends, verdict_section
 from sandbench.report.bars import bar_charts
 from sandbench.report.charts import Chart, template_json, workload_order
+from sandbench.report.io_mode import io_mode_notes
 from sandbench.report.labels import EMULATED, Runtimes, runtimes
 from sandbench.report.start import start_charts
 from sandbench.results import Run, load_run
@@ -36,6 +38,8 @@ STATUS_NOTES = {
                    "it stopped.",
     "failed": "This run failed: the numbers cover only what was measured before it failed.",
     "running": "This run had not finished when this report was made: the numbers are partial.",
+    "crashed": "This run's harness died without recording an end (killed, or the machine "
+               "restarted): the numbers cover only what was measured before.",
 }
 SECTION_TITLES = {"start": "Start latency", "syscall": "System calls", "io": "Storage I/O",
                   "trends": "Trends over the history"}
@@ -54,47 +58,51 @@ def render_report(run_dir: Path, out: Path | None = None, *, embed_js: bool = Tr
                   baseline: Path | None = None, history: Path | None = None) -> Path:
     """Write the report of the run in ``run_dir`` (by default to ``run_dir/report.html``);
     with a verdict against the ``baseline`` run and trends over the ``history`` directory."""
-    return write_report(load_run(run_dir), out, embed_js=embed_js,
+    return write_report(summarize_run(load_run(run_dir)), out, embed_js=embed_js,
                         baseline=load_run(baseline) if baseline else None, history=history)
 
 
-def write_report(run: Run, out: Path | None = None, *, embed_js: bool = True,
+def write_report(summary: RunSummary, out: Path | None = None, *, embed_js: bool = True,
                  baseline: Run | None = None, history: Path | None = None) -> Path:
-    """render_report for runs already loaded."""
-    report = build_report(run, embed_js=embed_js, baseline=baseline, history=history)
-    path = out if out is not None else run.dir / REPORT_FILE
+    """:func:`render_report` of a run already summarised (by default to its
+    ``report.html``)."""
+    report = build_report(summary.run, embed_js=embed_js, baseline=baseline, history=history,
+                          summary=summary)
+    path = out if out is not None else summary.run.dir / REPORT_FILE
     path.write_text(report.html, encoding="utf-8")
     return path
 
 
 def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None,
-                 history: Path | None = None) -> Report:
-    rows = stats.measured(run.samples)
-    summary = stats.summarize_rows(rows, run.meta)
+                 history: Path | None = None, summary: RunSummary | None = None) -> Report:
+    """The report of ``run``; ``summary``: its summary when already made (summarize_run)."""
+    if summary is None:
+        summary = summarize_run(run)
     names = runtimes(run.meta, run.samples["runtime"].unique())
-    charts = make_charts(rows, summary, names)
-    found = trends.trends(run, history, names) if history is not None else None
+    charts = make_charts(summary.rows, summary.table, names)
+    found = trends.trends(summary, history, names) if history is not None else None
     charts += found.charts if found else []
     context = {
-        "verdicts": verdict_section.sections(run, baseline),
+        "verdicts": verdict_section.sections(summary, baseline),
         "trends": trends.context(found),
         "run": header(run),
         "notes": notes(run.meta, names),
-        "headline": tables.headline(summary, names),
-        "sections": sections(charts),
-        "warnings": all_warnings(run.meta, summary, run.damage_warning()),
+        "headline": tables.headline(summary.table, names),
+        "sections": sections(charts, {"io": io_mode_notes(run.samples, names)}),
+        "warnings": all_warnings(run.meta, summary.table, run.damage_warning()),
         "failures": tables.failures(run.samples, names),
         "host": tables.host_facts(run.meta),
         "runtime_facts": tables.runtime_facts(run.meta, names),
         "metrics": tables.metric_facts(run.meta),
         "clocks": tables.clock_facts(run.meta),
+        "clock_drift": tables.clock_drift(run.meta, names),
         "spec": json.dumps(run.meta.get("spec") or {}, indent=2, sort_keys=True, default=str),
         "chart_count": len(charts),
         "plotly": plotly_script(embed_js),
         "template": Markup(template_json()),  # made safe for <script> by charts
     }
     html = _environment().get_template("report.html.j2").render(context)
-    return Report(html=html, charts=charts, summary=summary)
+    return Report(html=html, charts=charts, summary=summary.table)
 
 
 def make_charts(rows: pd.DataFrame, summary: pd.DataFrame, names: Runtimes) -> list[Chart]:
@@ -108,8 +116,10 @@ def make_charts(rows: pd.DataFrame, summary: pd.DataFrame, names: Runtimes) -> l
     return charts
 
 
-def sections(charts: list[Chart]) -> list[dict[str, Any]]:
-    """Charts by workload; start latency's pairs (box, ECDF) side by side, bars full width."""
+def sections(charts: list[Chart],
+             notes: Mapping[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    """Charts by workload; start latency's pairs (box, ECDF) side by side, bars full width;
+    ``notes``: sentences a workload's section opens with (how fio ran, for io)."""
     placed = [
         {"name": c.name, "title": c.title, "section": c.section, "caption": c.caption,
          "wide": c.wide, "dom_id": f"figure-{i}",
@@ -118,6 +128,7 @@ def sections(charts: list[Chart]) -> list[dict[str, Any]]:
     ]
     return [{"workload": w, "title": SECTION_TITLES.get(w, w),
              "layout": "grid" if w == "start" else "wide",
+             "notes": (notes or {}).get(w, []),
              "charts": [c for c in placed if c["section"] == w]}
             for w in workload_order(c.section for c in charts)]
 
@@ -156,11 +167,19 @@ def duration(started: Any, ended: Any) -> str:
 
 
 def notes(meta: Mapping[str, Any], names: Runtimes) -> list[str]:
-    """Caveats the reader needs before any number: emulated runtimes."""
+    """Caveats the reader needs before any number: emulated runtimes, clocks that drifted."""
     facts: Mapping[str, Any] = meta.get("runtimes") or {}
-    return [f"{name} runs under {facts[name].get('accel', 'emulation')}: {EMULATED}. "
+    said = [f"{name} runs under {facts[name].get('accel', 'emulation')}: {EMULATED}. "
             f"Its numbers are marked wherever they appear."
             for name in names.order if name in names.emulated]
+    drift: Mapping[str, Mapping[str, Any]] = (meta.get("environment") or {}).get(
+        "clock_drift") or {}
+    said += [f"The clock offset of {name} moved {d['drift_ns'] / 1e6:+.3f} ms over the run (more "
+             f"than the {d['limit_ns'] / 1e6:.3f} ms its measurements allow): "
+             f"{', '.join(d.get('affects') or [])} may be off by up to that much. See Clock "
+             "offsets under Environment."
+             for name, d in drift.items() if d.get("drifted")]
+    return said
 
 
 def all_warnings(meta: Mapping[str, Any], summary: pd.DataFrame,

@@ -142,3 +142,42 @@ def metric_facts(meta: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
 
 def clock_facts(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(name, fact(text)) for name, text in (meta.get("clocks") or {}).items()]
+
+
+@dataclass(frozen=True)
+class ClockDriftRow:
+    """A runtime's clock offset at the run's start and end, in ms, and the verdict."""
+
+    runtime: str
+    start: str
+    end: str
+    drift: str
+    limit: str
+    verdict: str
+    affects: str
+    drifted: bool
+
+
+def _ms(ns: Any, sign: bool = False) -> str:
+    if not isinstance(ns, (int, float)):
+        return "—"
+    return f"{ns / 1e6:+.3f} ms" if sign else f"{ns / 1e6:.3f} ms"
+
+
+def clock_drift(meta: Mapping[str, Any], runtimes: Runtimes) -> list[ClockDriftRow]:
+    """environment.clock_drift: each runtime's offset measured at the start and the end."""
+    found: Mapping[str, Mapping[str, Any]] = (meta.get("environment") or {}).get(
+        "clock_drift") or {}
+    rows = []
+    for name, d in found.items():
+        drifted = d.get("drifted")
+        verdict = ("drifted: its phases across clocks are uncertain by the drift" if drifted
+                   else f"unknown: {d.get('end_error')}" if drifted is None else "steady")
+        rows.append(ClockDriftRow(
+            runtime=runtimes.name(name),
+            start=f"{_ms(d.get('start_offset_ns'), True)} ± {_ms(d.get('start_uncertainty_ns'))}",
+            end=(f"{_ms(d.get('end_offset_ns'), True)} ± {_ms(d.get('end_uncertainty_ns'))}"
+                 if d.get("end_offset_ns") is not None else "not measured"),
+            drift=_ms(d.get("drift_ns"), True), limit=_ms(d.get("limit_ns")), verdict=verdict,
+            affects=fact(d.get("affects") or []), drifted=drifted is not False))
+    return rows

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
-from sandbench.model import Better, Case, Clock, ClockOffset, Execution, Mark, Metric, Status, Value
+from sandbench.model import (Better, Case, Clock, ClockOffset, Execution, Mark, Metric,
+                             MissingOffset, Status, Value)
 from sandbench.workloads.base import PROBE, Params, ParseError, Workload, probe_header, realtime_stamp
 
 
@@ -36,6 +37,11 @@ PHASES: tuple[Phase, ...] = (
            "runtime invoked -> first instruction of the workload"),
     _phase("request_to_exit", "request", "exit", "runtime invoked -> sandbox exited"),
     _phase("request_to_created", "request", "created", "runtime invoked -> container created"),
+    _phase("request_to_end", "request", "end",
+           "runtime invoked -> the workload's last instruction before exit"),
+    _phase("end_to_exit", "end", "exit",
+           "the workload's last instruction -> the harness saw the sandbox gone (teardown, "
+           "plus the harness's wake-up: its floor)"),
     _phase("start_to_workload", "start", "workload", "start requested -> first workload instruction"),
     _phase("request_to_kernel", "request", "kernel", "VM requested -> first guest kernel output"),
     _phase("request_to_init", "request", "init", "VM requested -> guest init running"),
@@ -63,9 +69,19 @@ def _offset(offsets: list[ClockOffset], source: Clock, target: Clock) -> ClockOf
     return next((o for o in offsets if o.source == source and o.target == target), None)
 
 
-def phase_value(phase: Phase, marks: list[Mark], offsets: list[ClockOffset]) -> Value | None:
-    """The phase's value in ms, a failed Value when its clocks cannot be related, or None
-    when the backend observed neither end (the phase does not apply to it)."""
+def _inverse(offset: ClockOffset | None) -> ClockOffset | None:
+    """The same offset read the other way: from its target clock onto its source."""
+    if offset is None:
+        return None
+    return ClockOffset(offset.target, offset.source, -offset.offset_ns, offset.uncertainty_ns,
+                       offset.method)
+
+
+def phase_value(phase: Phase, marks: list[Mark], offsets: list[ClockOffset],
+                missing: list[MissingOffset] | None = None) -> Value | None:
+    """The phase's value in ms, a failed Value when its clocks cannot be related (saying why
+    the offset is ``missing`` when the backend said), or None when the backend observed
+    neither end (the phase does not apply to it)."""
     starts = {m.clock: m for m in marks if m.name == phase.start}
     ends = {m.clock: m for m in marks if m.name == phase.end}
     if not starts or not ends:
@@ -75,12 +91,17 @@ def phase_value(phase: Phase, marks: list[Mark], offsets: list[ClockOffset]) -> 
             return _between(phase, starts[clock], ends[clock], None)
     for start in starts.values():
         for end in ends.values():
-            offset = _offset(offsets, end.clock, start.clock)
+            offset = _offset(offsets, end.clock, start.clock) or _inverse(
+                _offset(offsets, start.clock, end.clock))
             if offset is not None:
                 return _between(phase, start, end, offset)
     clocks = f"{'/'.join(starts)} and {'/'.join(ends)}"
+    # Either way round, as the offsets themselves are read.
+    why = [m.reason for m in missing or [] if (m.source in ends and m.target in starts)
+           or (m.source in starts and m.target in ends)]
     return Value(phase.metric, None, status=Status.FAILED,
-                 reason=f"no measured offset between {clocks}: not reported")
+                 reason=f"no measured offset between {clocks}: "
+                        f"{'; '.join(why) or 'not reported'}")
 
 
 def _between(phase: Phase, start: Mark, end: Mark, offset: ClockOffset | None) -> Value:
@@ -104,11 +125,31 @@ def _between(phase: Phase, start: Mark, end: Mark, offset: ClockOffset | None) -
     return Value(phase.metric, value_ms, clock=clock)
 
 
+def _end_mark(rest: str, execution: Execution) -> list[Mark]:
+    """The probe's stamp just before it exits, where the backend can relate the sandbox's
+    clock to its own (locally; a VM's guest clock is not used) and the probe printed it (runs
+    of older probes did not: their end phases simply do not apply)."""
+    related = any(o.source == Clock.SANDBOX_REALTIME for o in execution.offsets)
+    exit_on_wall = any(m.name == "exit" and m.clock == Clock.HOST_REALTIME
+                       for m in execution.marks)
+    if not (related and exit_on_wall):
+        return []
+    try:
+        end, _ = probe_header(rest, "end")
+    except ParseError:
+        return []
+    return [Mark("end", Clock.SANDBOX_REALTIME, realtime_stamp(end))]
+
+
 class Start(Workload):
     name = "start"
     description = "start latency of a fresh sandbox, in phases"
     params_model = StartParams
     metrics = tuple(p.metric for p in PHASES)
+    # The phase that prices the runtime (invoked or pod created, to the workload's first
+    # instruction) and the whole life of a sandbox; the others split these up.
+    headline = ("request_to_workload", "create_to_workload", "request_to_exit")
+    headline_note = "the phases to the workload's first instruction and to exit"
 
     def cases(self, params: Params) -> list[Case]:
         # Which phases a sandbox yields depends on the backend; see unmeasured().
@@ -123,9 +164,11 @@ class Start(Workload):
         return [(metric, {}) for metric in failed or [PHASES[0].metric]]
 
     def parse(self, case: Case, execution: Execution) -> list[Value]:
-        header, _ = probe_header(execution.stdout, "start")
+        header, rest = probe_header(execution.stdout, "start")
         marks = [*execution.marks, Mark("workload", Clock.SANDBOX_REALTIME, realtime_stamp(header))]
-        values = [phase_value(p, marks, execution.offsets) for p in PHASES]
+        marks += _end_mark(rest, execution)
+        values = [phase_value(p, marks, execution.offsets, execution.missing_offsets)
+                  for p in PHASES]
         found = [v for v in values if v is not None]
         if not found:
             raise ParseError("the backend recorded no marks a phase could be computed from")

@@ -1,7 +1,9 @@
 """What the harness may do in a cluster, asked of the API server (SelfSubjectAccessReview).
 
 The permissions needed are read from rbac.yaml, the least-privilege manifest that ships with
-sandbench, so the check and the manifest cannot drift apart.
+sandbench, so the check and the manifest cannot drift apart; the kubelet's metrics need the
+optional rbac-kubelet-metrics.yaml. An access review asks RBAC only: the manifest's admission
+policy, which keeps the account's writes inside sandbench's namespaces, is not seen by it.
 """
 
 from __future__ import annotations
@@ -31,13 +33,25 @@ class Permission:
         return f"{self.verb} {where}"
 
 
-def manifest_text() -> str:
-    return resources.files("sandbench.backends.kubernetes").joinpath("rbac.yaml").read_text()
+LEAST_PRIVILEGE = "rbac.yaml"
+#: nodes/proxy for the kubelet's metrics: optional, because it opens the whole kubelet API.
+KUBELET_METRICS = "rbac-kubelet-metrics.yaml"
 
 
-def required() -> list[Permission]:
+def _text(name: str) -> str:
+    return resources.files("sandbench.backends.kubernetes").joinpath(name).read_text()
+
+
+def manifest_text(kubelet_metrics: bool = False) -> str:
+    """The least-privilege manifest, with the kubelet metrics' ClusterRole if asked for."""
+    text = _text(LEAST_PRIVILEGE)
+    return text + "---\n" + _text(KUBELET_METRICS) if kubelet_metrics else text
+
+
+def required(manifest: str = LEAST_PRIVILEGE) -> list[Permission]:
+    """The permissions the ClusterRoles of one shipped manifest grant."""
     needed = []
-    for document in yaml.safe_load_all(manifest_text()):
+    for document in yaml.safe_load_all(_text(manifest)):
         if document and document.get("kind") == "ClusterRole":
             for rule in document["rules"]:
                 for group in rule["apiGroups"]:
@@ -58,10 +72,11 @@ def _review(permission: Permission, namespace: str) -> dict[str, Any]:
             "spec": {"resourceAttributes": attributes}}
 
 
-def missing(apis: Apis, namespace: str = "default") -> list[Permission]:
-    """The required permissions the current identity lacks."""
+def missing(apis: Apis, namespace: str = "default",
+            manifest: str = LEAST_PRIVILEGE) -> list[Permission]:
+    """The permissions of ``manifest`` the current identity lacks."""
     lacking = []
-    for permission in required():
+    for permission in required(manifest):
         review: Any = _review(permission, namespace)  # the client takes plain dicts too
         answer = apis.authz.create_self_subject_access_review(review)
         if not (answer.status and answer.status.allowed):

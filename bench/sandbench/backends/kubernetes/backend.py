@@ -25,9 +25,13 @@ from sandbench.backends.kubernetes.watcher import RunWatch
 from sandbench.facts import ssh
 from sandbench.facts import node as sshfacts
 from sandbench.image.inputs import PROBE_IN_IMAGE as PROBE
-from sandbench.model import Case, ClockOffset, Execution, Value
+from sandbench.model import Case, Clock, ClockOffset, Execution, MissingOffset, Value
 from sandbench.spec import KubernetesSettings, Resources
 
+#: The start phases read across the harness's clock and a pod's (a VM's console stamps are
+#: on the node's clock): what a drift of that clock's offset makes uncertain.
+POD_CROSS_CLOCK = ("create_to_workload",)
+VM_CROSS_CLOCK = ("create_to_kernel", "create_to_init", "create_to_workload")
 #: How long deleting the run's namespace may take before cleanup gives up waiting.
 NAMESPACE_DELETE_S = 120.0
 
@@ -47,7 +51,10 @@ class KubernetesBackend(Backend):
         self._watch: RunWatch | None = None
         self._node: dict[str, Any] | None = None
         self._image: str | None = None
-        self._offsets: dict[str, ClockOffset | str] = {}
+        self._offsets: dict[str, ClockOffset | MissingOffset] = {}
+        #: Runtimes whose offset a start phase used: measured again at the end of the run.
+        self._offset_used: set[str] = set()
+        self._drifts: dict[str, clock.Drift] = {}
         self._metrics_ok = settings.kubelet_metrics
         self._live: dict[str, PodRun] = {}
         self._namespace_created = False
@@ -109,9 +116,11 @@ class KubernetesBackend(Backend):
         BackendError when the cluster cannot be reached."""
         return str(self.apis.version.get_code().git_version), self.apis.source
 
-    def missing_permissions(self) -> list[access.Permission]:
-        """What the harness would need that its identity may not do (access reviews)."""
-        return access.missing(self.apis)
+    def missing_permissions(self, manifest: str = access.LEAST_PRIVILEGE
+                            ) -> list[access.Permission]:
+        """What the harness would need that its identity may not do (access reviews), of the
+        least-privilege manifest or another shipped one (access.KUBELET_METRICS)."""
+        return access.missing(self.apis, manifest=manifest)
 
     def node_labels(self, label: str) -> dict[str, str | None]:
         """Every node's value of ``label`` (None where it has none), by node name."""
@@ -201,14 +210,25 @@ class KubernetesBackend(Backend):
 
     # -- clock offset ---------------------------------------------------------------------
 
-    def offset(self, runtime: str) -> ClockOffset | str:
-        """This RuntimeClass's clock offset, measured once per run; a string says why it
-        could not be."""
+    def offset(self, runtime: str) -> ClockOffset | MissingOffset:
+        """This RuntimeClass's clock offset, measured once per run (and again at its end, see
+        after_last_step), or why it could not be."""
         if runtime not in self._offsets:
             self._offsets[runtime] = self._measure_offset(runtime)
         return self._offsets[runtime]
 
-    def _measure_offset(self, runtime: str) -> ClockOffset | str:
+    def after_last_step(self) -> list[str]:
+        """Measure every used offset again, before the namespace goes: a drift over the run
+        is recorded per runtime, and warned of when it is more than the measurements allow."""
+        for runtime in sorted(self._offset_used):
+            start = self._offsets.get(runtime)
+            if isinstance(start, ClockOffset):
+                affects = VM_CROSS_CLOCK if runtime in self.vm_runtimes else POD_CROSS_CLOCK
+                self._drifts[runtime] = clock.Drift(runtime, start,
+                                                    self._measure_offset(runtime), affects)
+        return [w for d in self._drifts.values() if (w := d.warning())]
+
+    def _measure_offset(self, runtime: str) -> ClockOffset | MissingOffset:
         case = Case("clock", "clock", [PROBE, "clock", str(clock.PORT)])
         run = self._pod(f"sandbench-clock-{runtime}"[:63], runtime, case, "clock", clock.PORT)
         vm = runtime in self.vm_runtimes
@@ -225,7 +245,9 @@ class KubernetesBackend(Backend):
                                      self.settings.clock_samples)
             return kubevirt.node_offset(measured) if vm else measured
         except Exception as exc:
-            return f"clock offset of {runtime} not measured: {exc}"
+            sandbox = Clock.NODE_REALTIME if vm else Clock.SANDBOX_REALTIME
+            return MissingOffset(sandbox, Clock.HOST_REALTIME,
+                                 f"clock offset of {runtime} not measured: {exc}")
         finally:
             self._watch.unsubscribe(run.name)
             run.delete()
@@ -235,10 +257,12 @@ class KubernetesBackend(Backend):
 
     def execute(self, runtime: str, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
         offset = self.offset(runtime)
+        if case.workload == "start":
+            self._offset_used.add(runtime)
         if runtime in self.vm_runtimes and self._watch is not None:
             return self.vms.execute(runtime, case, sandbox_id, timeout_s, self._watch, offset)
-        execution = Execution(planned=PLANNED, offsets=[offset] if isinstance(offset, ClockOffset)
-                              else [])
+        execution = Execution(planned=PLANNED)
+        execution.relate(offset)
         run = self._pod(sandbox_id, runtime, case)
         assert self._watch is not None
         events = self._watch.subscribe(run.name)
@@ -261,8 +285,6 @@ class KubernetesBackend(Backend):
             self._watch.unsubscribe(run.name)
             run.delete()
             self._live.pop(run.name, None)
-        if isinstance(offset, str) and execution.error is None:
-            execution.stderr = offset
         return execution
 
     def _scrape(self) -> dict[str, kubelet.Totals] | None:
@@ -347,9 +369,11 @@ class KubernetesBackend(Backend):
 
     def final_facts(self) -> dict[str, Any]:
         offsets = {r: ({"offset_ns": o.offset_ns, "uncertainty_ns": o.uncertainty_ns,
-                        "method": o.method} if isinstance(o, ClockOffset) else o)
+                        "method": o.method} if isinstance(o, ClockOffset) else o.reason)
                    for r, o in self._offsets.items()}
         final: dict[str, Any] = {"clock_offsets": offsets, "notes": self.notes}
+        if self._drifts:
+            final["clock_drift"] = {r: d.record() for r, d in self._drifts.items()}
         if self._vms is not None:
             final["kubevirt"] = self._vms.final_facts()
         return final

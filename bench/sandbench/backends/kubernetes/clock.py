@@ -6,6 +6,10 @@ and notes its wall time before sending and after the reply; the reply is the san
 CLOCK_REALTIME read in between. offset = midpoint - sandbox time, uncertain by half the round
 trip. Of N exchanges the one with the smallest round trip is kept (NTP's rule). gVisor's
 Kubernetes benchmark calibrates the same way; Kata's metrics assumed the clocks agree.
+
+The offset is measured at a run's start and again at its end (a guest's clock can drift or
+be stepped by NTP over a long run): when it moved by more than the two measurements' combined
+uncertainty, and more than DRIFT_FLOOR_NS, the samples read across clocks are flagged.
 """
 
 from __future__ import annotations
@@ -17,10 +21,14 @@ from typing import Any
 
 from kubernetes.stream import portforward
 
-from sandbench.model import Clock, ClockOffset
+from sandbench.model import Clock, ClockOffset, MissingOffset
 
 PORT = 7123
 METHOD = "min-RTT exchange with a clock pod of the same RuntimeClass over port-forward"
+#: A drift below this is not flagged however certain both offsets are: the phases it affects
+#: last tens of milliseconds or more and are reported to 0.001 ms, but the watch event
+#: they start from is received with scheduling jitter of about a millisecond on a busy host.
+DRIFT_FLOOR_NS = 500_000
 
 
 @dataclass(frozen=True)
@@ -69,3 +77,58 @@ def measure(core: Any, namespace: str, pod: str, samples: int) -> ClockOffset:
     finally:
         sock.close()
         forward.close()
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A runtime's offset at the start of a run and at its end."""
+
+    runtime: str
+    start: ClockOffset
+    end: ClockOffset | MissingOffset
+    #: The phases read across the two clocks, which a drift makes uncertain.
+    affects: tuple[str, ...]
+
+    @property
+    def drift_ns(self) -> int | None:
+        return self.end.offset_ns - self.start.offset_ns if isinstance(self.end,
+                                                                       ClockOffset) else None
+
+    @property
+    def limit_ns(self) -> int | None:
+        """How far the offset may move before it counts: both uncertainties, or the floor."""
+        if not isinstance(self.end, ClockOffset):
+            return None
+        return max(self.start.uncertainty_ns + self.end.uncertainty_ns, DRIFT_FLOOR_NS)
+
+    @property
+    def drifted(self) -> bool | None:
+        """None when the end offset could not be measured: the drift is unknown."""
+        if self.drift_ns is None or self.limit_ns is None:
+            return None
+        return abs(self.drift_ns) > self.limit_ns
+
+    def record(self) -> dict[str, object]:
+        """run.json's environment.clock_drift entry for this runtime."""
+        end = self.end
+        return {"start_offset_ns": self.start.offset_ns,
+                "start_uncertainty_ns": self.start.uncertainty_ns,
+                "end_offset_ns": end.offset_ns if isinstance(end, ClockOffset) else None,
+                "end_uncertainty_ns": end.uncertainty_ns if isinstance(end, ClockOffset)
+                else None,
+                "end_error": end.reason if isinstance(end, MissingOffset) else None,
+                "drift_ns": self.drift_ns, "limit_ns": self.limit_ns, "drifted": self.drifted,
+                "affects": list(self.affects)}
+
+    def warning(self) -> str | None:
+        phases = ", ".join(self.affects)
+        if isinstance(self.end, MissingOffset):
+            return (f"{self.runtime}: the clock offset could not be measured again at the end "
+                    f"of the run ({self.end.reason}); whether it drifted is unknown, so "
+                    f"{phases} rest on the start's offset alone")
+        if not self.drifted:
+            return None
+        assert self.drift_ns is not None and self.limit_ns is not None
+        return (f"{self.runtime}: the clock offset moved {self.drift_ns / 1e6:+.3f} ms between "
+                f"the run's start and end, more than the {self.limit_ns / 1e6:.3f} ms its two "
+                f"measurements allow: {phases} may be off by up to that much")

@@ -14,17 +14,24 @@ from typing import Any
 
 import yaml
 
-from sandbench import image
+from sandbench import image, owner
 from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
 from sandbench.backends.local import cgroups, mounts, qemu, qemu_vm
 from sandbench.backends.local.native import NativeRuntime
-from sandbench.backends.local.oci import STATE_ROOT, OciRuntime
+from sandbench.backends.local.oci import SAME_KERNEL, STATE_ROOT, OciRuntime
 from sandbench.facts import host as hostfacts
-from sandbench.model import Case, Execution
+from sandbench.model import Case, Clock, ClockOffset, Execution
 from sandbench.resources import runtimeclasses_dir
 from sandbench.spec import Resources
 
 Driver = NativeRuntime | OciRuntime | qemu.QemuRuntime
+#: Seconds a cgroup with no container is left alone by gc: a `create` in flight makes the
+#: cgroup before the runtime records the container (it takes well under a second).
+CGROUP_GRACE_S = 60.0
+
+#: How to get a runtime that is not installed, where apt-get is not the answer.
+FIXES = {"runsc": "make demo builds it with Go >= 1.26.3 (tests/cluster/build-gvisor.sh), or put "
+                  "gVisor's release runsc on PATH: https://gvisor.dev/docs/user_guide/install/"}
 
 
 def runtime_table() -> dict[str, dict[str, Any]]:
@@ -32,6 +39,16 @@ def runtime_table() -> dict[str, dict[str, Any]]:
     data = yaml.safe_load((runtimeclasses_dir() / "local.yaml").read_text())
     table: dict[str, dict[str, Any]] = data["runtimes"]
     return table
+
+
+def find_binary(entry: dict[str, Any], cache_dir: Path) -> str | None:
+    """A runtime's binary: on PATH (what the user installed, used as is), else built into
+    the cache by `make demo` (``built`` in local.yaml, a glob under the cache dir)."""
+    on_path = shutil.which(str(entry["binary"]))
+    if on_path or not entry.get("built"):
+        return on_path
+    built = sorted(cache_dir.glob(str(entry["built"])), reverse=True)
+    return str(built[0]) if built and os.access(built[0], os.X_OK) else None
 
 
 class LocalBackend(Backend):
@@ -47,11 +64,13 @@ class LocalBackend(Backend):
                 f"characters (--cache-dir or $SANDBENCH_CACHE)")
         self.cache_dir = cache_dir
         self.resources = resources
+        self.run_id = run_id
         self.scratch = cache_dir / "scratch" / run_id
         self.table = runtime_table()
         self._image: image.WorkloadImage | None = None
         self._drivers: dict[str, Driver] = {}
         self._live: set[tuple[str, str]] = set()
+        self._owner: owner.OwnerLock | None = None
 
     def known_runtimes(self) -> dict[str, str]:
         return {name: str(entry.get("description", "")) for name, entry in self.table.items()}
@@ -76,10 +95,12 @@ class LocalBackend(Backend):
             return Finding(runtime, True, "a plain process on this host")
         if entry["kind"] == "vm":
             return qemu.check(runtime, entry)
-        binary = shutil.which(entry["binary"])
+        binary = find_binary(entry, self.cache_dir)
         if binary is None:
-            return Finding(runtime, False, f"{entry['binary']!r} is not on PATH",
-                                fix=f"apt-get install {entry['binary']}")
+            return Finding(runtime, False, f"{entry['binary']!r} is not on PATH"
+                           + (f" nor built under {self.cache_dir}" if entry.get("built") else ""),
+                           fix=FIXES.get(str(entry["binary"]),
+                                         f"apt-get install {entry['binary']}"))
         if os.geteuid() != 0:
             return Finding(runtime, False, "OCI containers with cgroups need root",
                                 fix="run sandbench as root")
@@ -90,6 +111,7 @@ class LocalBackend(Backend):
         return Finding(runtime, True, binary, facts={"binary": binary})
 
     def prepare(self, runtimes: list[str], progress: Progress | None = None) -> None:
+        self._claim()
         self._image = image.build_image(self.cache_dir, progress=progress)
         for runtime in runtimes:
             if self.table[runtime]["kind"] == "vm":
@@ -107,11 +129,21 @@ class LocalBackend(Backend):
             elif entry["kind"] == "vm":
                 self._drivers[runtime] = self._vm_driver(runtime, entry, wrapper, progress)
             else:
-                binary = shutil.which(entry["binary"]) or entry["binary"]
-                self._drivers[runtime] = OciRuntime(
-                    runtime, binary, self._image.rootfs, self.scratch, self.resources, wrapper,
-                    entry.get("variant_of", ""))
+                self._drivers[runtime] = self._oci_driver(runtime, entry, wrapper)
         return self._drivers[runtime]
+
+    def _oci_driver(self, runtime: str, entry: dict[str, Any],
+                    wrapper: tuple[str, ...]) -> OciRuntime:
+        assert self._image is not None
+        binary = find_binary(entry, self.cache_dir) or str(entry["binary"])
+        clock = (ClockOffset(Clock.SANDBOX_REALTIME, Clock.HOST_REALTIME, 0, 0,
+                             str(entry["sandbox_clock"])) if entry.get("sandbox_clock")
+                 else SAME_KERNEL)
+        return OciRuntime(runtime, binary, self._image.rootfs, self.scratch, self.resources,
+                          wrapper, str(entry.get("variant_of", "")),
+                          tuple(str(f) for f in entry.get("flags") or ()),
+                          {str(k): str(v) for k, v in (entry.get("labels") or {}).items()},
+                          clock)
 
     def _vm_driver(self, runtime: str, entry: dict[str, Any], wrapper: tuple[str, ...],
                    progress: Progress | None) -> qemu.QemuRuntime:
@@ -123,54 +155,102 @@ class LocalBackend(Backend):
         return qemu.QemuRuntime.create(runtime, config, self._image.guest, self.cache_dir,
                                        self.scratch, str(entry.get("accel", "auto")), progress)
 
+    def _claim(self) -> None:
+        """Make the run's scratch directory and hold its owner file for the run's life, so
+        `gc` (in this process or any other) never touches what this run uses."""
+        if self._owner is not None:
+            return
+        self.scratch.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.scratch.mkdir()
+        except FileExistsError:
+            if owner.owned_by_live_process(self.scratch):
+                raise BackendError(f"the scratch directory {str(self.scratch)!r} belongs to "
+                                   "another live run with the same id; start again") from None
+        self._owner = owner.OwnerLock(self.scratch, {"run_id": self.run_id})
+
     def execute(self, runtime: str, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
         driver = self._driver(runtime)
         self._live.add((runtime, sandbox_id))
-        try:
-            return driver.execute(case, sandbox_id, timeout_s)
-        finally:
-            self._live.discard((runtime, sandbox_id))
+        # Live until deleted: when a signal cuts execute short, cleanup() deletes it.
+        execution = driver.execute(case, sandbox_id, timeout_s)
+        self._live.discard((runtime, sandbox_id))
+        if self._owner is not None and not self._owner.intact():
+            execution.error = (f"destroyed from outside the run: the run's scratch directory "
+                               f"{str(self.scratch)!r} was deleted while the sandbox ran"
+                               + (f" ({execution.error})" if execution.error else ""))
+        return execution
+
+    def interference(self) -> list[str]:
+        if self._owner is not None and not self._owner.intact():
+            return [f"the run's scratch directory {str(self.scratch)!r} was deleted while it "
+                    "ran (an older `sandbench gc`?): sandboxes may have been destroyed under it"]
+        return []
 
     def cleanup(self) -> list[str]:
         deleted = []
         for runtime, sandbox_id in sorted(self._live):
-            driver = self._drivers[runtime]
-            if isinstance(driver, (OciRuntime, qemu.QemuRuntime)):
-                driver.delete(sandbox_id)
+            self._drivers[runtime].delete(sandbox_id)
+            self._live.discard((runtime, sandbox_id))
             deleted.append(sandbox_id)
-        self._live.clear()
+        for driver in self._drivers.values():
+            # runsc keeps a shared empty network namespace bind-mounted in its --root.
+            if isinstance(driver, OciRuntime):
+                deleted += [f"mount {p}" for p in mounts.unmount_all(driver.state_root)]
         deleted += qemu_vm.kill_leftovers(self.scratch)
         mounts.unmount_all(self.scratch)
         shutil.rmtree(self.scratch, ignore_errors=True)
+        if self._owner is not None:
+            self._owner.release()
+            self._owner = None
         return deleted
 
     def gc(self) -> list[str]:
-        deleted = []
+        """Delete what runs whose owner is dead left behind; a live run's containers, cgroups,
+        mounts and scratch are never touched (see sandbench.owner)."""
         scratch_root = self.cache_dir / "scratch"
+        runs = sorted(p for p in scratch_root.iterdir() if p.is_dir()) if scratch_root.is_dir() else []
+        live = [run for run in runs if owner.owned_by_live_process(run)]
+        dead = [run for run in runs if run not in live]
+        kept = _Ownership(live)
+        deleted, containers = [], set()
         for name, entry in self.table.items():
-            if entry["kind"] != "oci" or shutil.which(entry["binary"]) is None:
+            binary = find_binary(entry, self.cache_dir) if entry["kind"] == "oci" else None
+            if binary is None:
                 continue
-            driver = OciRuntime(name, shutil.which(entry["binary"]) or "", Path("/"),
-                                scratch_root, self.resources)
-            for sandbox_id in driver.leftovers():
-                driver.delete(sandbox_id)
-                deleted.append(f"{name} container {sandbox_id}")
-        deleted += qemu_vm.kill_leftovers(scratch_root)
-        deleted += [f"mount {p}" for p in mounts.unmount_all(scratch_root)]
-        if scratch_root.is_dir():
-            for leftover in sorted(scratch_root.iterdir()):
-                shutil.rmtree(leftover, ignore_errors=True)
-                deleted.append(f"scratch {leftover}")
-        deleted += [f"cgroup {p}" for p in cgroups.remove_empty("sandbench")]
+            driver = OciRuntime(name, binary, Path("/"), scratch_root, self.resources,
+                                variant_of=str(entry.get("variant_of", "")),
+                                flags=tuple(str(f) for f in entry.get("flags") or ()))
+            for sandbox_id, bundle in driver.leftovers().items():
+                if kept.owns(sandbox_id, bundle):
+                    containers.add(sandbox_id)
+                else:
+                    driver.delete(sandbox_id)
+                    deleted.append(f"{name} container {sandbox_id}")
+        for run in dead:
+            deleted += qemu_vm.kill_leftovers(run)
+            deleted += [f"mount {p}" for p in mounts.unmount_all(run)]
+            shutil.rmtree(run, ignore_errors=True)
+            deleted.append(f"scratch {run}")
+        # A live container's cgroup is its container's (whatever cache its run used); one
+        # without a container is a create cut short, once it is older than any create takes.
+        for name in sorted(cgroups.children("sandbench")):
+            relative = f"/sandbench/{name}"
+            if name in containers or kept.owns(name) or cgroups.age_s(relative) < CGROUP_GRACE_S:
+                continue
+            deleted += [f"cgroup {p}" for p in cgroups.remove(relative)]
         return deleted
 
     def environment(self) -> dict[str, Any]:
         facts: dict[str, Any] = {"host": hostfacts.host_facts(), "runtimes": {}}
         for name, entry in self.table.items():
             runtime: dict[str, Any] = {"kind": entry["kind"], "description": entry.get("description")}
-            if entry["kind"] == "oci" and shutil.which(entry["binary"]):
-                runtime["binary"] = shutil.which(entry["binary"])
-                runtime["version"] = hostfacts.tool_version(entry["binary"])
+            binary = find_binary(entry, self.cache_dir) if entry["kind"] == "oci" else None
+            if binary is not None:
+                runtime["binary"] = binary
+                runtime["version"] = hostfacts.tool_version(binary)
+                runtime.update({k: entry[k] for k in ("flags", "labels", "sandbox_clock")
+                                if k in entry})
             elif entry["kind"] == "process":
                 runtime["fio"] = hostfacts.tool_version("fio")
             elif entry["kind"] == "vm":
@@ -184,3 +264,28 @@ class LocalBackend(Backend):
                               "input_hash": self._image.input_hash}
         facts["state_root"] = str(STATE_ROOT)
         return facts
+
+
+class _Ownership:
+    """Which sandboxes live runs own. A container's bundle lies in the scratch directory of
+    the run that made it, whatever cache that run used: its owner file says. Otherwise (a
+    cgroup, a runtime that does not say) by this cache's live runs: ids starting with a live
+    run's sandbox prefix, and any with a directory in a live run's scratch directory (ids of
+    doctor and the pytest plugin, older sandbench runs)."""
+
+    def __init__(self, live_runs: list[Path]) -> None:
+        self.prefixes = tuple(f"{owner.sandbox_prefix(run.name)}-" for run in live_runs)
+        self.names = {child.name for run in live_runs for child in _subdirs(run)}
+
+    def owns(self, sandbox_id: str, bundle: Path | None = None) -> bool:
+        if bundle is not None and bundle.parent.is_dir() \
+                and owner.owned_by_live_process(bundle.parent):
+            return True
+        return sandbox_id in self.names or sandbox_id.startswith(self.prefixes)
+
+
+def _subdirs(directory: Path) -> list[Path]:
+    try:
+        return [child for child in directory.iterdir() if child.is_dir()]
+    except OSError:
+        return []

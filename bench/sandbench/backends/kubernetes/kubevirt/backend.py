@@ -28,7 +28,7 @@ from sandbench.backends.kubernetes.kubevirt.descriptors import KubevirtRuntime, 
 from sandbench.backends.kubernetes.kubevirt.lifecycle import (PLANNED, UNPROCESSED, VmiFailed,
                                                               VmiProgress, VmiRun)
 from sandbench.backends.kubernetes.watcher import NamespaceWatch, RunWatch
-from sandbench.model import Case, Clock, ClockOffset, Execution
+from sandbench.model import Case, Clock, ClockOffset, Execution, MissingOffset
 from sandbench.spec import KubernetesSettings, Resources
 
 NODE_CLOCK_NOTE = "; the node's clock, which stamps the VMI's serial console log"
@@ -128,9 +128,9 @@ class VmSandboxes:
             network=self.settings.kubevirt.guest_ssh is not None)
 
     def execute(self, runtime: str, case: Case, sandbox_id: str, timeout_s: float,
-                watch: RunWatch, offset: ClockOffset | str) -> Execution:
-        execution = Execution(planned=PLANNED, labels={"accel": self.accel},
-                              offsets=[offset] if isinstance(offset, ClockOffset) else [])
+                watch: RunWatch, offset: ClockOffset | MissingOffset) -> Execution:
+        execution = Execution(planned=PLANNED, labels={"accel": self.accel})
+        execution.relate(offset)
         nonce = secrets.token_hex(8)
         try:
             manifest = self.manifest(runtime, case, sandbox_id, nonce)
@@ -155,8 +155,6 @@ class VmSandboxes:
             self.transitions[run.name] = dict(progress.transitions)
             run.delete(never_processed=progress.phase in UNPROCESSED)
             self._live.pop(run.name, None)
-        if isinstance(offset, str) and execution.error is None:
-            execution.stderr += offset + "\n"
         execution.stderr += _transitions_text(progress.transitions)
         return execution
 

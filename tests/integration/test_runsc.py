@@ -1,0 +1,102 @@
+"""gVisor's runsc as a local runtime, really run: the same bundle, overlay root, volume and
+resources as runc, driven create then start; the platform on every sample; and a missing
+runsc leaves the default run with a note rather than stopping it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import sandbench
+from sandbench.backends.local.backend import find_binary, runtime_table
+from sandbench.image import WorkloadImage
+from sandbench.results import load_run
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def runsc(sandbench_cache: Path) -> str:
+    binary = find_binary(runtime_table()["runsc"], sandbench_cache)
+    if binary is None:
+        pytest.fail("runsc is neither on PATH nor built in the cache: `make test` builds it "
+                    "(tests/cluster/build-gvisor.sh)")
+    return binary
+
+
+@pytest.fixture(scope="module")
+def runsc_run(tmp_path_factory: pytest.TempPathFactory, workload_image: WorkloadImage,
+              runsc: str) -> Path:
+    out = tmp_path_factory.mktemp("runsc")
+    result = sandbench("run", "--runtimes", "runc,runsc,runsc-ptrace", "--workloads",
+                       "start,syscall,io", "--rounds", "2", "--warmup", "1", "--no-report",
+                       "--out", str(out))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    (run_dir,) = list(out.iterdir())
+    return run_dir
+
+
+def test_runsc_measures_every_workload_with_its_platform(runsc_run: Path) -> None:
+    run = load_run(runsc_run)
+    samples = run.samples
+    failed = samples[samples["status"] != "ok"]
+    assert failed.empty, failed[["runtime", "metric", "reason"]].to_string()
+    for runtime, platform in (("runsc", "systrap"), ("runsc-ptrace", "ptrace")):
+        mine = samples[samples["runtime"] == runtime]
+        assert set(mine["workload"]) == {"start", "syscall", "io"}
+        assert {labels.get("platform") for labels in mine["labels"]} == {platform}
+        assert {"request_to_created", "start_to_workload"} <= set(mine["metric"])
+    facts = run.meta["runtimes"]["runsc"]
+    assert facts["version"].startswith("runsc version")
+    assert "--platform=systrap" in facts["flags"] and "sentry" in facts["sandbox_clock"]
+
+
+def test_the_platform_does_not_split_rows_from_runc(runsc_run: Path) -> None:
+    from sandbench.analysis import stats
+    summary = stats.summarize(load_run(runsc_run))
+    getpid = summary[(summary["metric"] == "ns_per_op") & (summary["labels"] == "op=getpid")]
+    assert set(getpid["runtime"]) == {"runc", "runsc", "runsc-ptrace"}
+    # gVisor intercepts every syscall: far above runc, whatever the platform.
+    runsc_ratio = float(getpid[getpid["runtime"] == "runsc"]["ratio"].iloc[0])
+    assert runsc_ratio > 5
+
+
+def test_nothing_of_runsc_is_left(runsc_run: Path) -> None:
+    short = runsc_run.name.replace("T", "").replace("Z", "")[-12:].lower()
+    for root in (Path("/run/sandbench/runsc"), Path("/run/sandbench/runsc-ptrace")):
+        left = [p.name for p in root.iterdir() if short in p.name] if root.is_dir() else []
+        assert left == []
+        assert not (root / "null-netns").is_mount() if root.exists() else True
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            assert short.encode() not in cmdline or b"pytest" in cmdline
+
+
+def test_without_runsc_the_default_run_leaves_it_out_with_a_note(
+        tmp_path: Path, workload_image: WorkloadImage, sandbench_cache: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "images").symlink_to(sandbench_cache / "images")  # the image, but no gVisor
+    path = ":".join(p for p in os.environ["PATH"].split(":")
+                    if not (Path(p) / "runsc").exists())
+    env = {"PATH": f"{Path(sys.executable).parent}:{path}"}
+    result = sandbench("run", "--workloads", "start", "--rounds", "1", "--warmup", "0",
+                       "--no-report", "--cache-dir", str(cache), "--out", str(tmp_path / "out"),
+                       env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "note: runsc left out: 'runsc' is not on PATH" in result.stderr
+    (run_dir,) = list((tmp_path / "out").iterdir())
+    run = load_run(run_dir)
+    assert set(run.samples["runtime"]) == {"native", "runc", "crun"}
+    assert any("runsc left out" in w for w in run.meta["warnings"])
+    # Asked for by name, it is an error that says how to get it.
+    named = sandbench("run", "--runtimes", "runc,runsc", "--workloads", "start", "--rounds", "1",
+                      "--cache-dir", str(cache), "--out", str(tmp_path / "out2"), env=env)
+    assert named.returncode == 3 and "make demo builds it" in named.stderr
