@@ -368,3 +368,24 @@ def test_the_baseline_moved_with_the_others_is_host_drift(tmp_path: Path) -> Non
     assert native.verdict == Verdict.HOST_DRIFT, native.judgement.reason
     assert "runc +" in native.judgement.reason
     assert verdicts[("runc", "request_to_exit")].verdict == Verdict.HOST_DRIFT
+
+
+def test_a_recorded_load_change_with_the_baseline_moving_is_host_drift(tmp_path: Path) -> None:
+    """Under a CPU quota a container is throttled by load where a plain process is not, so
+    its ratio to native grows too: with the host's load recorded as changed and native's
+    same operation slower as well, runc's change is not trusted."""
+    def state(load: float) -> dict[str, object]:
+        return {"start": {"loadavg": [load, load, load]}, "end": {"loadavg": [load, load, load]}}
+    base = write_run(tmp_path / "b", two_runtimes(2.0, 20.0, 1), baseline="native",
+                     host_state=state(0.3))
+    busy = write_run(tmp_path / "n", two_runtimes(2.4, 28.0, 7), baseline="native",
+                     host_state=state(2.1))
+    verdicts = {(m.runtime, m.name): m for m in compare.compare_runs(base, busy).metrics}
+    runc = verdicts[("runc", "request_to_exit")]
+    assert runc.verdict == Verdict.HOST_DRIFT, runc.judgement.reason
+    assert "load average 0.30 -> 2.10" in runc.judgement.reason
+    # The same numbers without a recorded load change: the ratio moved, a regression.
+    quiet = write_run(tmp_path / "q", two_runtimes(2.4, 28.0, 7), baseline="native",
+                      host_state=state(0.4))
+    again = {(m.runtime, m.name): m for m in compare.compare_runs(base, quiet).metrics}
+    assert again[("runc", "request_to_exit")].verdict == Verdict.REGRESSED

@@ -75,23 +75,35 @@ def _reference(table: pd.DataFrame, units: dict[Key, str], key: Key,
     return _geometric_mean(table[alike]), f"{baseline}'s {workload} ({unit}) in the same run"
 
 
-def ratios(good: pd.DataFrame, key: Key, baseline: str) -> tuple[np.ndarray, str] | None:
-    """The key's per-round ratios to its reference (see the module docstring) and what that
-    reference is, or None when the run has no reference for it. ``good`` holds one run's good measured samples, labels
-    as strings (stats.measured, then stats.good)."""
-    if not baseline:
-        return None
-    table = _per_round(good, key[1])
-    if table.empty or key[0:1] + key[2:] not in set(table.columns):
-        return None
-    units = {tuple(str(v) for v in k): str(u) for k, u in
-             good.groupby(["runtime", "workload", "metric", "labels"])["unit"].first().items()}
-    found = _reference(table, units, key, baseline)
-    if found is None:
-        return None
-    reference, name = found
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = table[key[0:1] + key[2:]] / reference
-    values: np.ndarray = ratio.to_numpy(dtype=np.float64)
-    finite: np.ndarray = values[np.isfinite(values) & (values > 0)]
-    return finite, name
+class Rounds:
+    """One run's good samples laid out by round, per workload, computed once for all the
+    keys a comparison asks about."""
+
+    def __init__(self, good: pd.DataFrame) -> None:
+        self.good = good
+        self._tables: dict[str, pd.DataFrame] = {}
+        self.units = {tuple(str(v) for v in k): str(u) for k, u in good.groupby(
+            ["runtime", "workload", "metric", "labels"])["unit"].first().items()}
+
+    def table(self, workload: str) -> pd.DataFrame:
+        if workload not in self._tables:
+            self._tables[workload] = _per_round(self.good, workload)
+        return self._tables[workload]
+
+    def ratios(self, key: Key, baseline: str) -> tuple[np.ndarray, str] | None:
+        """The key's per-round ratios to its reference (see the module docstring) and what
+        that reference is, or None when the run has no reference for it."""
+        if not baseline:
+            return None
+        table = self.table(key[1])
+        if table.empty or key[0:1] + key[2:] not in set(table.columns):
+            return None
+        found = _reference(table, self.units, key, baseline)
+        if found is None:
+            return None
+        reference, name = found
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = table[key[0:1] + key[2:]] / reference
+        values: np.ndarray = ratio.to_numpy(dtype=np.float64)
+        finite: np.ndarray = values[np.isfinite(values) & (values > 0)]
+        return finite, name

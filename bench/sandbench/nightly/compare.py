@@ -26,7 +26,7 @@ from sandbench.analysis.summary import RunSummary, summarize_run
 from sandbench.analysis.thresholds import Thresholds
 from sandbench.analysis.verdict import ALPHA, CONFIDENCE, MIN_SAMPLES, Judgement, Verdict, judge
 from sandbench.errors import BadInput
-from sandbench.nightly import envdiff
+from sandbench.nightly import envdiff, hostdrift
 from sandbench.nightly.envdiff import Difference
 from sandbench.results import Run
 
@@ -263,9 +263,14 @@ def compare_summaries(base: RunSummary, new: RunSummary, *,
     _something_in_common(metrics, f"runs {base.run.run_id!r} and {new.run.run_id!r}",
                          base.rows, new.rows)
     baseline = _common_baseline(base.run.meta, new.run.meta, common)
-    metrics = [_against_drift(m, base.good, new.good, baseline, alpha, confidence)
+    base_rounds, new_rounds = drift.Rounds(base.good), drift.Rounds(new.good)
+    metrics = [hostdrift.against_drift(m, base_rounds, new_rounds, baseline, alpha, confidence)
                for m in metrics]
-    metrics = [_baseline_with_the_others(m, metrics, baseline, alpha) for m in metrics]
+    metrics = [hostdrift.baseline_with_the_others(m, metrics, baseline, alpha) for m in metrics]
+    load = hostdrift.load_change(base.run.meta, new.run.meta)
+    if load is not None:
+        metrics = [hostdrift.with_a_busier_host(m, metrics, baseline, alpha, load)
+                   for m in metrics]
     pairs = [(r, r) for r in common]
     return Comparison(base.run.run_id, new.run.run_id, base.run.dir, new.run.dir, "runs",
                       pairs, alpha, thresholds, metrics,
@@ -294,50 +299,6 @@ def _common_baseline(base_meta: Mapping[str, Any], new_meta: Mapping[str, Any],
         if name in common:
             return name
     return ""
-
-
-def _baseline_with_the_others(metric: MetricComparison, metrics: list[MetricComparison],
-                              baseline: str, alpha: float) -> MetricComparison:
-    """The baseline's own change is the host's when another runtime's same metric moved the
-    same way, significantly. Its ratio to them cannot tell: a short operation (native's 2 ms
-    start) is moved by load far more than a long one (a 50 ms container start), so under a
-    busier host the baseline's ratio grows though nothing of its own changed."""
-    if metric.runtime != baseline or metric.verdict not in (Verdict.REGRESSED, Verdict.IMPROVED):
-        return metric
-    same_way = [m for m in metrics if m.runtime != baseline
-                and (m.workload, m.metric, m.labels) == (metric.workload, metric.metric,
-                                                          metric.labels)
-                and m.judgement.p_value < alpha
-                and (m.judgement.change > 0) == (metric.judgement.change > 0)]
-    if not same_way:
-        return metric
-    moved = ", ".join(f"{m.runtime} {m.judgement.change:+.1%}" for m in same_way)
-    judgement = replace(metric.judgement, verdict=Verdict.HOST_DRIFT, reason=(
-        f"{metric.verdict} as measured ({metric.judgement.reason}), but {moved} moved the "
-        f"same way in the same runs. The host moved, not {metric.runtime}"))
-    return replace(metric, judgement=judgement)
-
-
-def _against_drift(metric: MetricComparison, base_good: pd.DataFrame, new_good: pd.DataFrame,
-                   baseline: str, alpha: float, confidence: float) -> MetricComparison:
-    """Judge the metric's ratio to its run's baseline too (drift.py); a change of the absolute
-    value that the ratio does not share is the host's, and is called host drift."""
-    key = (metric.runtime, metric.workload, metric.metric, metric.labels)
-    base_found = drift.ratios(base_good, key, baseline)
-    new_found = drift.ratios(new_good, key, baseline)
-    if base_found is None or new_found is None:
-        return metric
-    (base_ratios, reference), (new_ratios, _) = base_found, new_found
-    relative = judge(base_ratios, new_ratios, better=metric.better, threshold=metric.threshold,
-                     alpha=alpha, confidence=confidence)
-    judgement = metric.judgement
-    if judgement.verdict in (Verdict.REGRESSED, Verdict.IMPROVED) \
-            and relative.verdict != judgement.verdict:
-        judgement = replace(judgement, verdict=Verdict.HOST_DRIFT, reason=(
-            f"{judgement.verdict} as measured ({judgement.reason}), but against {reference} "
-            f"it is {relative.verdict}: {relative.reason}. The host moved, not "
-            f"{metric.runtime}"))
-    return replace(metric, judgement=judgement, relative=relative, reference=reference)
 
 
 def ab_label(a: str, b: str) -> str:

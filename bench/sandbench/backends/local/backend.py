@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -198,8 +199,13 @@ class LocalBackend(Backend):
             if isinstance(driver, OciRuntime):
                 deleted += [f"mount {p}" for p in mounts.unmount_all(driver.state_root)]
         deleted += qemu_vm.kill_leftovers(self.scratch)
-        mounts.unmount_all(self.scratch)
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        for attempt in range(3):
+            # A runtime that was stopped mid-create may still hold a mount for a moment.
+            mounts.unmount_all(self.scratch)
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            if not self.scratch.exists():
+                break
+            time.sleep(0.2)
         if self._owner is not None:
             self._owner.release()
             self._owner = None
