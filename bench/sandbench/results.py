@@ -127,6 +127,22 @@ def remove_if_empty(run_dir: Path, *, with_parent: bool = False) -> None:
             return
 
 
+def discard_unmeasured(run_dir: Path, *, with_parent: bool = False) -> None:
+    """Take back a run directory a stopped run measured nothing into: what RunWriter made
+    before its first sample (an empty samples file, an empty outputs directory, the reserve,
+    a run.json that still says "running"), then the directory. Anything else is left."""
+    samples = run_dir / SAMPLES_FILE
+    try:
+        if samples.exists() and samples.stat().st_size:
+            return
+        for name in (SAMPLES_FILE, RESERVE_FILE, RUN_FILE, RUN_FILE + ".tmp"):
+            (run_dir / name).unlink(missing_ok=True)
+        (run_dir / OUTPUTS_DIR).rmdir()
+    except OSError:
+        pass
+    remove_if_empty(run_dir, with_parent=with_parent)
+
+
 class RunWriter:
     """Writes one run. Samples go to disk the moment they are appended, so an interrupted or
     crashed run keeps everything measured before it stopped. Every write that fails raises

@@ -90,6 +90,7 @@ def _measure(spec: Spec, run_id: str, run_dir: Path, cache_dir: Path,
              new_out: bool) -> results.Run:
     """Prepare, run every sandbox, print the summary; the run as recorded."""
     backend_obj: backends.Backend | None = None
+    writer: results.RunWriter | None = None
     try:
         backend_obj = backends.create(spec.backend, cache_dir=cache_dir,
                                       resources=spec.resources, run_id=run_id,
@@ -108,17 +109,21 @@ def _measure(spec: Spec, run_id: str, run_dir: Path, cache_dir: Path,
                 raise RunFailed(f"cannot prepare: {exc}") from exc
         writer = results.RunWriter(run_dir, runner.run_metadata(run_id, the_plan, backend_obj,
                                                                notes))
+        console.print(f"run [bold]{run_id}[/]: {len(the_plan.steps)} sandboxes, "
+                      f"runtimes {', '.join(spec.runtimes)}, samples in {run_dir}/",
+                      highlight=False)
+        _run_with_progress(the_plan, backend_obj, writer)
     except BaseException as exc:
-        # Nothing was measured: leave nothing behind, the run directory included.
-        if backend_obj is not None:
-            backend_obj.cleanup()
-        results.remove_if_empty(run_dir, with_parent=new_out)
-        if isinstance(exc, KeyboardInterrupt):
-            raise Interrupted("interrupted before anything was measured") from None
+        # Once the runner has begun, it deletes what it made and records the run's end
+        # itself. Before that (a signal while preparing, or between the writer and the
+        # runner) nothing was measured: leave nothing behind, the run directory included.
+        if writer is None or writer.meta.get("status") == "running":
+            if backend_obj is not None:
+                backend_obj.cleanup()
+            results.discard_unmeasured(run_dir, with_parent=new_out)
+            if isinstance(exc, (KeyboardInterrupt, Interrupted)):
+                raise Interrupted("interrupted before anything was measured") from None
         raise
-    console.print(f"run [bold]{run_id}[/]: {len(the_plan.steps)} sandboxes, "
-                  f"runtimes {', '.join(spec.runtimes)}, samples in {run_dir}/", highlight=False)
-    _run_with_progress(the_plan, backend_obj, writer)
     loaded = results.load_run(run_dir)
     warn_damaged(loaded)
     return loaded

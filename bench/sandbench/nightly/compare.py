@@ -269,8 +269,7 @@ def compare_summaries(base: RunSummary, new: RunSummary, *,
     metrics = [hostdrift.baseline_with_the_others(m, metrics, baseline, alpha) for m in metrics]
     load = hostdrift.load_change(base.run.meta, new.run.meta)
     if load is not None:
-        metrics = [hostdrift.with_a_busier_host(m, metrics, baseline, alpha, load)
-                   for m in metrics]
+        metrics = [hostdrift.with_a_busier_host(m, load) for m in metrics]
     pairs = [(r, r) for r in common]
     return Comparison(base.run.run_id, new.run.run_id, base.run.dir, new.run.dir, "runs",
                       pairs, alpha, thresholds, metrics,
