@@ -370,3 +370,49 @@ def test_the_baseline_moved_with_the_others_is_host_drift(tmp_path: Path) -> Non
     assert native.verdict == Verdict.HOST_DRIFT, native.judgement.reason
     assert "runc +" in native.judgement.reason
     assert verdicts[("runc", "request_to_exit")].verdict == Verdict.HOST_DRIFT
+
+
+def test_a_recorded_load_change_with_the_baseline_moving_is_host_drift(tmp_path: Path) -> None:
+    """Under a CPU quota a container is throttled by load where a plain process is not, so
+    its ratio to native grows too: with the host's load recorded as changed and native's
+    same operation slower as well, runc's change is not trusted."""
+    def state(load: float) -> dict[str, object]:
+        return {"start": {"loadavg": [load, load, load]}, "end": {"loadavg": [load, load, load]}}
+    base = write_run(tmp_path / "b", two_runtimes(2.0, 20.0, 1), baseline="native",
+                     host_state=state(0.3))
+    busy = write_run(tmp_path / "n", two_runtimes(2.4, 28.0, 7), baseline="native",
+                     host_state=state(2.1))
+    verdicts = {(m.runtime, m.name): m for m in compare.compare_runs(base, busy).metrics}
+    runc = verdicts[("runc", "request_to_exit")]
+    assert runc.verdict == Verdict.HOST_DRIFT, runc.judgement.reason
+    assert "load average 0.30 -> 2.10" in runc.judgement.reason
+    # The same numbers without a recorded load change: the ratio moved, a regression.
+    quiet = write_run(tmp_path / "q", two_runtimes(2.4, 28.0, 7), baseline="native",
+                      host_state=state(0.4))
+    again = {(m.runtime, m.name): m for m in compare.compare_runs(base, quiet).metrics}
+    assert again[("runc", "request_to_exit")].verdict == Verdict.REGRESSED
+
+
+def test_a_changed_host_makes_any_change_host_drift_whatever_its_ratio(tmp_path: Path) -> None:
+    """runc's ratio to native moved (+40%) and native did not: with more tasks runnable beside
+    the harness in the new run, that is still not trusted, and the reason keeps both numbers."""
+    def state(others: float) -> dict[str, object]:
+        return {"during": {"others_runnable_mean": others, "samples": 40}}
+    base = write_run(tmp_path / "b", two_runtimes(2.0, 20.0, 1), baseline="native",
+                     host_state=state(0.1))
+    busy = write_run(tmp_path / "n", two_runtimes(2.0, 28.0, 7), baseline="native",
+                     host_state=state(1.2))
+    runc = next(m for m in compare.compare_runs(base, busy).metrics
+                if (m.runtime, m.name) == ("runc", "request_to_exit"))
+    assert runc.verdict == Verdict.HOST_DRIFT, runc.judgement.reason
+    reason = runc.judgement.reason
+    assert reason.startswith("regressed as measured (+")
+    assert "against native in the same run it is regressed (+" in reason
+    assert "runnable tasks besides the harness 0.10 -> 1.20" in reason
+    # The runnable samples outrank the load average, which trails a short run by a minute.
+    trailing = write_run(tmp_path / "t", two_runtimes(2.0, 28.0, 7), baseline="native",
+                         host_state={**state(0.2), "start": {"loadavg": [3.0, 3.0, 3.0]},
+                                     "end": {"loadavg": [3.0, 3.0, 3.0]}})
+    again = next(m for m in compare.compare_runs(base, trailing).metrics
+                 if (m.runtime, m.name) == ("runc", "request_to_exit"))
+    assert again.verdict == Verdict.REGRESSED, again.judgement.reason

@@ -99,3 +99,16 @@ def test_finish_leaves_no_reserve_and_a_durable_run_json(tmp_path: Path) -> None
     writer.finish("completed")
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
         "outputs", "run.json", "samples.jsonl"]
+
+
+def test_a_run_stopped_before_its_first_sample_is_taken_back_whole(tmp_path: Path) -> None:
+    run_id, run_dir = results.create_run_dir(tmp_path / "out")
+    results.RunWriter(run_dir, {"run_id": run_id})
+    results.discard_unmeasured(run_dir, with_parent=True)
+    assert not (tmp_path / "out").exists()
+    # One sample measured: the run stays, whatever else it holds.
+    run_id, run_dir = results.create_run_dir(tmp_path / "kept")
+    writer = results.RunWriter(run_dir, {"run_id": run_id})
+    (run_dir / "samples.jsonl").write_text("{}\n")
+    results.discard_unmeasured(run_dir, with_parent=True)
+    assert (run_dir / "run.json").is_file() and writer.meta["status"] == "running"

@@ -257,6 +257,7 @@ class Runner:
         self.notice = notice
         self.failed = 0
         self.cleanup_skipped = False
+        self.runnable: list[int] = []
 
     def run(self) -> str:
         """Run every step; returns the run's final status. Cleans up on every path."""
@@ -300,9 +301,25 @@ class Runner:
         self.writer.finish(status, reason or None)
         return status
 
+    def _sample_runnable(self) -> None:
+        """How many tasks besides the harness (this thread, reading) are runnable, before
+        each sandbox: a tenant that comes or goes during a run shows here at once, where the
+        load average trails by a minute (nightly/hostdrift.py compares runs by it)."""
+        running = hostfacts.runnable()
+        if running is not None:
+            self.runnable.append(max(running - 1, 0))
+
     def _host_state_at_end(self) -> None:
         state = hostfacts.host_state()
-        self.writer.meta.setdefault("host_state", {})["end"] = state
+        host_state = self.writer.meta.setdefault("host_state", {})
+        host_state["end"] = state
+        if self.runnable:
+            host_state["during"] = {
+                "others_runnable_mean": round(sum(self.runnable) / len(self.runnable), 3),
+                "others_runnable_max": max(self.runnable),
+                "samples": len(self.runnable),
+                "how": "/proc/stat procs_running - 1, read before each sandbox",
+            }
         warning = hostfacts.busy_warning(state, "end")
         if warning:
             self.writer.meta.setdefault("warnings", []).append(warning)
@@ -325,6 +342,7 @@ class Runner:
             if self.progress:
                 self.progress(index, len(steps), step)
             sandbox_id = f"{prefix}-{index:05d}"
+            self._sample_runnable()
             execution = self.backend.execute(step.runtime, step.case, sandbox_id,
                                              self.plan.spec.timeout_s)
             # Samples first: they are the results, the output only explains them, so a disk

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -12,11 +13,13 @@ from rich.table import Table
 
 from sandbench import backends, results, runner
 from sandbench.analysis.summary import RunSummary, summarize_run
-from sandbench.cli.common import cache_option, console, kube_flags, kube_options, show, split
+from sandbench.cli.common import (cache_option, check_out_dir, check_out_file, console,
+                                   kube_flags, kube_options, show, split, warn_damaged)
 from sandbench.cli.summary import legend, summary_tables
-from sandbench.errors import Interrupted, InvalidRun, RunFailed, SandbenchError
-from sandbench.report import render_report, write_report
-from sandbench.spec import PROFILES, Overrides, Spec, load_spec
+from sandbench.errors import BadInput, Interrupted, InvalidRun, RunFailed, SandbenchError
+from sandbench.report import write_report
+from sandbench.report.render import REPORT_FILE
+from sandbench.spec import MAX_ROUNDS, MAX_TIMEOUT_S, PROFILES, Overrides, Spec, load_spec
 
 VERBOSE_HELP = ("Every metric in the summary table, not only each workload's headline "
                 "(`sandbench summary RUN_DIR -v` prints it again later).")
@@ -30,9 +33,13 @@ VERBOSE_HELP = ("Every metric in the summary table, not only each workload's hea
     f"{name} ({about})" for name, about in backends.DESCRIPTIONS.items()) + ".")
 @click.option("--runtimes", help="Comma-separated runtimes, e.g. native,runc,crun.")
 @click.option("--workloads", "workload_names", help="Comma-separated workloads: start,syscall,io.")
-@click.option("--rounds", type=click.IntRange(min=1), help="Measured rounds for every workload.")
-@click.option("--warmup", type=click.IntRange(min=0), help="Warmup rounds for every workload.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds one sandbox may take.")
+@click.option("--rounds", type=click.IntRange(min=1, max=MAX_ROUNDS),
+              help=f"Measured rounds for every workload, at most {MAX_ROUNDS:,} (each round is "
+                   "a fresh sandbox per case and runtime).")
+@click.option("--warmup", type=click.IntRange(min=0, max=MAX_ROUNDS),
+              help="Warmup rounds for every workload.")
+@click.option("--timeout", type=click.FloatRange(min=0.1, max=MAX_TIMEOUT_S),
+              help=f"Seconds one sandbox may take, at most {MAX_TIMEOUT_S:,.0f} (a day).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"),
               show_default=True, help="Directory the run directory is created in.")
 @click.option("--no-report", is_flag=True, help="Do not render the HTML report at the end.")
@@ -49,11 +56,18 @@ def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str
     Every sample is written to OUT/RUN_ID/samples.jsonl as it is measured; the report goes
     to OUT/RUN_ID/report.html. Ctrl-C stops cleanly and keeps what was measured.
     """
+    if timeout is not None and not math.isfinite(timeout):  # FloatRange lets nan through
+        raise BadInput(f"--timeout {timeout} is not a number of seconds; give 0.1 to "
+                       f"{MAX_TIMEOUT_S:.0f}")
     overrides = Overrides(backend=backend, runtimes=split(runtimes),
-                          workloads=split(workload_names), rounds=rounds, warmup=warmup,
+                          workloads=split(workload_names, "--workloads", "start,syscall"),
+                          rounds=rounds, warmup=warmup,
                           timeout_s=timeout,
                           kubernetes=kube_flags(kubeconfig, kube_context, node, image, pull_policy))
     spec = load_spec(spec_file, profile, overrides)
+    # Before the run directory is made and the image prepared (minutes, when it is built):
+    # a bad --out is bad input, not a run that failed.
+    check_out_dir(out, "--out")
     new_out = not out.exists()
     run_id, run_dir = results.create_run_dir(out)
     with runner.sigterm_interrupts():
@@ -76,6 +90,7 @@ def _measure(spec: Spec, run_id: str, run_dir: Path, cache_dir: Path,
              new_out: bool) -> results.Run:
     """Prepare, run every sandbox, print the summary; the run as recorded."""
     backend_obj: backends.Backend | None = None
+    writer: results.RunWriter | None = None
     try:
         backend_obj = backends.create(spec.backend, cache_dir=cache_dir,
                                       resources=spec.resources, run_id=run_id,
@@ -94,18 +109,23 @@ def _measure(spec: Spec, run_id: str, run_dir: Path, cache_dir: Path,
                 raise RunFailed(f"cannot prepare: {exc}") from exc
         writer = results.RunWriter(run_dir, runner.run_metadata(run_id, the_plan, backend_obj,
                                                                notes))
+        console.print(f"run [bold]{run_id}[/]: {len(the_plan.steps)} sandboxes, "
+                      f"runtimes {', '.join(spec.runtimes)}, samples in {run_dir}/",
+                      highlight=False)
+        _run_with_progress(the_plan, backend_obj, writer)
     except BaseException as exc:
-        # Nothing was measured: leave nothing behind, the run directory included.
-        if backend_obj is not None:
-            backend_obj.cleanup()
-        results.remove_if_empty(run_dir, with_parent=new_out)
-        if isinstance(exc, KeyboardInterrupt):
-            raise Interrupted("interrupted before anything was measured") from None
+        # Once the runner has begun, it deletes what it made and records the run's end
+        # itself. Before that (a signal while preparing, or between the writer and the
+        # runner) nothing was measured: leave nothing behind, the run directory included.
+        if writer is None or writer.meta.get("status") == "running":
+            if backend_obj is not None:
+                backend_obj.cleanup()
+            results.discard_unmeasured(run_dir, with_parent=new_out)
+            if isinstance(exc, (KeyboardInterrupt, Interrupted)):
+                raise Interrupted("interrupted before anything was measured") from None
         raise
-    console.print(f"run [bold]{run_id}[/]: {len(the_plan.steps)} sandboxes, "
-                  f"runtimes {', '.join(spec.runtimes)}, samples in {run_dir}/", highlight=False)
-    _run_with_progress(the_plan, backend_obj, writer)
     loaded = results.load_run(run_dir)
+    warn_damaged(loaded)
     return loaded
 
 
@@ -119,7 +139,7 @@ def _run_with_progress(the_plan: runner.Plan, backend_obj: backends.Backend,
         def progress(done: int, total: int, step: runner.Step) -> None:
             warm = " warmup" if step.warmup else ""
             what = f"{step.workload.name}/{step.case.name} {step.runtime} round {step.round}{warm}"
-            bar.update(task, completed=done, description=what)
+            bar.update(task, completed=done, description=escape(what))
 
         def notice(line: str) -> None:
             console.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
@@ -168,7 +188,9 @@ def print_summary(summary: RunSummary, *, verbose: bool = False) -> None:
               "headline.")
 def summary(run_dir: Path, verbose: bool) -> None:
     """Print RUN_DIR's summary tables again, as `sandbench run` printed them at its end."""
-    print_summary(summarize_run(results.load_run(run_dir)), verbose=verbose)
+    loaded = results.load_run(run_dir)
+    warn_damaged(loaded)
+    print_summary(summarize_run(loaded), verbose=verbose)
 
 
 @click.command()
@@ -184,6 +206,14 @@ def summary(run_dir: Path, verbose: bool) -> None:
 def report(run_dir: Path, output: Path | None, no_embed_js: bool, baseline: Path | None,
            history: Path | None) -> None:
     """Render RUN_DIR's results as one self-contained HTML file."""
-    path = render_report(run_dir, output, embed_js=not no_embed_js, baseline=baseline,
-                         history=history)
+    loaded = results.load_run(run_dir)
+    against = results.load_run(baseline) if baseline else None
+    path = output if output is not None else run_dir / REPORT_FILE
+    check_out_file(path, "-o" if output is not None else "RUN_DIR")
+    warn_damaged(loaded, against)
+    try:
+        write_report(summarize_run(loaded), path, embed_js=not no_embed_js, baseline=against,
+                     history=history)
+    except OSError as exc:
+        raise BadInput(f"cannot write the report to {str(path)!r}: {exc.strerror}") from exc
     show.print(f"report: {path}", highlight=False, soft_wrap=True)

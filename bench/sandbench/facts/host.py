@@ -81,7 +81,8 @@ def git_dirty() -> bool | None:
     return bool(result.stdout.strip()) if result.returncode == 0 else None
 
 
-def _runnable() -> int | None:
+def runnable() -> int | None:
+    """Tasks running or runnable on the host now, this one included."""
     for line in _read("/proc/stat").splitlines():
         if line.startswith("procs_running "):
             return int(line.split()[1])
@@ -111,7 +112,7 @@ def host_state() -> dict[str, Any]:
     return {
         "time": time.time(),
         "loadavg": load,
-        "runnable": _runnable(),
+        "runnable": runnable(),
         "cpu_mhz": _frequencies_mhz(),
         "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor") or "n/a",
         "affinity": sorted(os.sched_getaffinity(0)),

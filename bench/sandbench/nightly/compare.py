@@ -29,7 +29,7 @@ from sandbench.errors import BadInput
 from sandbench.formats import (COMPARE_VERSION, ComparisonRecord, DifferenceRecord,
                                JudgementRecord, MetricRecord, RunRef, SideRecord, SpecInfo,
                                RunMeta, ThresholdsRecord)
-from sandbench.nightly import envdiff
+from sandbench.nightly import envdiff, hostdrift
 from sandbench.nightly.envdiff import Difference
 from sandbench.results import Run
 
@@ -269,15 +269,34 @@ def compare_summaries(base: RunSummary, new: RunSummary, *,
     # group is bootstrapped on its own stream (stats._bootstrap).
     metrics = _compare(base.by_key, new.by_key, base.values, new.values, thresholds=thresholds,
                        alpha=alpha, confidence=confidence)
+    _something_in_common(metrics, f"runs {base.run.run_id!r} and {new.run.run_id!r}",
+                         base.rows, new.rows)
     baseline = _common_baseline(base.run.info, new.run.info, common)
     base_rounds, new_rounds = drift.Rounds(base.good), drift.Rounds(new.good)
-    metrics = [_against_drift(m, base_rounds, new_rounds, baseline, alpha, confidence)
+    metrics = [hostdrift.against_drift(m, base_rounds, new_rounds, baseline, alpha, confidence)
                for m in metrics]
-    metrics = [_baseline_with_the_others(m, metrics, baseline, alpha) for m in metrics]
+    metrics = [hostdrift.baseline_with_the_others(m, metrics, baseline, alpha) for m in metrics]
+    load = hostdrift.load_change(base.run.meta, new.run.meta)
+    if load is not None:
+        metrics = [hostdrift.with_a_busier_host(m, load) for m in metrics]
     pairs = [(r, r) for r in common]
     return Comparison(base.run.run_id, new.run.run_id, base.run.dir, new.run.dir, "runs",
                       pairs, alpha, thresholds, metrics,
                       envdiff.differences(base.run.meta, new.run.meta, pairs))
+
+
+def _something_in_common(metrics: list[MetricComparison], what: str, base_rows: pd.DataFrame,
+                         new_rows: pd.DataFrame) -> None:
+    """Refuse a comparison where no metric was measured on both sides: every verdict would be
+    "inconclusive", which reads as a result when it is a mistake (two different suites)."""
+    if any((m.base.n or m.base.failed) and (m.new.n or m.new.failed) for m in metrics):
+        return
+
+    def measured(rows: pd.DataFrame) -> str:
+        return ", ".join(sorted(set(rows["workload"] + " " + rows["metric"]))) or "none"
+
+    raise ComparisonError(f"{what} have nothing to compare: no metric was measured in both "
+                          f"(base: {measured(base_rows)}; new: {measured(new_rows)})")
 
 
 def _common_baseline(base_meta: RunMeta, new_meta: RunMeta, common: list[str]) -> str:
@@ -286,54 +305,6 @@ def _common_baseline(base_meta: RunMeta, new_meta: RunMeta, common: list[str]) -
         if meta.baseline and meta.baseline in common:
             return meta.baseline
     return ""
-
-
-def _baseline_with_the_others(metric: MetricComparison, metrics: list[MetricComparison],
-                              baseline: str, alpha: float) -> MetricComparison:
-    """The baseline's own change is the host's when another runtime's same metric moved the
-    same way, significantly. Its ratio to them cannot tell: a short operation (native's 2 ms
-    start) is moved by load far more than a long one (a 50 ms container start), so under a
-    busier host the baseline's ratio grows though nothing of its own changed."""
-    if metric.runtime != baseline or metric.verdict not in (Verdict.REGRESSED, Verdict.IMPROVED):
-        return metric
-    same_way = [m for m in metrics if m.runtime != baseline
-                and (m.workload, m.metric, m.labels) == (metric.workload, metric.metric,
-                                                          metric.labels)
-                and m.judgement.p_value < alpha
-                and (m.judgement.change > 0) == (metric.judgement.change > 0)]
-    if not same_way:
-        return metric
-    moved = ", ".join(f"{m.runtime} {m.judgement.change:+.1%}" for m in same_way)
-    judgement = replace(metric.judgement, verdict=Verdict.HOST_DRIFT, reason=(
-        f"{metric.verdict} as measured ({metric.judgement.reason}), but {moved} moved the "
-        f"same way in the same runs. The host moved, not {metric.runtime}"))
-    return replace(metric, judgement=judgement)
-
-
-def _against_drift(metric: MetricComparison, base_rounds: drift.Rounds,
-                   new_rounds: drift.Rounds, baseline: str, alpha: float,
-                   confidence: float) -> MetricComparison:
-    """Judge a change of the metric's ratio to its run's baseline too (drift.py); a change
-    of the absolute value that the ratio does not share is the host's, and is called host
-    drift. Only changes are judged again: an unchanged or inconclusive metric has nothing
-    the host could have made up."""
-    judgement = metric.judgement
-    if judgement.verdict not in (Verdict.REGRESSED, Verdict.IMPROVED):
-        return metric
-    key = (metric.runtime, metric.workload, metric.metric, metric.labels)
-    base_found = base_rounds.ratios(key, baseline)
-    new_found = new_rounds.ratios(key, baseline)
-    if base_found is None or new_found is None:
-        return metric
-    (base_ratios, reference), (new_ratios, _) = base_found, new_found
-    relative = judge(base_ratios, new_ratios, better=metric.better, threshold=metric.threshold,
-                     alpha=alpha, confidence=confidence)
-    if relative.verdict != judgement.verdict:
-        judgement = replace(judgement, verdict=Verdict.HOST_DRIFT, reason=(
-            f"{judgement.verdict} as measured ({judgement.reason}), but against {reference} "
-            f"it is {relative.verdict}: {relative.reason}. The host moved, not "
-            f"{metric.runtime}"))
-    return replace(metric, judgement=judgement, relative=relative, reference=reference)
 
 
 def ab_label(a: str, b: str) -> str:
@@ -363,6 +334,8 @@ def compare_variants(run: Run, a: str, b: str, *, thresholds: Thresholds | None 
     thresholds = thresholds or Thresholds()
     metrics = compare_rows(base_rows, new_rows, run.info, run.info, thresholds=thresholds,
                            alpha=alpha, confidence=confidence)
+    _something_in_common(metrics, f"runtimes {a!r} and {b!r} of run {run.run_id!r}", base_rows,
+                         new_rows)
     # One run: one environment. What differs between the two runtimes is the experiment.
     intended = envdiff.runtime_differences(run.meta, run.meta, a, b, gating=False)
     return Comparison(run.run_id, run.run_id, run.dir, run.dir, "variants", [(a, b)], alpha,

@@ -20,9 +20,11 @@ through formats.HistoryEntry, verdict.json's gate through formats.GateRecord.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -47,7 +49,7 @@ def _stamp(run_dir: Path) -> list[int]:
         try:
             info = (run_dir / name).stat()
             stamp += [info.st_size, info.st_mtime_ns]
-        except FileNotFoundError:
+        except OSError:  # missing, or a symlink loop: read as absent
             stamp += [0, 0]
     return stamp
 
@@ -89,36 +91,55 @@ def run_dirs(history: Path) -> list[Path]:
 
 def _read_index(path: Path) -> dict[str, Entry]:
     known: dict[str, Entry] = {}
-    if not path.is_file():
-        return known
-    for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+        lines = path.read_bytes().splitlines() if path.is_file() else []
+    except OSError:
+        return known  # derived data: every run is read again
+    for line in lines:
         try:
             row = json.loads(line)
-            if row.get("index_version") != INDEX_VERSION:
+            if not isinstance(row, dict) or row.get("index_version") != INDEX_VERSION:
                 continue  # another version's line: re-read from its run
             entry = Entry.model_validate(row)
-        except (json.JSONDecodeError, ValidationError, AttributeError):
-            continue  # a torn or foreign line: the run is read again
+        except (ValueError, RecursionError):  # not JSON or UTF-8, or not an index line
+            continue  # the run is read again
         known[entry.path] = entry
     return known
 
 
 def _write_index(path: Path, entries: Iterable[Entry]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
-        for entry in entries:
-            out.write(json.dumps(entry.to_json(), sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            for entry in entries:
+                out.write(json.dumps(entry.to_json(), sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        # The index only saves reading runs again: a history on a read-only mount, or with
+        # something else in the index's place, is still listed, only read in full each time.
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
-def load_index(history: Path, *, rebuild: bool = False) -> list[Entry]:
+@dataclass(frozen=True)
+class Scan:
+    """What a history directory holds: its runs, and the run directories that could not be
+    read, each with why."""
+
+    entries: list[Entry]
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+
+
+def scan(history: Path, *, rebuild: bool = False) -> Scan:
     """Every run under ``history``, oldest first, with the index brought up to date (and
-    written back when anything changed). Unreadable run directories are left out."""
+    written back when anything changed); a run directory that cannot be read is set aside
+    with its reason, and the others are listed."""
     if not history.is_dir():
         raise ResultsError(f"{str(history)!r} is not a directory of runs")
     index = history / INDEX_FILE
     known = {} if rebuild else _read_index(index)
     entries: list[Entry] = []
+    unreadable: list[tuple[str, str]] = []
     for run_dir in run_dirs(history):
         rel = run_dir.relative_to(history).as_posix()
         cached = known.get(rel)
@@ -129,12 +150,17 @@ def load_index(history: Path, *, rebuild: bool = False) -> list[Entry]:
             continue
         try:
             entries.append(read_entry(history, run_dir))
-        except ResultsError:
-            continue
+        except ResultsError as exc:
+            unreadable.append((rel, str(exc)))
     entries.sort(key=lambda e: (e.started_at, e.run_id))
     if rebuild or entries != sorted(known.values(), key=lambda e: (e.started_at, e.run_id)):
         _write_index(index, entries)
-    return entries
+    return Scan(entries, unreadable)
+
+
+def load_index(history: Path, *, rebuild: bool = False) -> list[Entry]:
+    """The runs of :func:`scan`; unreadable run directories are left out."""
+    return scan(history, rebuild=rebuild).entries
 
 
 def last_good(entries: Iterable[Entry], *, before: str | None = None,

@@ -90,7 +90,7 @@ def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None
         "notes": notes(run.info, names),
         "headline": tables.headline(summary.table, names),
         "sections": sections(charts, {"io": io_mode_notes(run.samples, names)}),
-        "warnings": all_warnings(run.info, summary.table),
+        "warnings": all_warnings(run.info, summary.table, run.damage_warning()),
         "failures": tables.failures(run.samples, names),
         "host": tables.host_facts(run.info),
         "runtime_facts": tables.runtime_facts(run.info, names),
@@ -183,8 +183,9 @@ def notes(meta: RunMeta, names: Runtimes) -> list[str]:
     return said
 
 
-def all_warnings(meta: RunMeta, summary: pd.DataFrame) -> list[str]:
-    return [*meta.warnings, *stats.warnings(summary)]
+def all_warnings(meta: RunMeta, summary: pd.DataFrame, damage: str | None = None) -> list[str]:
+    """The run's recorded warnings, samples.jsonl's damage, then the statistics' warnings."""
+    return [*meta.warnings, *([damage] if damage else []), *stats.warnings(summary)]
 
 
 def plotly_script(embed_js: bool) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,13 @@ class LocalBackend(Backend):
     name = "local"
 
     def __init__(self, cache_dir: Path, resources: Resources, run_id: str = "adhoc") -> None:
+        breaker = mounts.option_breaker(cache_dir)
+        if breaker:
+            # Refused before the image is built there: containers' overlays could not mount.
+            raise BackendInputError(
+                f"cache directory {str(cache_dir)!r} has {breaker} in its path, which breaks "
+                f"overlay mount options; choose a path without , : \" \\ or control "
+                f"characters (--cache-dir or $SANDBENCH_CACHE)")
         self.cache_dir = cache_dir
         self.resources = resources
         self.run_id = run_id
@@ -191,8 +199,13 @@ class LocalBackend(Backend):
             if isinstance(driver, OciRuntime):
                 deleted += [f"mount {p}" for p in mounts.unmount_all(driver.state_root)]
         deleted += qemu_vm.kill_leftovers(self.scratch)
-        mounts.unmount_all(self.scratch)
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        for attempt in range(3):
+            # A runtime that was stopped mid-create may still hold a mount for a moment.
+            mounts.unmount_all(self.scratch)
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            if not self.scratch.exists():
+                break
+            time.sleep(0.2)
         if self._owner is not None:
             self._owner.release()
             self._owner = None
