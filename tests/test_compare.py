@@ -15,6 +15,7 @@ import pytest
 from conftest import sandbench
 from sandbench.analysis.significance import mann_whitney
 from sandbench.analysis.thresholds import DEFAULT, ThresholdError, parse
+from sandbench.formats import SpecInfo, VariantInfo
 from sandbench.model import Sample, Status
 from sandbench.nightly import compare, envdiff
 from sandbench.nightly.compare import Verdict, judge
@@ -203,7 +204,7 @@ def test_same_run_ab_pairs_variants_with_their_runtime(tmp_path: Path) -> None:
     spec = {"runtimes": ["runc", "runc-b", "runc-c"], "workloads": {},
             "variants": {"runc-b": {"runtime": "runc"}, "runc-c": {"runtime": "runc"}}}
     run = write_run(tmp_path / "ab", rows, spec=spec)
-    assert compare.variant_pairs(run.meta) == [("runc", "runc-b"), ("runc", "runc-c")]
+    assert compare.variant_pairs(run.info.spec) == [("runc", "runc-b"), ("runc", "runc-c")]
     merged = compare.merge(compare.compare_all_variants(run))
     assert {m.runtime: m.verdict for m in merged.metrics} == {
         "runc -> runc-b": Verdict.REGRESSED, "runc -> runc-c": Verdict.UNCHANGED}
@@ -214,9 +215,10 @@ def test_same_run_ab_pairs_variants_with_their_runtime(tmp_path: Path) -> None:
 
 
 def test_variants_of_a_runtime_that_did_not_run_pair_with_the_first() -> None:
-    meta = {"spec": {"runtimes": ["runc-a", "runc-b"],
-                     "variants": {"runc-a": {"runtime": "runc"}, "runc-b": {"runtime": "runc"}}}}
-    assert compare.variant_pairs(meta) == [("runc-a", "runc-b")]
+    spec = SpecInfo(runtimes=["runc-a", "runc-b"],
+                    variants={"runc-a": VariantInfo(runtime="runc"),
+                              "runc-b": VariantInfo(runtime="runc")})
+    assert compare.variant_pairs(spec) == [("runc-a", "runc-b")]
 
 
 # -- environment -----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 
 def test_headline_rows_and_label_columns(demo: Run) -> None:
-    tables = {t.title: t for t in summary_tables(stats.summarize(demo), demo.meta)}
+    tables = {t.title: t for t in summary_tables(stats.summarize(demo), demo.info)}
     assert list(tables) == ["start (ms, lower is better)", "syscall: ns_per_op (ns/op, lower "
                             "is better)", "io: bandwidth (MiB/s, higher is better)"]
     start = tables["start (ms, lower is better)"]
@@ -37,7 +37,7 @@ def test_headline_rows_and_label_columns(demo: Run) -> None:
 
 
 def test_verbose_has_every_metric_one_io_table_each(demo: Run) -> None:
-    tables = summary_tables(stats.summarize(demo), demo.meta, verbose=True)
+    tables = summary_tables(stats.summarize(demo), demo.info, verbose=True)
     titles = [t.title for t in tables]
     assert titles[2:] == ["io: bandwidth (MiB/s, higher is better)",
                           "io: iops (IOPS, higher is better)", "io: clat_p50 (µs, lower is better)",

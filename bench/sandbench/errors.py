@@ -13,6 +13,7 @@ environments differ and a gate was asked for; 130 interrupted.
 
 from __future__ import annotations
 
+import reprlib
 from typing import ClassVar
 
 
@@ -82,3 +83,16 @@ class NothingFound(SandbenchError):
     """What was asked for does not exist, e.g. a good run in a history."""
 
     exit_code = 1
+
+
+def quoted(value: object, limit: int = 80) -> str:
+    """A bad value as an error message quotes it: its repr (so a newline or a control
+    character cannot break the one line), cut when it is longer than ``limit``. reprlib
+    bounds the work too: a YAML alias bomb is a billion elements deep in references."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxtuple = 3, 6, 6, 6
+_SHORT.maxstring, _SHORT.maxother = 120, 120

@@ -11,8 +11,9 @@ Format history (``format_version`` in run.json):
 
     1  the first version.
 
-A reader of a newer version refuses it with a message; older versions are upgraded in
-``_upgrade`` when there are any.
+A reader of a newer version refuses it with a message; an older version is upgraded step by
+step through ``UPGRADES`` (none so far), then checked against formats.RunMeta, the model
+run.json is written through and its JSON Schema (``sandbench schema run``) comes from.
 """
 
 from __future__ import annotations
@@ -22,14 +23,17 @@ import json
 import os
 import secrets
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from functools import cached_property
+from typing import Any, Callable, Iterable
 
 import pandas as pd
+from pydantic import ValidationError
 
 from sandbench import owner
-from sandbench.errors import BadInput, RunFailed
+from sandbench.errors import BadInput, RunFailed, quoted
+from sandbench.formats import RunMeta
 from sandbench.model import FORMAT_VERSION, Metric, Sample, utc_now
 
 RUN_FILE = "run.json"
@@ -48,6 +52,22 @@ COLUMNS = [
     "run_id", "backend", "runtime", "workload", "metric", "unit", "value", "round", "warmup",
     "status", "time", "labels", "reason", "raw", "clock", "output",
 ]
+
+
+#: JSON's names for the types a message says were expected.
+_JSON_NAMES: dict[type, str] = {dict: "an object", list: "an array", str: "a string",
+                                bool: "true or false", int: "an integer", float: "a number",
+                                type(None): "null"}
+#: A sample line's keys that every reader groups or filters by.
+REQUIRED_SAMPLE_KEYS = ("runtime", "workload", "metric", "status")
+#: The JSON types of a sample line's keys (model.Sample.to_json writes them).
+SAMPLE_SHAPE: dict[str, tuple[type, ...]] = {
+    **{key: (str,) for key in REQUIRED_SAMPLE_KEYS}, "unit": (str, type(None)),
+    "value": (int, float, type(None)), "round": (int,), "warmup": (bool,),
+    "labels": (dict, type(None)),
+    **{key: (str, type(None)) for key in ("run_id", "backend", "time", "reason", "raw",
+                                          "clock", "output")},
+}
 
 
 class ResultsError(BadInput):
@@ -162,7 +182,8 @@ class RunWriter:
 
     def save_meta(self) -> None:
         """run.json, replaced whole: a reader sees the old or the new one, never half."""
-        text = (json.dumps(self.meta, indent=2, sort_keys=True, default=str) + "\n").encode()
+        document = RunMeta.read(self.meta).to_json()
+        text = (json.dumps(document, indent=2, sort_keys=True, default=str) + "\n").encode()
         tmp = self.dir / (RUN_FILE + ".tmp")
         try:
             try:
@@ -295,50 +316,154 @@ class Run:
     dir: Path
     meta: dict[str, Any]
     samples: pd.DataFrame
+    #: Line numbers of samples.jsonl's damaged lines, dropped (see read_samples).
+    damaged: list[int] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
         return str(self.meta.get("run_id", self.dir.name))
 
+    @cached_property
+    def info(self) -> RunMeta:
+        """run.json through its model: what the rest of the package reads."""
+        return RunMeta.read(self.meta)
+
+    def damage_warning(self) -> str | None:
+        """One line saying samples.jsonl had damaged lines, which were left out; None if none."""
+        if not self.damaged:
+            return None
+        shown = ", ".join(str(n) for n in self.damaged[:5]) + (", ..." if len(self.damaged) > 5
+                                                               else "")
+        return (f"{SAMPLES_FILE} of run {self.run_id}: {len(self.damaged)} damaged line(s) "
+                f"left out (line {shown}): not JSON, so the samples they held are missing")
+
 
 def load_meta(run_dir: Path) -> dict[str, Any]:
+    """run.json, checked to be a run's: an object whose keys sandbench reads have their
+    types; raises ResultsError (one line) for anything else."""
     path = run_dir / RUN_FILE
     if not path.is_file():
         raise ResultsError(f"{str(run_dir)!r} is not a run directory: it has no {RUN_FILE}")
     try:
-        meta: dict[str, Any] = json.loads(path.read_text())
+        meta = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise ResultsError(f"cannot read {str(path)!r}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise ResultsError(f"{str(path)!r} is not JSON: it is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{str(path)!r} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise ResultsError(f"{str(path)!r} is nested too deeply to be a run's") from None
+    if not isinstance(meta, dict):
+        raise ResultsError(f"{str(path)!r} holds {_json_type(meta)}, not the object a "
+                           f"{RUN_FILE} is")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
         raise ResultsError(
-            f"{str(path)!r} has format_version {version!r}; this sandbench reads 1 to "
+            f"{str(path)!r} has format_version {quoted(version)}; this sandbench reads 1 to "
             f"{FORMAT_VERSION}: upgrade sandbench"
         )
-    return liveness(_upgrade(meta))
+    meta = _upgrade(meta, path)
+    try:
+        RunMeta.read(meta)
+    except ValidationError as exc:
+        raise ResultsError(f"{str(path)!r} is not sandbench run metadata: "
+                           f"{_first_error(exc)}") from exc
+    return liveness(meta)
 
 
-def _upgrade(meta: dict[str, Any]) -> dict[str, Any]:
-    # Version 1 is the only one so far; an older version's conversion goes here.
+def _json_type(value: Any) -> str:
+    return next((name for kind, name in _JSON_NAMES.items() if isinstance(value, kind)), "value")
+
+
+#: How an older run.json becomes the next version: ``{N: function from a version-N document
+#: to version N + 1}``. Empty: version 1 is the first. A new version adds its step here, and
+#: the step says what changed (asv's results files and pyperf's format history do the same).
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def _upgrade(meta: dict[str, Any], path: Path) -> dict[str, Any]:
+    version = int(meta["format_version"])
+    while version < FORMAT_VERSION:
+        if version not in UPGRADES:
+            raise ResultsError(f"{str(path)!r} has format_version {version!r}, which no "
+                               f"sandbench wrote; this sandbench reads 1 to {FORMAT_VERSION}")
+        meta = {**UPGRADES[version](meta), "format_version": version + 1}
+        version += 1
     return meta
 
 
-def load_samples(run_dir: Path) -> pd.DataFrame:
-    """The samples as a DataFrame; a torn last line (a crash mid-write) is dropped."""
+def _first_error(exc: ValidationError) -> str:
+    """The model's first complaint in one line, naming the value: a wrong value before a
+    missing key, as it says more about what the file is."""
+    errors = exc.errors()
+    error = next((e for e in errors if e["type"] != "missing"), errors[0])
+    where = ".".join(str(part) for part in error["loc"]) or "(top)"
+    if error["type"] == "missing":
+        return f"{where} is missing"
+    return f"{where} is {quoted(error.get('input'))}: {error['msg'].lower()}"
+
+
+def _not_a_sample(row: Any) -> str | None:
+    """Why a parsed line is not a sample; None when it is one."""
+    if not isinstance(row, dict):
+        return f"{quoted(row)} is {_json_type(row)}, not an object"
+    for key in REQUIRED_SAMPLE_KEYS:
+        if key not in row:
+            return f"it has no {key!r}"
+    for key, kinds in SAMPLE_SHAPE.items():
+        value = row.get(key)
+        # bool is an int to Python, not a number or a round to a reader.
+        if key in row and (not isinstance(value, kinds)
+                           or (isinstance(value, bool) and bool not in kinds)):
+            return (f"{key} is {quoted(value)}, not "
+                    f"{' or '.join(_JSON_NAMES[k] for k in kinds)}")
+    return None
+
+
+def read_samples(run_dir: Path) -> tuple[pd.DataFrame, list[int]]:
+    """The samples as a DataFrame, and the numbers of the lines dropped as damaged: lines that
+    are not JSON (a torn or corrupted write). A torn last line (a crash mid-write, no newline
+    after it) is dropped and not counted: it is what an interrupted run leaves. A line that is
+    JSON but not a sample means the file is not a run's: ResultsError, as for a file with no
+    sample at all among damaged lines (a binary file)."""
     path = run_dir / SAMPLES_FILE
     rows: list[dict[str, Any]] = []
-    if path.is_file():
-        with open(path, encoding="utf-8") as lines:
-            for line in lines:
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
+    damaged: list[int] = []
+    try:
+        data = path.read_bytes() if path.is_file() else b""
+    except OSError as exc:
+        raise ResultsError(f"cannot read {str(path)!r}: {exc.strerror}") from exc
+    lines = data.split(b"\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError
+            if number < len(lines):  # the last piece has no newline after it: torn
+                damaged.append(number)
+            continue
+        problem = _not_a_sample(row)
+        if problem:
+            raise ResultsError(f"{str(path)!r} line {number}: {problem}; each line of a "
+                               f"{SAMPLES_FILE} is one sample, a JSON object")
+        rows.append(row)
+    if damaged and not rows:
+        raise ResultsError(f"{str(path)!r} holds no sample: none of its {len(damaged)} lines "
+                           f"is JSON (is it a {SAMPLES_FILE}?)")
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
     frame["warmup"] = frame["warmup"].astype(bool)
-    return frame
+    return frame, damaged
+
+
+def load_samples(run_dir: Path) -> pd.DataFrame:
+    """The samples as a DataFrame (see read_samples); damaged lines are dropped."""
+    return read_samples(run_dir)[0]
 
 
 def load_run(run_dir: Path) -> Run:
-    return Run(dir=run_dir, meta=load_meta(run_dir), samples=load_samples(run_dir))
+    meta = load_meta(run_dir)
+    samples, damaged = read_samples(run_dir)
+    return Run(dir=run_dir, meta=meta, samples=samples, damaged=damaged)

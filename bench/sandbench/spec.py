@@ -9,15 +9,17 @@ so this module needs to know no workload by name.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
-from sandbench.errors import BadInput
+from sandbench.errors import BadInput, quoted
 
 PROFILES = ("quick", "standard")
 
@@ -27,6 +29,20 @@ DEFAULT_RUNTIMES = {"local": ["native", "runc", "crun", "runsc"], "kubernetes": 
 #: `make demo` only where a new enough Go is found, and a missing gVisor must never stop the
 #: first run. Named explicitly, an unusable runtime is still an error (exit 3).
 OPTIONAL_DEFAULTS = {"runsc"}
+
+#: Most measured or warmup rounds of one workload. A round is one fresh sandbox per case and
+#: runtime, at least tens of milliseconds each: 10 000 rounds of ``start`` on three runtimes
+#: is already hours. The bound also keeps the plan small: 100 million rounds took 1.1 GB and
+#: 25 s to lay out before anything ran.
+MAX_ROUNDS = 10_000
+
+#: Longest a sandbox may be given, in seconds: a day is beyond any benchmark's sandbox, and
+#: past it (1e300, infinity) the timers the backends wait on overflow.
+MAX_TIMEOUT_S = 86_400.0
+
+#: What a variant may be called: its name becomes a runtime's name, a label value and a part
+#: of file and sandbox names, and is shown in terminals and reports.
+VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 #: Workload parameters a backend needs unless the spec sets them: a pod that exits at once
 #: may never be reported Running or Ready, so on a cluster the start probe stays up 2 s.
@@ -38,18 +54,21 @@ class SpecError(BadInput):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML's true is not 1, "5" is not 5; a number where a number is meant.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Resources(Strict):
     """What each sandbox may use, the same for every runtime so they are comparable."""
 
-    cpus: float = Field(1.0, gt=0)
+    cpus: float = Field(1.0, gt=0, le=1024, allow_inf_nan=False)
     """CPUs per sandbox (a cgroup quota for containers, vCPUs for VMs). One keeps a 2-core
-    host's other core free for the harness."""
+    host's other core free for the harness. At most 1024, more than a host has: a quota or
+    a vCPU count past it is a typo, not an experiment."""
 
-    memory_mib: int = Field(512, gt=16)
-    """Memory limit per sandbox in MiB; enough for fio's buffers at the default sizes."""
+    memory_mib: int = Field(512, gt=16, le=16 * 1024 * 1024)
+    """Memory limit per sandbox in MiB; enough for fio's buffers at the default sizes. At most
+    16 TiB, more than a host has (a cgroup limit past it is a typo)."""
 
 
 class SshTarget(Strict):
@@ -149,10 +168,11 @@ class WorkloadRun(Strict):
     """How one workload runs: its own rounds and warmups (defaults from the spec) and its
     parameters, which the workload validates."""
 
-    rounds: int | None = Field(None, ge=1)
-    """Measured rounds; each round runs every case on every runtime once. None: the spec's."""
+    rounds: int | None = Field(None, ge=1, le=MAX_ROUNDS)
+    """Measured rounds; each round runs every case on every runtime once. None: the spec's.
+    At most MAX_ROUNDS (10 000)."""
 
-    warmup: int | None = Field(None, ge=0)
+    warmup: int | None = Field(None, ge=0, le=MAX_ROUNDS)
     """Rounds run first and recorded with warmup=true, kept out of statistics. None: the spec's."""
 
     params: dict[str, Any] = Field(default_factory=dict)
@@ -195,14 +215,17 @@ class Spec(Strict):
     workloads: dict[str, WorkloadRun] = Field(default_factory=dict)
     """Workloads by name, each with its rounds and parameters."""
 
-    rounds: int = Field(10, ge=1)
-    """Default measured rounds per workload."""
+    rounds: int = Field(10, ge=1, le=MAX_ROUNDS)
+    """Default measured rounds per workload. At most MAX_ROUNDS (10 000): each round is a
+    fresh sandbox per case and runtime, so more would run for days."""
 
-    warmup: int = Field(1, ge=0)
+    warmup: int = Field(1, ge=0, le=MAX_ROUNDS)
     """Default warmup rounds per workload: the first sandboxes pay for cold caches."""
 
-    timeout_s: float = Field(120.0, gt=0)
-    """Seconds one sandbox may take from request to exit before it is killed and failed."""
+    timeout_s: float = Field(120.0, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
+    """Seconds one sandbox may take from request to exit before it is killed and failed. At
+    most a day (MAX_TIMEOUT_S): beyond any sandbox of a benchmark, and the timers the backends
+    wait on overflow past it."""
 
     resources: Resources = Field(default_factory=Resources)
 
@@ -220,7 +243,8 @@ class Spec(Strict):
             return data
         backend = data.get("backend", "local")
         data = dict(data)
-        if not data.get("runtimes") and backend in DEFAULT_RUNTIMES:
+        # Only a spec that says nothing gets the defaults: an empty list is a mistake to show.
+        if data.get("runtimes") is None and backend in DEFAULT_RUNTIMES:
             data["runtimes"] = list(DEFAULT_RUNTIMES[backend])
             data["optional_runtimes"] = [r for r in data["runtimes"] if r in OPTIONAL_DEFAULTS]
         workloads = data.get("workloads")
@@ -231,12 +255,25 @@ class Spec(Strict):
 
     @field_validator("runtimes")
     @classmethod
-    def _runtimes_unique(cls, value: list[str]) -> list[str]:
+    def _runtimes_unique(cls, value: list[str], info: ValidationInfo) -> list[str]:
         if not value:
-            raise ValueError("at least one runtime is needed")
+            defaults = DEFAULT_RUNTIMES.get(str(info.data.get("backend")))
+            raise ValueError("[] names no runtime; name at least one" + (
+                f", or leave the key out for the backend's defaults ({', '.join(defaults)})"
+                if defaults else ""))
         dupes = sorted({r for r in value if value.count(r) > 1})
         if dupes:
             raise ValueError(f"runtime {dupes[0]!r} is listed twice")
+        return value
+
+    @field_validator("variants")
+    @classmethod
+    def _variant_names(cls, value: dict[str, Variant]) -> dict[str, Variant]:
+        for name in value:
+            if not VARIANT_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a valid variant name: use letters, digits, "
+                                 f"'-', '_' and '.', at most 63, starting with a letter or a "
+                                 f"digit (e.g. runc-b)")
         return value
 
     @property
@@ -273,6 +310,8 @@ def _read_yaml(text: str, source: str) -> dict[str, Any]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise SpecError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+    except RecursionError:
+        raise SpecError(f"{source}: nested too deeply to be a spec") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -301,7 +340,10 @@ def validation_message(exc: ValidationError, source: str) -> str:
     if err["type"] == "extra_forbidden":
         parent = err["loc"][:-1]
         return f"{source}: unknown key {str(err['loc'][-1])!r} in {_location(parent)}"
-    return f"{source}: {where}: {err['input']!r} is not valid: {err['msg']}"
+    if err["type"] == "value_error":
+        # Our own validators' messages quote the value and say what would do.
+        return f"{source}: {where}: {err['msg'].removeprefix('Value error, ')}"
+    return f"{source}: {where}: {quoted(err['input'])} is not valid: {err['msg']}"
 
 
 def parse_spec(data: dict[str, Any], source: str) -> Spec:
@@ -327,9 +369,12 @@ def read_spec(path: Path | None, profile: str) -> tuple[dict[str, Any], str]:
     if path is None:
         return _read_yaml(_profile_text(profile), f"profile {profile}"), f"profile {profile}"
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"cannot read spec {str(path)!r}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"spec {str(path)!r} is not UTF-8 text (byte {exc.object[exc.start]:#04x} "
+                        f"at offset {exc.start}); save it as UTF-8") from None
     data = _read_yaml(text, str(path))
     base = data.pop("profile", None)
     if base is not None:
@@ -374,4 +419,22 @@ def load_spec(path: Path | None = None, profile: str = "quick",
               overrides: Overrides | None = None) -> Spec:
     """The spec to run; raises SpecError with a one-line message."""
     data, source = read_spec(path, profile)
+    _check_shape(data, source)
     return parse_spec((overrides or Overrides()).apply(data), source)
+
+
+def _check_shape(data: dict[str, Any], source: str) -> None:
+    """The keys flags are merged into must be mappings before they are merged; the rest is
+    the model's to check."""
+    workloads = data.get("workloads")
+    if workloads is not None and not isinstance(workloads, dict):
+        raise SpecError(f"{source}: workloads: {quoted(workloads)} is not valid: a mapping of "
+                        f"workload names to their settings is, e.g. {{start: {{rounds: 5}}}}")
+    for name, run in (workloads or {}).items():
+        if run is not None and not isinstance(run, dict):
+            raise SpecError(f"{source}: workloads.{name}: {quoted(run)} is not valid: a "
+                            f"mapping of its settings (rounds, warmup, params) is")
+    kubernetes = data.get("kubernetes")
+    if kubernetes is not None and not isinstance(kubernetes, dict):
+        raise SpecError(f"{source}: kubernetes: {quoted(kubernetes)} is not valid: a mapping "
+                        f"of the kubernetes backend's settings is")

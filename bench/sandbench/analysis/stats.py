@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from sandbench.formats import RunMeta
 from sandbench.model import CONTEXT_LABELS
 from sandbench.results import Run
 
@@ -169,24 +170,27 @@ def summarize(
 ) -> pd.DataFrame:
     """One row per (runtime, workload, metric, labels); the columns are in this module's
     docstring."""
-    return summarize_rows(measured(run.samples), run.meta, confidence=confidence,
+    return summarize_rows(measured(run.samples), run.info, confidence=confidence,
                           resamples=resamples, seed=seed, threshold=threshold)
 
 
 def summarize_rows(
-    rows: pd.DataFrame, meta: Mapping[str, Any], *, confidence: float = 0.95,
+    rows: pd.DataFrame, meta: RunMeta, *, confidence: float = 0.95,
     resamples: int = RESAMPLES, seed: int = SEED, threshold: float = 0.0,
+    against_baseline: bool = True,
 ) -> pd.DataFrame:
-    """:func:`summarize` for samples already passed through :func:`measured`."""
+    """:func:`summarize` for samples already passed through :func:`measured`; without
+    ``against_baseline`` the ratio columns stay empty (a comparison of two runs wants only
+    each group's own numbers)."""
     if rows.empty:
         return pd.DataFrame(columns=COLUMNS)
     ok = good(rows)
     summary = _counts(rows).join(_spread(ok)).reset_index()
     summary["n"] = summary["n"].fillna(0).astype(int)
-    summary["better"] = summary["metric"].map(lambda name: _better(meta, name))
+    summary["better"] = summary["metric"].map(meta.better)
     medians = _bootstrap(ok, resamples, seed)
     _add_intervals(summary, medians, confidence)
-    baseline = str(meta.get("baseline") or "")
+    baseline = (meta.baseline or "") if against_baseline else ""
     _add_ratios(summary, medians, baseline, confidence, threshold)
     return summary[COLUMNS]
 
@@ -207,11 +211,6 @@ def _spread(ok: pd.DataFrame) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         spread["cov"] = spread["stdev"] / spread["mean"]
     return spread
-
-
-def _better(meta: Mapping[str, Any], metric: str) -> str:
-    facts = (meta.get("metrics") or {}).get(metric) or {}
-    return "higher" if facts.get("better") == "higher" else "lower"
 
 
 def _bootstrap(ok: pd.DataFrame, resamples: int, seed: int) -> dict[tuple[str, ...], Floats]:

@@ -51,4 +51,4 @@ class RunSummary:
 def summarize_run(run: Run) -> RunSummary:
     """The run's summary (stats.summarize_rows, with the run's baseline)."""
     rows = stats.measured(run.samples)
-    return RunSummary(run, rows, stats.summarize_rows(rows, run.meta))
+    return RunSummary(run, rows, stats.summarize_rows(rows, run.info))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -13,7 +14,8 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from sandbench.errors import SandbenchError
+from sandbench.errors import BadInput, SandbenchError
+from sandbench.results import Run
 from sandbench.spec import KubernetesSettings
 
 #: Messages, progress and warnings: stderr, so that stdout stays what a script reads.
@@ -25,13 +27,23 @@ show = Console()
 def fail(error: SandbenchError) -> NoReturn:
     """End the command: the error's message on one line, and its exit code."""
     hint = f" ({error.hint})" if error.hint else ""
-    console.print(f"[bold red]sandbench:[/] {escape(str(error) + hint)}", highlight=False,
-                  soft_wrap=True)
+    # One line whatever the message holds (a path with a newline in it).
+    message = (str(error) + hint).replace("\n", "\\n")
+    console.print(f"[bold red]sandbench:[/] {escape(message)}", highlight=False, soft_wrap=True)
     # The command is over and has said why: a late Ctrl-C (the second of a double one) must
     # not turn its exit code into a traceback on the way out.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
     sys.exit(error.exit_code)
+
+
+def warn_damaged(*runs: Run | None) -> None:
+    """Say on stderr which runs had damaged samples.jsonl lines, left out of what follows."""
+    for run in runs:
+        warning = run.damage_warning() if run is not None else None
+        if warning:
+            console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False,
+                          soft_wrap=True)
 
 
 def default_cache() -> Path:
@@ -41,14 +53,87 @@ def default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sandbench"
 
 
-def split(value: str | None) -> list[str] | None:
-    """A comma-separated flag as a list; None when not given."""
-    return [part.strip() for part in value.split(",") if part.strip()] if value else None
+def split(value: str | None, flag: str = "--runtimes",
+          example: str = "native,runc") -> list[str] | None:
+    """A comma-separated flag as a list; None when not given. Given, it must name something:
+    an empty list would silently become the defaults."""
+    if value is None:
+        return None
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    if not names:
+        raise BadInput(f"{flag} {value!r} names nothing; give comma-separated names, "
+                       f"e.g. {flag} {example}, or leave the flag out for the defaults")
+    return names
+
+
+def check_out_dir(path: Path, flag: str) -> None:
+    """Refuse, before anything runs, a directory that cannot hold what a command will write:
+    a file in the way, a read-only filesystem. Nothing is created."""
+    existing = _nearest_existing(path, flag)
+    if not existing.is_dir():
+        raise BadInput(f"{flag} {str(path)!r}: {str(existing)!r} is not a directory; "
+                       f"give a directory (it is made if missing)")
+    _check_writable(existing, path, flag)
+
+
+def check_out_file(path: Path, flag: str) -> None:
+    """Refuse, before any work, a file that cannot be written: a directory, a missing or
+    read-only parent. Nothing is created."""
+    if path.is_dir():
+        raise BadInput(f"{flag} {str(path)!r} is a directory; give a file name, e.g. "
+                       f"{str(path / 'out')!r}")
+    if os.path.lexists(path) and not path.exists():
+        raise BadInput(f"{flag} {str(path)!r} is a symbolic link that leads nowhere (missing, "
+                       f"or a loop); give another path")
+    parent = path.parent
+    if not parent.is_dir():
+        raise BadInput(f"{flag} {str(path)!r}: {str(parent)!r} is not a directory; give a "
+                       f"file in an existing directory")
+    _check_writable(path if path.exists() else parent, path, flag)
+
+
+def _nearest_existing(path: Path, flag: str) -> Path:
+    probe = path.absolute()
+    while not probe.exists() and probe != probe.parent:
+        if os.path.lexists(probe):  # a link to nothing, or a loop: mkdir would fail on it
+            raise BadInput(f"{flag} {str(path)!r}: {str(probe)!r} is a symbolic link that "
+                           f"leads nowhere (missing, or a loop); give another path")
+        probe = probe.parent
+    return probe
+
+
+def _check_writable(existing: Path, path: Path, flag: str) -> None:
+    """Try it: make and remove a directory in ``existing`` (or open an existing file for
+    appending). os.access says yes to root on /proc and on some read-only mounts."""
+    try:
+        if existing.is_dir():
+            os.rmdir(tempfile.mkdtemp(prefix=".sandbench-check-", dir=existing))
+        else:
+            with open(existing, "a", encoding="utf-8"):
+                pass
+    except OSError as exc:
+        raise BadInput(f"{flag} {str(path)!r}: cannot write in {str(existing)!r}: "
+                       f"{exc.strerror}; give a writable place") from None
+
+
+def write_out_file(path: Path, text: str, flag: str) -> None:
+    """Write what a command made; a failure is one line, never a traceback."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"{flag} {str(path)!r}: cannot write it: {exc.strerror}") from exc
+
+
+def _writable_cache(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    # Checked before anything is built or run there: a file in the way or a read-only
+    # filesystem failed deep in the image build, with a traceback.
+    check_out_dir(value, "--cache-dir")
+    return value
 
 
 cache_option = click.option(
     "--cache-dir", type=click.Path(path_type=Path), default=default_cache, show_default="$SANDBENCH_CACHE or ~/.cache/sandbench",
-    help="Where the workload image and scratch space live.")
+    callback=_writable_cache, help="Where the workload image and scratch space live.")
 
 
 def kube_options(command: Any) -> Any:

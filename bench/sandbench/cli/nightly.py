@@ -21,9 +21,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from sandbench.analysis.thresholds import parse
-from sandbench.cli.common import console
+from sandbench.cli.common import check_out_file, console, warn_damaged, write_out_file
 from sandbench.cli.summary import number
 from sandbench.errors import EnvironmentChanged, NothingFound, Regressed
+from sandbench.formats import RunMeta, VerdictRecord
 from sandbench.nightly import compare as comparing
 from sandbench.nightly import export as exporting
 from sandbench.nightly import history as runs_history
@@ -38,7 +39,7 @@ STYLE = {Verdict.REGRESSED: "bold red", Verdict.IMPROVED: "green", Verdict.HOST_
          Verdict.INCONCLUSIVE: "yellow", Verdict.UNCHANGED: "dim"}
 
 #: CI logs are no terminal: rich would fold the comparison table into 80 columns.
-WIDTH = None if sys.stdout.isatty() else 200
+WIDTH = None if sys.stdout is not None and sys.stdout.isatty() else 200
 show = Console(width=WIDTH)
 
 
@@ -89,12 +90,11 @@ def print_comparison(comparison: Comparison) -> None:
 def print_statuses(run_dirs: list[Path]) -> None:
     """Say so when a compared run did not complete (interrupted, failed, crashed)."""
     for run_dir in run_dirs:
-        meta = load_meta(run_dir)
-        status = str(meta.get("status") or "unknown")
-        if status != "completed":
-            reason = f": {meta['status_reason']}" if meta.get("status_reason") else ""
-            console.print(f"[bold yellow]note: run {escape(str(meta.get('run_id') or run_dir))} "
-                          f"is {status}{escape(reason)}; its numbers are partial[/]",
+        meta = RunMeta.read(load_meta(run_dir))
+        if meta.status != "completed":
+            reason = f": {meta.status_reason}" if meta.status_reason else ""
+            console.print(f"[bold yellow]note: run {escape(meta.run_id)} "
+                          f"is {meta.status}{escape(reason)}; its numbers are partial[/]",
                           soft_wrap=True, highlight=False)
 
 
@@ -121,8 +121,10 @@ def _comparison(base_run: Path, new_run: Path | None, runtime_a: str | None,
         if runtime_a or runtime_b:
             raise ComparisonError("--a/--b compare two runtimes of one run; with two runs, "
                                   "runtimes are matched by name")
-        return comparing.compare_runs(base, load_run(new_run), thresholds=thresholds,
-                                      alpha=alpha)
+        new = load_run(new_run)
+        warn_damaged(base, new)
+        return comparing.compare_runs(base, new, thresholds=thresholds, alpha=alpha)
+    warn_damaged(base)
     if runtime_a and runtime_b:
         return comparing.compare_variants(base, runtime_a, runtime_b, thresholds=thresholds,
                                           alpha=alpha)
@@ -182,20 +184,27 @@ def compare_command(base_run: Path, new_run: Path | None, runtime_a: str | None,
     A metric regressed when its median moved past the threshold in the direction that is
     worse for it AND the change is significant (Mann-Whitney U, p < alpha).
     """
+    for flag, path in (("--json", json_file), ("--junit", junit_file)):
+        if path is not None:
+            check_out_file(path, flag)
     print_statuses([base_run, *([new_run] if new_run else [])])
     comparison = _comparison(base_run, new_run, runtime_a, runtime_b, threshold_options, alpha)
+    if record:
+        check_out_file(comparison.new_dir / runs_history.VERDICT_FILE, "--record")
     print_environment(comparison)
     print_comparison(comparison)
     gate = _gate(comparison, fail_on, allow_env_change)
-    document = {**comparison.to_json(), "gate": gate, "fail_on": fail_on,
-                "allow_env_change": allow_env_change}
+    document = VerdictRecord.model_validate({
+        **comparison.to_json(), "gate": gate, "fail_on": fail_on,
+        "allow_env_change": allow_env_change}).model_dump(mode="json")
     if json_file is not None:
-        json_file.write_text(json.dumps(document, indent=2) + "\n")
+        write_out_file(json_file, json.dumps(document, indent=2) + "\n", "--json")
     if junit_file is not None:
-        junit_file.write_text(to_junit(comparison, gate_environment=not allow_env_change))
+        write_out_file(junit_file, to_junit(comparison, gate_environment=not allow_env_change),
+                       "--junit")
     if record:
-        (comparison.new_dir / runs_history.VERDICT_FILE).write_text(
-            json.dumps(document, indent=2) + "\n")
+        write_out_file(comparison.new_dir / runs_history.VERDICT_FILE,
+                       json.dumps(document, indent=2) + "\n", "--record")
     if gate == "refused":
         raise EnvironmentChanged("not gating across a changed environment (listed above); pass "
                                  "--allow-env-change if the change is expected")
@@ -218,7 +227,11 @@ def compare_command(base_run: Path, new_run: Path | None, runtime_a: str | None,
 def history_command(history_dir: Path, rebuild: bool, as_json: bool, last_good: bool,
                     before: str | None, backend: str | None, limit: int | None) -> None:
     """List the runs under HISTORY_DIR (a directory of run directories), oldest first."""
-    entries = runs_history.load_index(history_dir, rebuild=rebuild)
+    found_runs = runs_history.scan(history_dir, rebuild=rebuild)
+    for path, reason in found_runs.unreadable:
+        console.print(f"[yellow]skipped[/] {escape(path)}: {escape(reason)}", highlight=False,
+                      soft_wrap=True)
+    entries = found_runs.entries
     if last_good:
         found = runs_history.last_good(entries, before=before, backend=backend)
         if found is None:
@@ -255,12 +268,16 @@ def export_command(run_dir: Path, fmt: str, output: Path | None) -> None:
     (seconds per MiB or per I/O), so pytest-benchmark's ops column reads MiB/s or IOPS;
     other units are left out and listed in machine_info.sandbench.skipped.
     """
-    document = exporting.export(load_run(run_dir), fmt)
+    run = load_run(run_dir)
+    if output is not None:
+        check_out_file(output, "-o")
+    warn_damaged(run)
+    document = exporting.export(run, fmt)
     text = json.dumps(document, indent=2) + "\n"
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text)
+        write_out_file(output, text, "-o")
         console.print(f"{len(document['benchmarks'])} benchmarks written to {escape(str(output))}",
                       highlight=False)
     for skipped in document["machine_info"]["sandbench"]["skipped"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -12,11 +13,13 @@ from rich.table import Table
 
 from sandbench import backends, results, runner
 from sandbench.analysis.summary import RunSummary, summarize_run
-from sandbench.cli.common import cache_option, console, kube_flags, kube_options, show, split
+from sandbench.cli.common import (cache_option, check_out_dir, check_out_file, console,
+                                   kube_flags, kube_options, show, split, warn_damaged)
 from sandbench.cli.summary import legend, summary_tables
-from sandbench.errors import Interrupted, InvalidRun, RunFailed, SandbenchError
-from sandbench.report import render_report, write_report
-from sandbench.spec import PROFILES, Overrides, Spec, load_spec
+from sandbench.errors import BadInput, Interrupted, InvalidRun, RunFailed, SandbenchError
+from sandbench.report import write_report
+from sandbench.report.render import REPORT_FILE
+from sandbench.spec import MAX_ROUNDS, MAX_TIMEOUT_S, PROFILES, Overrides, Spec, load_spec
 
 VERBOSE_HELP = ("Every metric in the summary table, not only each workload's headline "
                 "(`sandbench summary RUN_DIR -v` prints it again later).")
@@ -30,9 +33,13 @@ VERBOSE_HELP = ("Every metric in the summary table, not only each workload's hea
     f"{name} ({about})" for name, about in backends.DESCRIPTIONS.items()) + ".")
 @click.option("--runtimes", help="Comma-separated runtimes, e.g. native,runc,crun.")
 @click.option("--workloads", "workload_names", help="Comma-separated workloads: start,syscall,io.")
-@click.option("--rounds", type=click.IntRange(min=1), help="Measured rounds for every workload.")
-@click.option("--warmup", type=click.IntRange(min=0), help="Warmup rounds for every workload.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds one sandbox may take.")
+@click.option("--rounds", type=click.IntRange(min=1, max=MAX_ROUNDS),
+              help=f"Measured rounds for every workload, at most {MAX_ROUNDS:,} (each round is "
+                   "a fresh sandbox per case and runtime).")
+@click.option("--warmup", type=click.IntRange(min=0, max=MAX_ROUNDS),
+              help="Warmup rounds for every workload.")
+@click.option("--timeout", type=click.FloatRange(min=0.1, max=MAX_TIMEOUT_S),
+              help=f"Seconds one sandbox may take, at most {MAX_TIMEOUT_S:,.0f} (a day).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"),
               show_default=True, help="Directory the run directory is created in.")
 @click.option("--no-report", is_flag=True, help="Do not render the HTML report at the end.")
@@ -49,11 +56,18 @@ def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str
     Every sample is written to OUT/RUN_ID/samples.jsonl as it is measured; the report goes
     to OUT/RUN_ID/report.html. Ctrl-C stops cleanly and keeps what was measured.
     """
+    if timeout is not None and not math.isfinite(timeout):  # FloatRange lets nan through
+        raise BadInput(f"--timeout {timeout} is not a number of seconds; give 0.1 to "
+                       f"{MAX_TIMEOUT_S:.0f}")
     overrides = Overrides(backend=backend, runtimes=split(runtimes),
-                          workloads=split(workload_names), rounds=rounds, warmup=warmup,
+                          workloads=split(workload_names, "--workloads", "start,syscall"),
+                          rounds=rounds, warmup=warmup,
                           timeout_s=timeout,
                           kubernetes=kube_flags(kubeconfig, kube_context, node, image, pull_policy))
     spec = load_spec(spec_file, profile, overrides)
+    # Before the run directory is made and the image prepared (minutes, when it is built):
+    # a bad --out is bad input, not a run that failed.
+    check_out_dir(out, "--out")
     new_out = not out.exists()
     run_id, run_dir = results.create_run_dir(out)
     with runner.sigterm_interrupts():
@@ -69,7 +83,7 @@ def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str
             # A Ctrl-C after the run recorded its end (the summary, the report): the run
             # itself is whole on disk.
             raise Interrupted(f"interrupted; the run is in {run_dir}") from None
-    _raise_for(str(loaded.meta.get("status")), loaded)
+    _raise_for(loaded.info.status, loaded)
 
 
 def _measure(spec: Spec, run_id: str, run_dir: Path, cache_dir: Path,
@@ -110,7 +124,9 @@ def _measure(spec: Spec, run_id: str, run_dir: Path, cache_dir: Path,
             if isinstance(exc, (KeyboardInterrupt, Interrupted)):
                 raise Interrupted("interrupted before anything was measured") from None
         raise
-    return results.load_run(run_dir)
+    loaded = results.load_run(run_dir)
+    warn_damaged(loaded)
+    return loaded
 
 
 def _run_with_progress(the_plan: runner.Plan, backend_obj: backends.Backend,
@@ -123,7 +139,7 @@ def _run_with_progress(the_plan: runner.Plan, backend_obj: backends.Backend,
         def progress(done: int, total: int, step: runner.Step) -> None:
             warm = " warmup" if step.warmup else ""
             what = f"{step.workload.name}/{step.case.name} {step.runtime} round {step.round}{warm}"
-            bar.update(task, completed=done, description=what)
+            bar.update(task, completed=done, description=escape(what))
 
         def notice(line: str) -> None:
             console.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
@@ -133,21 +149,21 @@ def _run_with_progress(the_plan: runner.Plan, backend_obj: backends.Backend,
 
 def _raise_for(status: str, loaded: results.Run) -> None:
     if status == "interrupted":
-        skipped = any("cleanup was skipped" in w for w in loaded.meta.get("warnings", []))
+        skipped = any("cleanup was skipped" in w for w in loaded.info.warnings)
         gc = "; cleanup was skipped: run `sandbench gc` to finish it" if skipped else ""
         raise Interrupted(f"interrupted; the samples measured so far are in {loaded.dir}{gc}")
-    if loaded.meta.get("valid") is False:
-        raise InvalidRun("; ".join(loaded.meta.get("warnings", [])))
+    if loaded.info.valid is False:
+        raise InvalidRun("; ".join(loaded.info.warnings))
 
 
 def print_summary(summary: RunSummary, *, verbose: bool = False) -> None:
     """The run's summary on stdout: a table per workload, then what the marks mean."""
     loaded = summary.run
-    tables = summary_tables(summary.table, loaded.meta, verbose=verbose)
+    tables = summary_tables(summary.table, loaded.info, verbose=verbose)
     if not tables:
         show.print("no samples were measured")
         return
-    show.print(f"run {loaded.run_id} ({loaded.meta.get('status')})", highlight=False)
+    show.print(f"run {loaded.run_id} ({loaded.info.status})", highlight=False)
     for found in tables:
         # Title and caption as lines of their own: under a table's title they would wrap
         # at the table's width, not the terminal's.
@@ -162,7 +178,7 @@ def print_summary(summary: RunSummary, *, verbose: bool = False) -> None:
         if found.caption:
             show.print(escape(found.caption), highlight=False)
     show.print()
-    for line in legend(loaded.meta, summary.table):
+    for line in legend(loaded.info, summary.table):
         show.print(escape(line), highlight=False)
 
 
@@ -172,7 +188,9 @@ def print_summary(summary: RunSummary, *, verbose: bool = False) -> None:
               "headline.")
 def summary(run_dir: Path, verbose: bool) -> None:
     """Print RUN_DIR's summary tables again, as `sandbench run` printed them at its end."""
-    print_summary(summarize_run(results.load_run(run_dir)), verbose=verbose)
+    loaded = results.load_run(run_dir)
+    warn_damaged(loaded)
+    print_summary(summarize_run(loaded), verbose=verbose)
 
 
 @click.command()
@@ -188,6 +206,14 @@ def summary(run_dir: Path, verbose: bool) -> None:
 def report(run_dir: Path, output: Path | None, no_embed_js: bool, baseline: Path | None,
            history: Path | None) -> None:
     """Render RUN_DIR's results as one self-contained HTML file."""
-    path = render_report(run_dir, output, embed_js=not no_embed_js, baseline=baseline,
-                         history=history)
+    loaded = results.load_run(run_dir)
+    against = results.load_run(baseline) if baseline else None
+    path = output if output is not None else run_dir / REPORT_FILE
+    check_out_file(path, "-o" if output is not None else "RUN_DIR")
+    warn_damaged(loaded, against)
+    try:
+        write_report(summarize_run(loaded), path, embed_js=not no_embed_js, baseline=against,
+                     history=history)
+    except OSError as exc:
+        raise BadInput(f"cannot write the report to {str(path)!r}: {exc.strerror}") from exc
     show.print(f"report: {path}", highlight=False, soft_wrap=True)

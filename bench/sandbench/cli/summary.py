@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from sandbench import workloads
+from sandbench.formats import RunMeta
 from sandbench.report.charts import workload_order
 from sandbench.report.labels import EMULATED, Runtimes, runtimes
 
@@ -58,13 +59,13 @@ def _cell(row: pd.Series) -> str:
     return text
 
 
-def runtime_header(name: str, meta: Mapping[str, Any], names: Runtimes) -> str:
-    if name == meta.get("baseline"):
+def runtime_header(name: str, meta: RunMeta, names: Runtimes) -> str:
+    if name == meta.baseline:
         return f"{name}\n(baseline)"
     return f"{name}\n(emulated)" if name in names.emulated else name
 
 
-def summary_tables(summary: pd.DataFrame, meta: Mapping[str, Any], *,
+def summary_tables(summary: pd.DataFrame, meta: RunMeta, *,
                    verbose: bool = False) -> list[SummaryTable]:
     """The tables of a run's summary (stats.summarize's rows), in report order: one per
     workload, or one per metric of a workload whose rows also have labels (io's job and
@@ -106,7 +107,7 @@ def _metric_rank(workload: str) -> dict[str, int]:
     return {m.name: i for i, m in enumerate(known.metrics)} if known else {}
 
 
-def _table(workload: str, rows: pd.DataFrame, meta: Mapping[str, Any], names: Runtimes,
+def _table(workload: str, rows: pd.DataFrame, meta: RunMeta, names: Runtimes,
            shown: str) -> SummaryTable:
     groups = list(rows.groupby(["metric", "labels"], sort=False))
     labels = [dict(group["label_values"].iloc[0]) for _, group in groups]
@@ -165,10 +166,10 @@ def _blank_repeats(rows: list[list[str]], width: int) -> list[list[str]]:
     return out
 
 
-def legend(meta: Mapping[str, Any], summary: pd.DataFrame) -> list[str]:
+def legend(meta: RunMeta, summary: pd.DataFrame) -> list[str]:
     """What the marks mean, and which runtimes are emulated; printed under the tables."""
     names = runtimes(meta, summary["runtime"].unique())
-    baseline = meta.get("baseline")
+    baseline = meta.baseline
     lines = []
     if baseline:
         lines.append(f"median ×ratio to {baseline}: + better, ! worse, = no clear difference "

@@ -33,6 +33,6 @@ def target(destination: str, key_file: str | None, known_hosts: str | None,
     values = {"host": host, "user": user, "port": port, "key_file": key_file,
               "known_hosts": known_hosts, "fingerprint": fingerprint}
     try:
-        return SshTarget(**{k: v for k, v in values.items() if v is not None})
+        return SshTarget.model_validate({k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
         raise BadInput(validation_message(exc, "--ssh")) from None

@@ -26,6 +26,9 @@ from sandbench.analysis.summary import RunSummary, summarize_run
 from sandbench.analysis.thresholds import Thresholds
 from sandbench.analysis.verdict import ALPHA, CONFIDENCE, MIN_SAMPLES, Judgement, Verdict, judge
 from sandbench.errors import BadInput
+from sandbench.formats import (COMPARE_VERSION, ComparisonRecord, DifferenceRecord,
+                               JudgementRecord, MetricRecord, RunRef, SideRecord, SpecInfo,
+                               RunMeta, ThresholdsRecord)
 from sandbench.nightly import envdiff, hostdrift
 from sandbench.nightly.envdiff import Difference
 from sandbench.results import Run
@@ -34,8 +37,9 @@ __all__ = ["ALPHA", "Comparison", "ComparisonError", "Judgement", "MetricCompari
            "Verdict", "compare_rows", "compare_runs", "compare_summaries", "compare_variants",
            "judge"]
 
-#: Version of the comparison's JSON (``--json``, verdict.json).
-FORMAT_VERSION = 1
+#: Version of the comparison's JSON (``--json``, verdict.json); its model is
+#: formats.ComparisonRecord.
+FORMAT_VERSION = COMPARE_VERSION
 
 
 class ComparisonError(BadInput):
@@ -54,20 +58,29 @@ class Side:
     cov: float
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Side:
-        return cls(int(data["n"]), int(data["failed"]), *(_number(data.get(k)) for k in
-                                                          ("median", "ci_low", "ci_high", "cov")))
+    def from_record(cls, record: SideRecord) -> Side:
+        return cls(record.n, record.failed, _number(record.median), _number(record.ci_low),
+                   _number(record.ci_high), _number(record.cov))
+
+    def record(self) -> SideRecord:
+        return SideRecord(n=self.n, failed=self.failed, median=self.median, ci_low=self.ci_low,
+                          ci_high=self.ci_high, cov=self.cov)
 
 
-def _number(value: Any) -> float:
-    """A JSON number back to a float: None was written for NaN (JSON has none)."""
+def _number(value: float | None) -> float:
+    """A JSON number back to a float: None was written for NaN and infinities (JSON has none)."""
     return math.nan if value is None else float(value)
 
 
-def _judgement(data: Mapping[str, Any]) -> Judgement:
-    return Judgement(Verdict(data["verdict"]), str(data["reason"]),
-                     *(_number(data.get(k)) for k in ("change", "change_low", "change_high",
-                                                      "p_value", "p_new_larger")))
+def _judgement(record: JudgementRecord | MetricRecord) -> Judgement:
+    return Judgement(Verdict(record.verdict), record.reason, _number(record.change),
+                     _number(record.change_low), _number(record.change_high),
+                     _number(record.p_value), _number(record.p_new_larger))
+
+
+def _judgement_record(judgement: Judgement) -> JudgementRecord:
+    return JudgementRecord(verdict=str(judgement.verdict), **{
+        k: v for k, v in vars(judgement).items() if k != "verdict"})
 
 
 @dataclass(frozen=True)
@@ -96,26 +109,26 @@ class MetricComparison:
     def name(self) -> str:
         return f"{self.metric}[{self.labels}]" if self.labels else self.metric
 
+    def record(self) -> MetricRecord:
+        judged = _judgement_record(self.judgement)
+        return MetricRecord(
+            runtime=self.runtime, workload=self.workload, metric=self.metric,
+            labels=self.labels, unit=self.unit, better=self.better, threshold=self.threshold,
+            base=self.base.record(), new=self.new.record(), **judged.model_dump(),
+            relative=_judgement_record(self.relative) if self.relative else None,
+            reference=self.reference)
+
     def to_json(self) -> dict[str, Any]:
-        row: dict[str, Any] = _clean({
-            "runtime": self.runtime, "workload": self.workload, "metric": self.metric,
-            "labels": self.labels, "unit": self.unit, "better": self.better,
-            "threshold": self.threshold, "base": vars(self.base), "new": vars(self.new),
-            **{k: v for k, v in vars(self.judgement).items()},
-            "relative": vars(self.relative) if self.relative else None,
-            "reference": self.reference,
-        })
-        return row
+        """The metric as verdict.json holds it: NaN and infinities as null."""
+        return self.record().model_dump(mode="json")
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> MetricComparison:
-        """A metric as ``to_json`` wrote it (verdict.json, ``compare --json``)."""
-        relative = data.get("relative")
-        return cls(str(data["runtime"]), str(data["workload"]), str(data["metric"]),
-                   str(data["labels"]), str(data["unit"]), str(data["better"]),
-                   float(data["threshold"]), Side.from_json(data["base"]),
-                   Side.from_json(data["new"]), _judgement(data),
-                   _judgement(relative) if relative else None, str(data.get("reference") or ""))
+    def from_record(cls, record: MetricRecord) -> MetricComparison:
+        """A metric as verdict.json or ``compare --json`` holds it."""
+        return cls(record.runtime, record.workload, record.metric, record.labels, record.unit,
+                   record.better, record.threshold, Side.from_record(record.base),
+                   Side.from_record(record.new), _judgement(record),
+                   _judgement(record.relative) if record.relative else None, record.reference)
 
 
 @dataclass(frozen=True)
@@ -147,48 +160,44 @@ class Comparison:
     def tally(self) -> str:
         return ", ".join(f"{self.count(v)} {v}" for v in Verdict)
 
+    def record(self) -> ComparisonRecord:
+        return ComparisonRecord(
+            format="sandbench-compare", format_version=FORMAT_VERSION,
+            base=RunRef(run_id=self.base_id, dir=str(self.base_dir)),
+            new=RunRef(run_id=self.new_id, dir=str(self.new_dir)),
+            mode="runs" if self.mode == "runs" else "variants", pairs=list(self.pairs),
+            alpha=self.alpha, min_samples=MIN_SAMPLES, test="Mann-Whitney U, two-sided",
+            thresholds=ThresholdsRecord(default=self.thresholds.default,
+                                        per_metric=dict(self.thresholds.per_metric)),
+            counts={str(v): self.count(v) for v in Verdict},
+            environment=[DifferenceRecord(**d.to_json()) for d in self.environment],
+            metrics=[m.record() for m in self.metrics])
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "format": "sandbench-compare", "format_version": FORMAT_VERSION,
-            "base": {"run_id": self.base_id, "dir": str(self.base_dir)},
-            "new": {"run_id": self.new_id, "dir": str(self.new_dir)},
-            "mode": self.mode, "pairs": [list(p) for p in self.pairs], "alpha": self.alpha,
-            "min_samples": MIN_SAMPLES, "test": "Mann-Whitney U, two-sided",
-            "thresholds": self.thresholds.to_json(),
-            "counts": {str(v): self.count(v) for v in Verdict},
-            "environment": [d.to_json() for d in self.environment],
-            "metrics": [m.to_json() for m in self.metrics],
-        }
+        """The comparison as ``compare --json`` writes it (formats.ComparisonRecord)."""
+        return self.record().model_dump(mode="json")
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Comparison:
-        """A comparison as ``to_json`` wrote it: the gate's own verdict, not a re-judgement."""
+        """A comparison as ``to_json`` wrote it: the gate's own verdict, not a re-judgement.
+        Raises ComparisonError for another document, pydantic's ValidationError (a ValueError)
+        for a damaged one."""
         if data.get("format") != "sandbench-compare":
             raise ComparisonError("not a sandbench comparison (no format: sandbench-compare)")
-        thresholds = data.get("thresholds") or {}
-        return cls(str(data["base"]["run_id"]), str(data["new"]["run_id"]),
-                   Path(data["base"]["dir"]), Path(data["new"]["dir"]), str(data["mode"]),
-                   [(str(a), str(b)) for a, b in data["pairs"]], float(data["alpha"]),
-                   Thresholds(float(thresholds.get("default", 0.10)),
-                              dict(thresholds.get("per_metric") or {})),
-                   [MetricComparison.from_json(m) for m in data["metrics"]],
-                   [Difference.from_json(d) for d in data.get("environment") or []])
+        return cls.from_record(ComparisonRecord.model_validate(data))
+
+    @classmethod
+    def from_record(cls, record: ComparisonRecord) -> Comparison:
+        return cls(record.base.run_id, record.new.run_id, Path(record.base.dir),
+                   Path(record.new.dir), record.mode, list(record.pairs), record.alpha,
+                   Thresholds(record.thresholds.default, dict(record.thresholds.per_metric)),
+                   [MetricComparison.from_record(m) for m in record.metrics],
+                   [Difference(d.fact, d.base, d.new, d.gating) for d in record.environment])
 
 
-def _clean(value: Any) -> Any:
-    """JSON has no NaN: None instead."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, Verdict):
-        return str(value)
-    return value
-
-
-def _summaries(rows: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
+def _summaries(rows: pd.DataFrame, meta: RunMeta) -> pd.DataFrame:
     # The run's own baseline ratios are not wanted here; only the per-group summaries.
-    summary = stats.summarize_rows(rows, {**meta, "baseline": ""})
+    summary = stats.summarize_rows(rows, meta, against_baseline=False)
     return summary.set_index(stats.GROUP)
 
 
@@ -204,8 +213,8 @@ def _values(good: Mapping[tuple[str, ...], Any], key: tuple[str, ...]) -> Any:
     return good.get(key, np.array([], dtype=np.float64))
 
 
-def compare_rows(base_rows: pd.DataFrame, new_rows: pd.DataFrame, base_meta: Mapping[str, Any],
-                 new_meta: Mapping[str, Any], *, thresholds: Thresholds, alpha: float = ALPHA,
+def compare_rows(base_rows: pd.DataFrame, new_rows: pd.DataFrame, base_meta: RunMeta,
+                 new_meta: RunMeta, *, thresholds: Thresholds, alpha: float = ALPHA,
                  confidence: float = CONFIDENCE) -> list[MetricComparison]:
     """Compare rows already passed through stats.measured, matched by stats.GROUP."""
     return _compare(_summaries(base_rows, base_meta), _summaries(new_rows, new_meta),
@@ -260,7 +269,9 @@ def compare_summaries(base: RunSummary, new: RunSummary, *,
     # group is bootstrapped on its own stream (stats._bootstrap).
     metrics = _compare(base.by_key, new.by_key, base.values, new.values, thresholds=thresholds,
                        alpha=alpha, confidence=confidence)
-    baseline = _common_baseline(base.run.meta, new.run.meta, common)
+    _something_in_common(metrics, f"runs {base.run.run_id!r} and {new.run.run_id!r}",
+                         base.rows, new.rows)
+    baseline = _common_baseline(base.run.info, new.run.info, common)
     base_rounds, new_rounds = drift.Rounds(base.good), drift.Rounds(new.good)
     metrics = [hostdrift.against_drift(m, base_rounds, new_rounds, baseline, alpha, confidence)
                for m in metrics]
@@ -274,13 +285,25 @@ def compare_summaries(base: RunSummary, new: RunSummary, *,
                       envdiff.differences(base.run.meta, new.run.meta, pairs))
 
 
-def _common_baseline(base_meta: Mapping[str, Any], new_meta: Mapping[str, Any],
-                     common: list[str]) -> str:
+def _something_in_common(metrics: list[MetricComparison], what: str, base_rows: pd.DataFrame,
+                         new_rows: pd.DataFrame) -> None:
+    """Refuse a comparison where no metric was measured on both sides: every verdict would be
+    "inconclusive", which reads as a result when it is a mistake (two different suites)."""
+    if any((m.base.n or m.base.failed) and (m.new.n or m.new.failed) for m in metrics):
+        return
+
+    def measured(rows: pd.DataFrame) -> str:
+        return ", ".join(sorted(set(rows["workload"] + " " + rows["metric"]))) or "none"
+
+    raise ComparisonError(f"{what} have nothing to compare: no metric was measured in both "
+                          f"(base: {measured(base_rows)}; new: {measured(new_rows)})")
+
+
+def _common_baseline(base_meta: RunMeta, new_meta: RunMeta, common: list[str]) -> str:
     """The baseline runtime both runs measured: the new run's, else the base run's."""
     for meta in (new_meta, base_meta):
-        name = str(meta.get("baseline") or "")
-        if name in common:
-            return name
+        if meta.baseline and meta.baseline in common:
+            return meta.baseline
     return ""
 
 
@@ -309,26 +332,27 @@ def compare_variants(run: Run, a: str, b: str, *, thresholds: Thresholds | None 
     base_rows = rows[rows["runtime"] == a].assign(runtime=label)
     new_rows = rows[rows["runtime"] == b].assign(runtime=label)
     thresholds = thresholds or Thresholds()
-    metrics = compare_rows(base_rows, new_rows, run.meta, run.meta, thresholds=thresholds,
+    metrics = compare_rows(base_rows, new_rows, run.info, run.info, thresholds=thresholds,
                            alpha=alpha, confidence=confidence)
+    _something_in_common(metrics, f"runtimes {a!r} and {b!r} of run {run.run_id!r}", base_rows,
+                         new_rows)
     # One run: one environment. What differs between the two runtimes is the experiment.
     intended = envdiff.runtime_differences(run.meta, run.meta, a, b, gating=False)
     return Comparison(run.run_id, run.run_id, run.dir, run.dir, "variants", [(a, b)], alpha,
                       thresholds, metrics, intended)
 
 
-def variant_pairs(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(A, B) for each variant B in a run's runtimes: A is the runtime it varies when that
-    ran too, else the first listed variant of the same runtime (runc-a, runc-b)."""
-    spec = meta.get("spec") or {}
-    runtimes = [str(r) for r in spec.get("runtimes") or []]
-    variants: Mapping[str, Any] = spec.get("variants") or {}
+def variant_pairs(spec: SpecInfo) -> list[tuple[str, str]]:
+    """(A, B) for each variant B in a run's runtimes (its spec as run.json records it): A is
+    the runtime it varies when that ran too, else the first listed variant of the same
+    runtime (runc-a, runc-b)."""
+    runtimes, variants = spec.runtimes, spec.variants
     pairs = []
     for name in runtimes:
-        of = str((variants.get(name) or {}).get("runtime") or "")
+        of = variants[name].runtime if name in variants else ""
         if not of:
             continue
-        siblings = [r for r in runtimes if (variants.get(r) or {}).get("runtime") == of]
+        siblings = [r for r in runtimes if r in variants and variants[r].runtime == of]
         base = of if of in runtimes else siblings[0]
         if base != name:
             pairs.append((base, name))
@@ -339,7 +363,7 @@ def compare_all_variants(run: Run, *, thresholds: Thresholds | None = None,
                          alpha: float = ALPHA,
                          measured: pd.DataFrame | None = None) -> list[Comparison]:
     """Each variant of the run against the runtime it varies, when both ran."""
-    pairs = variant_pairs(run.meta)
+    pairs = variant_pairs(run.info.spec)
     if pairs and measured is None:
         measured = stats.measured(run.samples)
     return [compare_variants(run, a, b, thresholds=thresholds, alpha=alpha, measured=measured)

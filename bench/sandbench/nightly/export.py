@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import platform
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -64,7 +64,7 @@ def convert(values: np.ndarray[Any, Any], unit: str) -> tuple[np.ndarray[Any, An
 
 
 def _machine_info(run: Run, skipped: list[dict[str, str]]) -> dict[str, Any]:
-    host: Mapping[str, Any] = run.meta.get("host") or {}
+    host = run.info.host
     python = str(host.get("python") or platform.python_version())
     return {
         "node": host.get("hostname", ""), "processor": "", "machine": host.get("arch", ""),
@@ -73,9 +73,9 @@ def _machine_info(run: Run, skipped: list[dict[str, str]]) -> dict[str, Any]:
         "python_build": [], "release": host.get("kernel", ""), "system": "Linux",
         "cpu": {"brand_raw": host.get("cpu_model", ""), "count": host.get("cores"),
                 "arch": host.get("arch", "")},
-        "sandbench": {"run_id": run.run_id, "backend": run.meta.get("backend"),
-                      "host": dict(host), "environment": run.meta.get("environment") or {},
-                      "runtimes": run.meta.get("runtimes") or {}, "skipped": skipped},
+        "sandbench": {"run_id": run.run_id, "backend": run.info.backend,
+                      "host": dict(host), "environment": run.info.environment,
+                      "runtimes": run.info.runtimes, "skipped": skipped},
     }
 
 
@@ -111,7 +111,7 @@ def _benchmark(run: Run, key: tuple[str, ...], row: pd.Series, values: np.ndarra
 def to_pytest_benchmark(run: Run) -> dict[str, Any]:
     """The run as pytest-benchmark's JSON (see the module docstring)."""
     rows = stats.measured(run.samples)
-    summary = stats.summarize_rows(rows, {**run.meta, "baseline": ""}).set_index(stats.GROUP)
+    summary = stats.summarize_rows(rows, run.info, against_baseline=False).set_index(stats.GROUP)
     good = stats.good(rows)
     benchmarks: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
@@ -131,13 +131,13 @@ def to_pytest_benchmark(run: Run) -> dict[str, Any]:
                                                f"per operation; left out of stats.data"})
         if values.size:
             benchmarks.append(_benchmark(run, key, row, values, conversion))
-    commit = run.meta.get("git_commit")
+    commit = run.info.git_commit
     return {
         "machine_info": _machine_info(run, skipped),
         "commit_info": {"id": commit or "unversioned", "time": None, "author_time": None,
                         "dirty": False, "project": "sandbench", "branch": "(unknown)"},
         "benchmarks": benchmarks,
-        "datetime": str(run.meta.get("started_at") or ""),
+        "datetime": run.info.started_at,
         "version": PYTEST_BENCHMARK_VERSION,
     }
 

@@ -14,59 +14,33 @@ read, and a line of an index version this sandbench does not know is re-read fro
 An object store prefix works the same way once synced to a directory (``aws s3 sync``,
 ``gsutil rsync``): only the runs that changed are read again.
 
-Index format history (``index_version`` on each line): 1, the first.
+Index format history (``index_version`` on each line): 1, the first. A line is read and written
+through formats.HistoryEntry, verdict.json's gate through formats.GateRecord.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from pydantic import ValidationError
+
+from sandbench.formats import INDEX_VERSION, NOT_GOOD_GATES, GateRecord, HistoryEntry, RunMeta
 from sandbench.results import RUN_FILE, ResultsError, load_meta
 
+__all__ = ["INDEX_FILE", "INDEX_VERSION", "NOT_GOOD_GATES", "VERDICT_FILE", "Entry",
+           "last_good", "load_index", "read_entry", "run_dirs"]
+
 INDEX_FILE = "index.jsonl"
-INDEX_VERSION = 1
 VERDICT_FILE = "verdict.json"
-#: Gate outcomes written by ``sandbench compare --record``; a run whose gate failed or was
-#: refused (environment changed) is not a baseline for the next night until a person looks.
-NOT_GOOD_GATES = {"failed", "refused"}
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One run of the history, as listed by ``sandbench history``."""
-
-    run_id: str
-    #: The run directory, relative to the history directory.
-    path: str
-    started_at: str
-    status: str
-    #: run.json's ``valid``: False when over 10% of samples failed; None if not recorded.
-    valid: bool | None
-    backend: str
-    runtimes: list[str]
-    host: str
-    commit: str
-    spec_name: str
-    sandbench_version: str
-    #: "passed", "failed", "refused" or "compared" from verdict.json; "" when never compared.
-    gate: str = ""
-    #: What the entry was read from: sizes and mtimes of run.json and verdict.json.
-    stamp: list[int] = field(default_factory=list)
-    index_version: int = INDEX_VERSION
-
-    @property
-    def good(self) -> bool:
-        """A run fit to be the next baseline: completed, valid, and its gate not failed."""
-        return self.status == "completed" and self.valid is not False \
-            and self.gate not in NOT_GOOD_GATES
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+#: One run of the history (a line of the index); its model is formats.HistoryEntry.
+Entry = HistoryEntry
 
 
 def _stamp(run_dir: Path) -> list[int]:
@@ -75,36 +49,34 @@ def _stamp(run_dir: Path) -> list[int]:
         try:
             info = (run_dir / name).stat()
             stamp += [info.st_size, info.st_mtime_ns]
-        except FileNotFoundError:
+        except OSError:  # missing, or a symlink loop: read as absent
             stamp += [0, 0]
     return stamp
 
 
 def _gate(run_dir: Path) -> str:
     try:
-        verdict = json.loads((run_dir / VERDICT_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
+        record = GateRecord.model_validate_json((run_dir / VERDICT_FILE).read_bytes())
+    except (OSError, ValidationError):
         return ""
-    return str(verdict.get("gate") or "") if isinstance(verdict, dict) else ""
+    return record.gate or ""
 
 
 def read_entry(history: Path, run_dir: Path) -> Entry:
     """The index line of one run directory; raises ResultsError for an unreadable run."""
-    meta = load_meta(run_dir)
-    spec = meta.get("spec") or {}
-    host = meta.get("host") or {}
+    meta = RunMeta.read(load_meta(run_dir))
     return Entry(
-        run_id=str(meta.get("run_id") or run_dir.name),
+        run_id=meta.run_id,
         path=run_dir.relative_to(history).as_posix(),
-        started_at=str(meta.get("started_at") or ""),
-        status=str(meta.get("status") or "unknown"),
-        valid=meta.get("valid") if isinstance(meta.get("valid"), bool) else None,
-        backend=str(meta.get("backend") or ""),
-        runtimes=[str(r) for r in spec.get("runtimes") or meta.get("runtimes") or []],
-        host=str(host.get("hostname") or ""),
-        commit=str(meta.get("git_commit") or ""),
-        spec_name=str(spec.get("name") or ""),
-        sandbench_version=str(meta.get("sandbench_version") or ""),
+        started_at=meta.started_at,
+        status=meta.status,
+        valid=meta.valid,
+        backend=meta.backend,
+        runtimes=meta.spec.runtimes or list(meta.runtimes),
+        host=str(meta.host.get("hostname") or ""),
+        commit=meta.git_commit or "",
+        spec_name=meta.spec.name or "",
+        sandbench_version=meta.sandbench_version or "",
         gate=_gate(run_dir),
         stamp=_stamp(run_dir),
     )
@@ -119,36 +91,55 @@ def run_dirs(history: Path) -> list[Path]:
 
 def _read_index(path: Path) -> dict[str, Entry]:
     known: dict[str, Entry] = {}
-    if not path.is_file():
-        return known
-    for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+        lines = path.read_bytes().splitlines() if path.is_file() else []
+    except OSError:
+        return known  # derived data: every run is read again
+    for line in lines:
         try:
             row = json.loads(line)
-            if row.get("index_version") != INDEX_VERSION:
+            if not isinstance(row, dict) or row.get("index_version") != INDEX_VERSION:
                 continue  # another version's line: re-read from its run
-            entry = Entry(**row)
-        except (json.JSONDecodeError, TypeError, AttributeError):
-            continue  # a torn or foreign line: the run is read again
+            entry = Entry.model_validate(row)
+        except (ValueError, RecursionError):  # not JSON or UTF-8, or not an index line
+            continue  # the run is read again
         known[entry.path] = entry
     return known
 
 
 def _write_index(path: Path, entries: Iterable[Entry]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
-        for entry in entries:
-            out.write(json.dumps(entry.to_json(), sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            for entry in entries:
+                out.write(json.dumps(entry.to_json(), sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        # The index only saves reading runs again: a history on a read-only mount, or with
+        # something else in the index's place, is still listed, only read in full each time.
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
-def load_index(history: Path, *, rebuild: bool = False) -> list[Entry]:
+@dataclass(frozen=True)
+class Scan:
+    """What a history directory holds: its runs, and the run directories that could not be
+    read, each with why."""
+
+    entries: list[Entry]
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+
+
+def scan(history: Path, *, rebuild: bool = False) -> Scan:
     """Every run under ``history``, oldest first, with the index brought up to date (and
-    written back when anything changed). Unreadable run directories are left out."""
+    written back when anything changed); a run directory that cannot be read is set aside
+    with its reason, and the others are listed."""
     if not history.is_dir():
         raise ResultsError(f"{str(history)!r} is not a directory of runs")
     index = history / INDEX_FILE
     known = {} if rebuild else _read_index(index)
     entries: list[Entry] = []
+    unreadable: list[tuple[str, str]] = []
     for run_dir in run_dirs(history):
         rel = run_dir.relative_to(history).as_posix()
         cached = known.get(rel)
@@ -159,12 +150,17 @@ def load_index(history: Path, *, rebuild: bool = False) -> list[Entry]:
             continue
         try:
             entries.append(read_entry(history, run_dir))
-        except ResultsError:
-            continue
+        except ResultsError as exc:
+            unreadable.append((rel, str(exc)))
     entries.sort(key=lambda e: (e.started_at, e.run_id))
     if rebuild or entries != sorted(known.values(), key=lambda e: (e.started_at, e.run_id)):
         _write_index(index, entries)
-    return entries
+    return Scan(entries, unreadable)
+
+
+def load_index(history: Path, *, rebuild: bool = False) -> list[Entry]:
+    """The runs of :func:`scan`; unreadable run directories are left out."""
+    return scan(history, rebuild=rebuild).entries
 
 
 def last_good(entries: Iterable[Entry], *, before: str | None = None,

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sandbench.formats import RunMeta
+
 #: Said next to every number of an emulated runtime: TCG is many times slower than KVM.
 EMULATED = "emulated, not representative of KVM"
 #: Colour-blind safe (Okabe and Ito), in the order runtimes are listed.
@@ -33,16 +35,15 @@ class Runtimes:
         return self.names.get(runtime, runtime)
 
 
-def runtimes(meta: Mapping[str, Any], seen: Iterable[str]) -> Runtimes:
+def runtimes(meta: RunMeta, seen: Iterable[str]) -> Runtimes:
     """Baseline first, then the spec's order, then any other runtime by name."""
-    facts: Mapping[str, Any] = meta.get("runtimes") or {}
-    listed = (meta.get("spec") or {}).get("runtimes") or []
+    facts = meta.runtimes
     measured = {str(name) for name in seen}
     order: list[str] = []
-    for name in [meta.get("baseline"), *listed, *sorted(facts), *sorted(measured)]:
+    for name in [meta.baseline, *meta.spec.runtimes, *sorted(facts), *sorted(measured)]:
         if name and name not in order and (name in facts or name in measured):
-            order.append(str(name))
-    emulated = frozenset(n for n in order if (facts.get(n) or {}).get("emulated"))
+            order.append(name)
+    emulated = frozenset(n for n in order if meta.runtime_facts(n).get("emulated"))
     names = {n: f"{n} ({EMULATED})" if n in emulated else n for n in order}
     colours = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(order)}
     return Runtimes(order=order, names=names, colours=colours, emulated=emulated)

@@ -23,6 +23,7 @@ from markupsafe import Markup
 from sandbench import __version__
 from sandbench.analysis import stats
 from sandbench.analysis.summary import RunSummary, summarize_run
+from sandbench.formats import RunMeta
 from sandbench.report import tables, trends, verdict_section
 from sandbench.report.bars import bar_charts
 from sandbench.report.charts import Chart, template_json, workload_order
@@ -78,7 +79,7 @@ def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None
     """The report of ``run``; ``summary``: its summary when already made (summarize_run)."""
     if summary is None:
         summary = summarize_run(run)
-    names = runtimes(run.meta, run.samples["runtime"].unique())
+    names = runtimes(run.info, run.samples["runtime"].unique())
     charts = make_charts(summary.rows, summary.table, names)
     found = trends.trends(summary, history, names) if history is not None else None
     charts += found.charts if found else []
@@ -86,17 +87,18 @@ def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None
         "verdicts": verdict_section.sections(summary, baseline),
         "trends": trends.context(found),
         "run": header(run),
-        "notes": notes(run.meta, names),
+        "notes": notes(run.info, names),
         "headline": tables.headline(summary.table, names),
         "sections": sections(charts, {"io": io_mode_notes(run.samples, names)}),
-        "warnings": all_warnings(run.meta, summary.table),
+        "warnings": all_warnings(run.info, summary.table, run.damage_warning()),
         "failures": tables.failures(run.samples, names),
-        "host": tables.host_facts(run.meta),
-        "runtime_facts": tables.runtime_facts(run.meta, names),
-        "metrics": tables.metric_facts(run.meta),
-        "clocks": tables.clock_facts(run.meta),
-        "clock_drift": tables.clock_drift(run.meta, names),
-        "spec": json.dumps(run.meta.get("spec") or {}, indent=2, sort_keys=True, default=str),
+        "host": tables.host_facts(run.info),
+        "runtime_facts": tables.runtime_facts(run.info, names),
+        "metrics": tables.metric_facts(run.info),
+        "clocks": tables.clock_facts(run.info),
+        "clock_drift": tables.clock_drift(run.info, names),
+        "spec": json.dumps(run.info.spec.model_dump(exclude_unset=True), indent=2,
+                           sort_keys=True, default=str),
         "chart_count": len(charts),
         "plotly": plotly_script(embed_js),
         "template": Markup(template_json()),  # made safe for <script> by charts
@@ -134,21 +136,21 @@ def sections(charts: list[Chart],
 
 
 def header(run: Run) -> dict[str, str]:
-    meta = run.meta
-    status = str(meta.get("status") or "unknown")
+    meta = run.info
+    status = meta.status
     samples = run.samples
     return {
         "id": run.run_id, "status": status,
         "status_class": "ok" if status == "completed" else "bad",
         "note": STATUS_NOTES.get(status, ""),
-        "reason": str(meta.get("status_reason") or ""),
-        "started": str(meta.get("started_at") or "—"),
-        "ended": str(meta.get("ended_at") or "—"),
-        "duration": duration(meta.get("started_at"), meta.get("ended_at")),
-        "backend": str(meta.get("backend") or "—"),
-        "baseline": str(meta.get("baseline") or "none"),
-        "version": str(meta.get("sandbench_version") or "—"),
-        "commit": str(meta.get("git_commit") or "—"),
+        "reason": meta.status_reason or "",
+        "started": meta.started_at or "—",
+        "ended": meta.ended_at or "—",
+        "duration": duration(meta.started_at, meta.ended_at),
+        "backend": meta.backend or "—",
+        "baseline": meta.baseline or "none",
+        "version": meta.sandbench_version or "—",
+        "commit": meta.git_commit or "—",
         "samples": f"{len(samples):,} samples: {int(samples['warmup'].sum()):,} warmup, "
                    f"{int((samples['status'] == 'failed').sum()):,} failed, "
                    f"{int((samples['status'] == 'skipped').sum()):,} skipped",
@@ -166,14 +168,13 @@ def duration(started: Any, ended: Any) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min {secs:02d} s"
 
 
-def notes(meta: Mapping[str, Any], names: Runtimes) -> list[str]:
+def notes(meta: RunMeta, names: Runtimes) -> list[str]:
     """Caveats the reader needs before any number: emulated runtimes, clocks that drifted."""
-    facts: Mapping[str, Any] = meta.get("runtimes") or {}
-    said = [f"{name} runs under {facts[name].get('accel', 'emulation')}: {EMULATED}. "
+    said = [f"{name} runs under {meta.runtime_facts(name).get('accel', 'emulation')}: "
+            f"{EMULATED}. "
             f"Its numbers are marked wherever they appear."
             for name in names.order if name in names.emulated]
-    drift: Mapping[str, Mapping[str, Any]] = (meta.get("environment") or {}).get(
-        "clock_drift") or {}
+    drift: Mapping[str, Mapping[str, Any]] = meta.environment.get("clock_drift") or {}
     said += [f"The clock offset of {name} moved {d['drift_ns'] / 1e6:+.3f} ms over the run (more "
              f"than the {d['limit_ns'] / 1e6:.3f} ms its measurements allow): "
              f"{', '.join(d.get('affects') or [])} may be off by up to that much. See Clock "
@@ -182,9 +183,9 @@ def notes(meta: Mapping[str, Any], names: Runtimes) -> list[str]:
     return said
 
 
-def all_warnings(meta: Mapping[str, Any], summary: pd.DataFrame) -> list[str]:
-    recorded = [str(w) for w in meta.get("warnings") or []]
-    return recorded + stats.warnings(summary)
+def all_warnings(meta: RunMeta, summary: pd.DataFrame, damage: str | None = None) -> list[str]:
+    """The run's recorded warnings, samples.jsonl's damage, then the statistics' warnings."""
+    return [*meta.warnings, *([damage] if damage else []), *stats.warnings(summary)]
 
 
 def plotly_script(embed_js: bool) -> dict[str, Any]:

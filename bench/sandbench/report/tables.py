@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from sandbench.analysis import stats
+from sandbench.formats import RunMeta
 from sandbench.report.charts import metric_order, workload_order
 from sandbench.report.labels import (EMULATED, MARK_TEXT, Runtimes, fact, interval, memory, number,
                                      percent, ratio)
@@ -117,15 +118,14 @@ def failures(samples: pd.DataFrame, runtimes: Runtimes) -> list[dict[str, str]]:
     ]
 
 
-def host_facts(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
-    host: Mapping[str, Any] = meta.get("host") or {}
+def host_facts(meta: RunMeta) -> list[tuple[str, str]]:
     return [(key, memory(value) if key.endswith("_bytes") else fact(value))
-            for key, value in host.items()]
+            for key, value in meta.host.items()]
 
 
-def runtime_facts(meta: Mapping[str, Any], runtimes: Runtimes) -> tuple[list[str], list[list[str]]]:
+def runtime_facts(meta: RunMeta, runtimes: Runtimes) -> tuple[list[str], list[list[str]]]:
     """A matrix: one column per runtime, one row per fact any runtime has."""
-    facts: Mapping[str, Mapping[str, Any]] = meta.get("runtimes") or {}
+    facts = meta.runtimes
     names = [n for n in runtimes.order if n in facts]
     keys = list(dict.fromkeys(key for n in names for key in facts[n]))
     header = ["", *(runtimes.name(n) for n in names)]
@@ -134,14 +134,12 @@ def runtime_facts(meta: Mapping[str, Any], runtimes: Runtimes) -> tuple[list[str
     return header, rows
 
 
-def metric_facts(meta: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
-    metrics: Mapping[str, Mapping[str, Any]] = meta.get("metrics") or {}
-    return [(name, str(m.get("unit", "")), str(m.get("better", "lower")),
-             str(m.get("description", ""))) for name, m in metrics.items()]
+def metric_facts(meta: RunMeta) -> list[tuple[str, str, str, str]]:
+    return [(name, m.unit, m.better, m.description) for name, m in meta.metrics.items()]
 
 
-def clock_facts(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return [(name, fact(text)) for name, text in (meta.get("clocks") or {}).items()]
+def clock_facts(meta: RunMeta) -> list[tuple[str, str]]:
+    return [(name, fact(text)) for name, text in meta.clocks.items()]
 
 
 @dataclass(frozen=True)
@@ -164,10 +162,9 @@ def _ms(ns: Any, sign: bool = False) -> str:
     return f"{ns / 1e6:+.3f} ms" if sign else f"{ns / 1e6:.3f} ms"
 
 
-def clock_drift(meta: Mapping[str, Any], runtimes: Runtimes) -> list[ClockDriftRow]:
+def clock_drift(meta: RunMeta, runtimes: Runtimes) -> list[ClockDriftRow]:
     """environment.clock_drift: each runtime's offset measured at the start and the end."""
-    found: Mapping[str, Mapping[str, Any]] = (meta.get("environment") or {}).get(
-        "clock_drift") or {}
+    found: Mapping[str, Mapping[str, Any]] = meta.environment.get("clock_drift") or {}
     rows = []
     for name, d in found.items():
         drifted = d.get("drifted")

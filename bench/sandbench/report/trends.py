@@ -70,7 +70,7 @@ def _runs(summary: RunSummary, directory: Path, limit: int) -> list[RunSummary]:
     already)."""
     run = summary.run
     entries = [e for e in history.load_index(directory)
-               if e.status == "completed" and e.backend == run.meta.get("backend")
+               if e.status == "completed" and e.backend == run.info.backend
                and e.run_id != run.run_id]
     loaded = []
     for entry in entries[-(limit - 1):] if limit > 1 else []:
@@ -90,7 +90,7 @@ def _series(runs: list[RunSummary], wanted: set[Key]) -> dict[Key, Series]:
                 continue
             series = found.setdefault(key, Series(key, str(row.unit), str(row.better)))
             series.points.append(Point(past.run.run_id,
-                                       str(past.run.meta.get("started_at") or ""),
+                                       past.run.info.started_at,
                                        float(row.median), float(row.ci_low), float(row.ci_high),
                                        int(row.n), past.values.get(key, np.array([]))))
     return found

@@ -8,6 +8,7 @@ import json
 import math
 from typing import Any
 
+from sandbench.formats import VerdictRecord
 from sandbench.analysis.summary import RunSummary, summarize_run
 from sandbench.nightly import compare
 from sandbench.nightly.compare import Comparison, MetricComparison, Verdict
@@ -96,11 +97,13 @@ def _gated(run: Run, baseline: Run | None) -> dict[str, Any] | None:
     document = recorded(run)
     if document is None or document.get("mode") != "runs":
         return None
-    base_id = str((document.get("base") or {}).get("run_id") or "")
+    # A damaged file raises pydantic's ValidationError, a ValueError: sections() says so.
+    verdict = VerdictRecord.model_validate(document)
+    base_id = verdict.base.run_id
     if baseline is not None and base_id != baseline.run_id:
         return None
-    comparison = compare.Comparison.from_json(document)
-    gate = str(document.get("gate") or "compared")
+    comparison = compare.Comparison.from_record(verdict)
+    gate = verdict.gate or "compared"
     title = (f"Against the baseline run {base_id} (as the gate recorded it in {VERDICT_FILE}: "
              f"{gate})")
     return {**section(comparison, title), "gate": gate}

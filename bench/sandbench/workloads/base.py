@@ -25,7 +25,8 @@ class ParseError(SandboxFailed):
 
 
 class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict, as the spec is: `iterations: true` is not 1.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Workload(ABC):

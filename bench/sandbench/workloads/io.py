@@ -58,7 +58,8 @@ class IoParams(Params):
     ioengine: Literal["libaio", "psync", "sync", "io_uring", "posixaio"] = "libaio"
     """fio's engine. libaio is asynchronous only with direct=1; that is recorded per sample."""
 
-    targets: tuple[Target, ...] = ("rootfs", "volume")
+    # Not strict: a spec's YAML list is the tuple meant.
+    targets: tuple[Target, ...] = Field(("rootfs", "volume"), strict=False)
     """Which filesystems to measure."""
 
 

@@ -56,6 +56,13 @@ class LocalBackend(Backend):
     name = "local"
 
     def __init__(self, cache_dir: Path, resources: Resources, run_id: str = "adhoc") -> None:
+        breaker = mounts.option_breaker(cache_dir)
+        if breaker:
+            # Refused before the image is built there: containers' overlays could not mount.
+            raise BackendInputError(
+                f"cache directory {str(cache_dir)!r} has {breaker} in its path, which breaks "
+                f"overlay mount options; choose a path without , : \" \\ or control "
+                f"characters (--cache-dir or $SANDBENCH_CACHE)")
         self.cache_dir = cache_dir
         self.resources = resources
         self.run_id = run_id
