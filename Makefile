@@ -4,28 +4,41 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# Debian packages the harness and its tests use. chromium: the report's browser test.
-# python3-venv: Debian's python3 needs it for `-m venv`. qemu-system-x86, qemu-utils: the qemu
-# runtime; kmod (depmod): the guest's initramfs. The guest kernel is fetched with apt-get
-# download, not installed. openssh-server: the real sshd the SSH node-facts tests talk to.
-APT_PACKAGES := runc crun fio busybox-static mmdebstrap gcc libc6-dev hyperfine chromium \
-                python3-venv e2fsprogs iproute2 skopeo qemu-system-x86 qemu-utils kmod \
-                openssh-server
+# Debian packages the harness uses. python3-venv: Debian's python3 needs it for `-m venv`.
+# qemu-system-x86, qemu-utils: the qemu runtime; kmod (depmod): the guest's initramfs. The guest
+# kernel is fetched with apt-get download, not installed.
+APT_PACKAGES := runc crun fio busybox-static mmdebstrap gcc libc6-dev hyperfine \
+                python3-venv e2fsprogs iproute2 skopeo qemu-system-x86 qemu-utils kmod
+
+# Only the tests need these, so `make demo` does not install them. chromium: the report's browser
+# test. openssh-server: the real sshd the SSH node-facts tests talk to.
+TEST_PACKAGES := chromium openssh-server
 
 # The test cluster (make test-cluster): containerd, CNI plugins, iptables (its egress guard),
 # openssl (its CA), curl (health checks). Go itself comes with the machine (Debian's is too old).
 CLUSTER_PACKAGES := containerd containernetworking-plugins iptables openssl curl
 
-.PHONY: demo test test-cluster lint deps cluster-deps apt-install venv image doctor clean-runs help
+# gVisor's runsc, built from the Go module proxy by tests/cluster/build-gvisor.sh (about 5 min
+# cold on 2 cores, then cached by version). Optional: without Go, or when the build fails, the
+# demo goes on without it.
+GO ?= $(shell command -v go 2>/dev/null || { test -x /usr/local/go/bin/go && echo /usr/local/go/bin/go; })
+SANDBENCH_CACHE ?= $(HOME)/.cache/sandbench
+
+.PHONY: demo test test-cluster lint deps test-deps cluster-deps apt-install venv image doctor \
+        gvisor clean-runs help
 
 help:
 	@echo "make demo   install what is missing, build the image, run the quick suite, write the report"
 	@echo "make test   install what is missing and run the test suite"
-	@echo "make test-cluster   build Kubernetes v1.34.4 (cached), bring up the test cluster, run the"
+	@echo "make test-cluster   build Kubernetes v1.34.4 and gVisor (cached), bring up the test cluster, run the"
 	@echo "                    Kubernetes tests against it, tear it down"
+	@echo "make gvisor build gVisor's runsc and its containerd shim (cached; skipped without Go)"
 
 deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
+
+test-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_PACKAGES)"
 
 cluster-deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(CLUSTER_PACKAGES)"
@@ -55,16 +68,34 @@ doctor: deps venv
 image: deps venv
 	$(BIN)/sandbench image build
 
-demo: deps venv
+# Never fails: a missing Go or a failed build is one line, and the demo runs without runsc.
+gvisor:
+	@if [ -z "$(GO)" ]; then \
+	    echo "gvisor: skipped, no Go toolchain to build runsc with"; \
+	else \
+	    mkdir -p "$(SANDBENCH_CACHE)/gvisor"; \
+	    log="$(SANDBENCH_CACHE)/gvisor/build.log"; \
+	    echo "gvisor: building runsc unless cached (about 5 min the first time; log: $$log)"; \
+	    if bin=$$(GO="$(GO)" SANDBENCH_CACHE="$(SANDBENCH_CACHE)" bash tests/cluster/build-gvisor.sh 2>"$$log"); then \
+	        echo "gvisor: runsc in $$bin"; \
+	    else \
+	        echo "gvisor: skipped, building runsc failed (see $$log)"; \
+	    fi; \
+	fi
+
+# The quick profile's default runtimes: native, runc, crun and runsc (left out, with a note
+# saying how to get it, when it could not be built).
+demo: deps venv gvisor
 	$(BIN)/sandbench doctor --fix --runtimes native,runc,crun >/dev/null || true
 	$(BIN)/sandbench image build
-	$(BIN)/sandbench run --profile quick --runtimes native,runc,crun
+	$(BIN)/sandbench run --profile quick
 
 lint: venv
 	$(BIN)/python -m mypy
 	$(BIN)/lint-imports
 
-test: deps venv
+# gvisor: the runsc integration tests really run it (Go comes with the machine).
+test: deps test-deps venv gvisor
 	$(BIN)/sandbench doctor --fix --runtimes native,runc,crun >/dev/null || true
 	$(BIN)/python -m mypy
 	$(BIN)/lint-imports
@@ -72,7 +103,7 @@ test: deps venv
 
 # Builds what is missing (cached by version under ~/.cache/sandbench), brings the cluster up,
 # runs the `cluster` tests and tears it down, also when they fail.
-test-cluster: deps cluster-deps venv
+test-cluster: deps test-deps cluster-deps venv
 	bash tests/cluster/run-tests.sh
 
 clean-runs:

@@ -48,7 +48,7 @@ def meta(run_id: str, status: str = "completed") -> dict[str, Any]:
     return {
         "run_id": run_id, "sandbench_version": "0.1.0", "git_commit": "0" * 40,
         "status": status, "backend": "local", "baseline": "runc",
-        "spec": {"rounds": "synthetic", "workloads": ["start", "syscall", "io"]},
+        "spec": {"rounds": "synthetic", "workloads": {"start": {}, "syscall": {}, "io": {}}},
         "host": {"kernel": "6.1.0-demo", "os": "Debian 12", "cpu_model": "Demo CPU @ 3 GHz",
                  "cores": 8, "memory_bytes": 32 * 2**30, "cgroup_layout": "v2"},
         "runtimes": runtimes, "metrics": metrics_table(metrics()),

@@ -3,7 +3,8 @@
 Layout of a run directory::
 
     run.json        metadata: resolved spec, versions, host facts, metrics, status, times
-    samples.jsonl   one Sample per line, appended (and flushed) as soon as it exists
+    samples.jsonl   one Sample per line, appended (and flushed) as soon as it exists, fsynced
+                    at the end of each round and of the run
     outputs/        each sandbox's full stdout/stderr, named in the samples' ``output`` field
 
 Format history (``format_version`` in run.json):
@@ -16,6 +17,7 @@ A reader of a newer version refuses it with a message; older versions are upgrad
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -26,12 +28,20 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from sandbench.errors import BadInput
+from sandbench import owner
+from sandbench.errors import BadInput, RunFailed
 from sandbench.model import FORMAT_VERSION, Metric, Sample, utc_now
 
 RUN_FILE = "run.json"
 SAMPLES_FILE = "samples.jsonl"
 OUTPUTS_DIR = "outputs"
+#: Space set aside when a run starts and given back to write its end into run.json, so a disk
+#: that fills during the run still gets the run's final status. run.json is a few tens of KiB.
+RESERVE_FILE = ".reserve"
+RESERVE_BYTES = 256 * 1024
+#: Tries at a run directory name before giving up (a clash needs the same second and the same
+#: 16-bit suffix, so a second try is already a surprise).
+RUN_DIR_TRIES = 20
 
 #: Columns of the samples table, in order, also when a run has no samples yet.
 COLUMNS = [
@@ -50,9 +60,49 @@ def new_run_id() -> str:
     return f"{stamp}-{secrets.token_hex(2)}"
 
 
+class WriteFailed(RunFailed):
+    """The run directory cannot be written (a full disk, a read-only filesystem)."""
+
+
+def _failed(path: Path, exc: OSError) -> WriteFailed:
+    full = " (the disk is full)" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return WriteFailed(f"cannot write {str(path)!r}: {exc.strerror or exc}{full}")
+
+
+def create_run_dir(out: Path) -> tuple[str, Path]:
+    """A new, empty run directory under ``out`` and its run id. Made exclusively: two runs
+    started in the same second never share one (a clash takes the next suffix)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _failed(out, exc) from None
+    for _ in range(RUN_DIR_TRIES):
+        run_id = new_run_id()
+        try:
+            (out / run_id).mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise _failed(out / run_id, exc) from None
+        return run_id, out / run_id
+    raise WriteFailed(f"no free run directory name under {str(out)!r} after "
+                      f"{RUN_DIR_TRIES} tries")
+
+
+def remove_if_empty(run_dir: Path, *, with_parent: bool = False) -> None:
+    """Take back a run directory from create_run_dir that nothing was written into (and the
+    directory it made it in, when that was new too)."""
+    for directory in [run_dir, *([run_dir.parent] if with_parent else [])]:
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+
+
 class RunWriter:
     """Writes one run. Samples go to disk the moment they are appended, so an interrupted or
-    crashed run keeps everything measured before it stopped."""
+    crashed run keeps everything measured before it stopped. Every write that fails raises
+    WriteFailed naming the file; samples already appended stay whole."""
 
     def __init__(self, run_dir: Path, meta: dict[str, Any]) -> None:
         self.dir = run_dir
@@ -60,27 +110,111 @@ class RunWriter:
         self.meta.setdefault("format_version", FORMAT_VERSION)
         self.meta.setdefault("status", "running")
         self.meta.setdefault("started_at", utc_now())
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / OUTPUTS_DIR).mkdir(exist_ok=True)
-        self._samples = open(run_dir / SAMPLES_FILE, "a", encoding="utf-8")
+        # Whoever reads run.json while it says "running" can tell whether it still is.
+        self.meta.setdefault("owner", owner.me())
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if (run_dir / RUN_FILE).exists():
+                raise WriteFailed(f"{str(run_dir)!r} already holds a run; runs never share a "
+                                  "directory")
+            (run_dir / OUTPUTS_DIR).mkdir(exist_ok=True)
+            self._samples = os.open(run_dir / SAMPLES_FILE,
+                                    os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise _failed(run_dir, exc) from None
         self.count = 0
+        self._reserve()
         self.save_meta()
 
+    def _reserve(self) -> None:
+        try:
+            fd = os.open(self.dir / RESERVE_FILE, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                os.posix_fallocate(fd, 0, RESERVE_BYTES)
+            finally:
+                os.close(fd)
+        except OSError:
+            # No room even now: the run's first write says so.
+            (self.dir / RESERVE_FILE).unlink(missing_ok=True)
+
+    def _release_reserve(self) -> bool:
+        try:
+            (self.dir / RESERVE_FILE).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     def save_meta(self) -> None:
+        """run.json, replaced whole: a reader sees the old or the new one, never half."""
+        text = (json.dumps(self.meta, indent=2, sort_keys=True, default=str) + "\n").encode()
         tmp = self.dir / (RUN_FILE + ".tmp")
-        tmp.write_text(json.dumps(self.meta, indent=2, sort_keys=True, default=str) + "\n")
-        os.replace(tmp, self.dir / RUN_FILE)
+        try:
+            try:
+                _write_durably(tmp, text)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not self._release_reserve():
+                    raise
+                _write_durably(tmp, text)
+            os.replace(tmp, self.dir / RUN_FILE)
+            _fsync_dir(self.dir)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise _failed(self.dir / RUN_FILE, exc) from None
 
     def append(self, samples: Iterable[Sample]) -> None:
-        for sample in samples:
-            self._samples.write(json.dumps(sample.to_json(), sort_keys=True) + "\n")
-            self.count += 1
-        self._samples.flush()
+        """Append whole lines, in one write; a write that fails is taken back, so the file
+        never ends in a torn line. On a full disk the reserve makes room for these samples,
+        then the run stops: what was measured is never the part that is lost."""
+        lines = [json.dumps(sample.to_json(), sort_keys=True) + "\n" for sample in samples]
+        data = "".join(lines).encode()
+        try:
+            self._write_samples(data)
+        except OSError as exc:
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            if not (full and self._release_reserve()):
+                raise _failed(self.dir / SAMPLES_FILE, exc) from None
+            try:
+                self._write_samples(data)
+            except OSError as again:
+                raise _failed(self.dir / SAMPLES_FILE, again) from None
+            self.count += len(lines)
+            raise WriteFailed(f"cannot go on writing {str(self.dir / SAMPLES_FILE)!r}: "
+                              f"{exc.strerror} (the disk is full); every sample measured so "
+                              "far is saved") from None
+        self.count += len(lines)
+
+    def _write_samples(self, data: bytes) -> None:
+        before = os.fstat(self._samples).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._samples, view):]
+        except OSError:
+            try:
+                os.ftruncate(self._samples, before)
+            except OSError:
+                pass
+            raise
+
+    def sync(self) -> None:
+        """Make the samples so far durable (the end of a round): a crash of the machine, not
+        only of the harness, then loses at most the round in flight."""
+        try:
+            os.fsync(self._samples)
+        except OSError as exc:
+            raise _failed(self.dir / SAMPLES_FILE, exc) from None
+
+    def output_path(self, name: str) -> str:
+        """Where a sandbox's full output goes, relative to the run directory."""
+        return f"{OUTPUTS_DIR}/{name}.txt"
 
     def save_output(self, name: str, text: str) -> str:
         """Keep a sandbox's full output; returns its path relative to the run directory."""
-        rel = f"{OUTPUTS_DIR}/{name}.txt"
-        (self.dir / rel).write_text(text, encoding="utf-8", errors="replace")
+        rel = self.output_path(name)
+        try:
+            (self.dir / rel).write_text(text, encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise _failed(self.dir / rel, exc) from None
         return rel
 
     def finish(self, status: str, reason: str | None = None) -> None:
@@ -88,8 +222,46 @@ class RunWriter:
         self.meta["ended_at"] = utc_now()
         if reason:
             self.meta["status_reason"] = reason
+        if self._samples >= 0:
+            try:
+                os.fsync(self._samples)
+            except OSError:
+                pass  # what could not be written already failed the run, by name
+            os.close(self._samples)
+            self._samples = -1
         self.save_meta()
-        self._samples.close()
+        self._release_reserve()
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def liveness(meta: dict[str, Any]) -> dict[str, Any]:
+    """A run.json that says "running" but whose owner is dead (SIGKILL, OOM, a power cut) is
+    read as "crashed": it will never finish. Runs of other hosts, and runs without a recorded
+    owner, are taken at their word."""
+    if meta.get("status") == "running" and owner.alive(meta.get("owner")) is False:
+        recorded = meta["owner"]
+        meta = {**meta, "status": "crashed",
+                "status_reason": f"its harness (pid {recorded.get('pid')}) is gone without "
+                                 "recording an end: killed, or the machine restarted"}
+    return meta
 
 
 def metrics_table(metrics: Iterable[Metric]) -> dict[str, dict[str, str]]:
@@ -127,7 +299,7 @@ def load_meta(run_dir: Path) -> dict[str, Any]:
             f"{str(path)!r} has format_version {version!r}; this sandbench reads 1 to "
             f"{FORMAT_VERSION}: upgrade sandbench"
         )
-    return _upgrade(meta)
+    return liveness(_upgrade(meta))
 
 
 def _upgrade(meta: dict[str, Any]) -> dict[str, Any]:

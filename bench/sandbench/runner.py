@@ -9,14 +9,17 @@ flight, and the run is marked interrupted; what was measured stays.
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import sys
+import threading
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Callable, Iterator
 
 from pydantic import ValidationError
 
-from sandbench import __version__, workloads
+from sandbench import __version__, owner, workloads
 from sandbench.backends import Backend
 from sandbench.errors import Interrupted, RuntimeUnavailable
 from sandbench.facts import host as hostfacts
@@ -191,14 +194,69 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise Interrupted("SIGTERM")
 
 
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises Interrupted for the block, as Ctrl-C raises KeyboardInterrupt: a whole
+    command then stops the same way on both (the default would end it on the spot, before
+    anything it made is deleted)."""
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class CleanupSkipped(Exception):
+    """A second stop signal while a stopped run was deleting its sandboxes."""
+
+
+class _StopGuard:
+    """While a run cleans up and records its end, Ctrl-C and SIGTERM no longer cut it short:
+    the first says what is going on, the next one skips the rest of the deleting (what is left
+    is the next `sandbench gc`'s, as this run's owner will be dead by then). run.json is written
+    either way."""
+
+    def __init__(self, notice: Callable[[str], None]) -> None:
+        self.notice = notice
+        self.signals = 0
+        self.skippable = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopGuard:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._on_signal)
+                              for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.signals += 1
+        if self.skippable and self.signals > 1:
+            self.skippable = False
+            raise CleanupSkipped()
+        if self.signals == 1:
+            self.notice("stopping: deleting the sandboxes and saving the run; press Ctrl-C "
+                        "again to skip the deleting (`sandbench gc` finishes it later)")
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 class Runner:
     def __init__(self, the_plan: Plan, backend: Backend, writer: RunWriter,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None,
+                 notice: Callable[[str], None] = _to_stderr) -> None:
         self.plan = the_plan
         self.backend = backend
         self.writer = writer
         self.progress = progress
+        self.notice = notice
         self.failed = 0
+        self.cleanup_skipped = False
 
     def run(self) -> str:
         """Run every step; returns the run's final status. Cleans up on every path."""
@@ -215,13 +273,31 @@ class Runner:
             raise
         finally:
             signal.signal(signal.SIGTERM, previous)
+            with _StopGuard(self.notice) as guard:
+                status = self._finish(guard, status, reason)
+        return status
+
+    def _finish(self, guard: _StopGuard, status: str, reason: str) -> str:
+        """Delete what is left, judge the run and record its end; the final status."""
+        interference = self.backend.interference()
+        guard.skippable = True
+        try:
             deleted = self.backend.cleanup()
-            if deleted:
-                self.writer.meta.setdefault("cleanup", []).extend(deleted)
-            self.writer.meta.setdefault("environment", {}).update(self.backend.final_facts())
-            self._host_state_at_end()
-            self._judge()
-            self.writer.finish(status, reason or None)
+        except CleanupSkipped:
+            deleted = []
+            self.cleanup_skipped = True
+            self.writer.meta.setdefault("warnings", []).append(
+                "cleanup was skipped (a second Ctrl-C or SIGTERM): run `sandbench gc` to delete "
+                "the sandboxes, mounts and cgroups this run left")
+        guard.skippable = False
+        if deleted:
+            self.writer.meta.setdefault("cleanup", []).extend(deleted)
+        self.writer.meta.setdefault("environment", {}).update(self.backend.final_facts())
+        self._host_state_at_end()
+        self._judge(interference)
+        if guard.signals and status == "completed":
+            status, reason = "interrupted", "stopped by a signal while it was cleaning up"
+        self.writer.finish(status, reason or None)
         return status
 
     def _host_state_at_end(self) -> None:
@@ -231,27 +307,33 @@ class Runner:
         if warning:
             self.writer.meta.setdefault("warnings", []).append(warning)
 
-    def _judge(self) -> None:
+    def _judge(self, interference: list[str]) -> None:
         total = self.writer.count
+        warnings = self.writer.meta.setdefault("warnings", [])
+        self.writer.meta["valid"] = not interference
+        warnings += [f"{line}: the run is not valid" for line in interference]
         if total and self.failed / total > MAX_FAILED_FRACTION:
             warning = (f"{self.failed} of {total} samples failed (over "
                        f"{MAX_FAILED_FRACTION:.0%}): the run is not valid")
             self.writer.meta["valid"] = False
-            self.writer.meta["warnings"].append(warning)
-        else:
-            self.writer.meta["valid"] = True
+            warnings.append(warning)
 
     def _run_steps(self) -> None:
         steps = self.plan.steps
-        short = self.writer.meta["run_id"].replace("T", "").replace("Z", "")[-12:].lower()
+        prefix = owner.sandbox_prefix(self.writer.meta["run_id"])
         for index, step in enumerate(steps):
             if self.progress:
                 self.progress(index, len(steps), step)
-            sandbox_id = f"sandbench-{short}-{index:05d}"
+            sandbox_id = f"{prefix}-{index:05d}"
             execution = self.backend.execute(step.runtime, step.case, sandbox_id,
                                              self.plan.spec.timeout_s)
-            output = self.writer.save_output(sandbox_id, execution.raw())
+            # Samples first: they are the results, the output only explains them, so a disk
+            # that fills up loses an output, never a measured sandbox.
+            output = self.writer.output_path(sandbox_id)
             self.writer.append(self._samples(step, execution, output))
+            self.writer.save_output(sandbox_id, execution.raw())
+            if index + 1 == len(steps) or _round(steps[index + 1]) != _round(step):
+                self.writer.sync()
         if self.progress and steps:
             self.progress(len(steps), len(steps), steps[-1])
 
@@ -273,6 +355,10 @@ class Runner:
             labels={**step.case.labels, **execution.labels, **value.labels},
             reason=value.reason or (reason if failed else None), raw=raw, clock=value.clock,
             output=output)
+
+
+def _round(step: Step) -> tuple[str, int]:
+    return step.workload.name, step.round
 
 
 def _values(step: Step, execution: Execution) -> tuple[list[Value], str | None]:

@@ -122,11 +122,21 @@ if [[ -d "$TASKS" ]]; then
         fi
     done
 fi
+# gVisor sandboxes have no init process on the host: a pod is a runsc-sandbox (the sentry, whose
+# children are the platform's stub processes) and a runsc-gofer, both started with our state
+# root (see runsc.toml in up.sh). Killing the sentry ends the sandbox and the gofer exits with it;
+# the gofer is killed too in case the sentry was already gone.
+runsc_root="--root=$DIR/containerd/runsc/"
 for p in /proc/[0-9]*; do
     pid=${p#/proc/}
     cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline" || true)
     if [[ "$cmd" == *"-address $SOCK "* ]]; then
         if kill -KILL "$pid" 2>/dev/null; then log "killed leftover shim $pid of the private containerd"; fi
+    elif [[ "$cmd" == runsc-* && "$cmd" == *" $runsc_root"* ]]; then
+        if kill -KILL "$pid" 2>/dev/null; then
+            log "killed leftover ${cmd%% *} $pid of the private containerd"
+            killed_inits+=("$pid")
+        fi
     fi
 done
 
@@ -135,7 +145,10 @@ pid=$(pid_of containerd || true)
 # Their netns, veths and cgroups only go away once the processes are really gone.
 for ((i = 0; i < 50; i++)); do
     still=0
-    for p in "${killed_inits[@]}"; do [[ -d /proc/$p ]] && still=1; done
+    # A zombie counts as gone: its parent may be a PID 1 that is slow to reap.
+    for p in "${killed_inits[@]}"; do
+        [[ -d /proc/$p ]] && ! grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null && still=1
+    done
     ((still)) || break
     sleep 0.1
 done
@@ -202,6 +215,19 @@ fi
 # empty once our own files are gone.
 if [[ -f "$DIR/host-dirs-created" ]] && ! running kubelet; then
     rm -f /var/lib/kubelet/device-plugins/kubelet.sock
+    # A shim whose start failed after it made its socket (e.g. a runsc shim containerd could not
+    # talk to) is in no task record, so its socket was not removed above. If this cluster
+    # created /run/containerd, a socket there that nothing listens on any more is one of those.
+    if grep -qx /run/containerd "$DIR/host-dirs-created"; then
+        listening=$(ss -xlH 2>/dev/null | awk '{ print $5 }')
+        stale=0
+        for s in /run/containerd/s/*; do
+            [[ -S "$s" ]] || continue
+            grep -qxF -- "$s" <<<"$listening" && continue
+            rm -f "$s" && stale=$((stale + 1))
+        done
+        ((stale == 0)) || log "removed $stale stale shim sockets from /run/containerd/s"
+    fi
     while read -r d; do
         [[ -d "$d" ]] || continue
         find "$d" -depth -type d -empty -delete 2>/dev/null || true

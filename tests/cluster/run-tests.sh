@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build (if needed) -> up -> pytest -m cluster -> down, always tearing down, exiting with
-# pytest's status. Extra arguments go to pytest.
+# Build (if needed) -> up -> pytest -m cluster -> down, always tearing down what it brought up,
+# exiting with pytest's status. If up.sh refuses to start (exit 3: e.g. another run's cluster is
+# up in the same dir), nothing is torn down and the exit status is 3. Extra arguments go to pytest.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -15,6 +16,9 @@ export KUBECONFIG="$SANDBENCH_CLUSTER_DIR/admin.kubeconfig"
 t0=$(date +%s)
 bash "$HERE/build-k8s.sh"
 bash "$HERE/build-etcd.sh"
+# The RuntimeClass gvisor (handler runsc) runs pods for real; build-gvisor.sh prints its bin dir.
+SANDBENCH_GVISOR_BIN=$(bash "$HERE/build-gvisor.sh")
+export SANDBENCH_GVISOR_BIN
 
 # Registered before up.sh so a half-started cluster is torn down as well (up.sh also cleans
 # up after itself on failure; running down.sh twice is harmless).
@@ -34,7 +38,16 @@ eval "$(cd "$REPO" && "$PYTHON" -m sandbench image build --print-env)"
 export SANDBENCH_WORKLOAD_IMAGE SANDBENCH_WORKLOAD_ARCHIVE
 export SANDBENCH_IMAGES="${SANDBENCH_IMAGES:-} $SANDBENCH_WORKLOAD_ARCHIVE"
 
-bash "$HERE/up.sh"
+up=0
+bash "$HERE/up.sh" || up=$?
+if ((up == 3)); then
+    # up.sh refused to start (another cluster is up in the same dir, a port is taken...): that
+    # cluster belongs to someone else, so no teardown.
+    trap - EXIT
+    echo "run-tests: up.sh refused to start; leaving what is there alone" >&2
+    exit 3
+fi
+((up == 0)) || exit "$up"
 
 cd "$REPO"
 rc=0

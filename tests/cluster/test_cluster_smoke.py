@@ -1,8 +1,9 @@
 """Smoke tests for the single-node cluster from tests/cluster/up.sh.
 
-They check what sandbench relies on: pods run under the runc and crun RuntimeClasses from the
-local pause image, pods have no default route, and the two "runtime not available" failures
-look the way the harness expects (admission refusal vs. FailedCreatePodSandBox).
+They check what sandbench relies on: pods run under the runc, crun and gvisor RuntimeClasses
+from the local pause image (gvisor really inside gVisor), pods have no default route, and the
+two "runtime not available" failures look the way the harness expects (admission refusal vs.
+FailedCreatePodSandBox).
 Uses kubectl from the build cache (the kubernetes Python client is not a dependency).
 """
 
@@ -160,6 +161,8 @@ def started_pods(kubectl: Kubectl, namespace: str) -> dict[str, str]:
     pods = {
         "runc": pod("true-runc", "runc", ["/bin/busybox", "true"]),
         "crun": pod("true-crun", "crun", ["/bin/busybox", "true"]),
+        # gVisor's kernel log is its own, not the host's: it says "Starting gVisor...".
+        "gvisor": pod("dmesg-gvisor", "gvisor", ["/bin/busybox", "dmesg"]),
         # Prints the routing table and fails if it has a default route.
         "route": pod("route-runc", "runc", [
             "/bin/busybox", "sh", "-c",
@@ -170,8 +173,9 @@ def started_pods(kubectl: Kubectl, namespace: str) -> dict[str, str]:
     return {key: obj["metadata"]["name"] for key, obj in pods.items()}
 
 
-def _runtime_binary(container_id: str) -> str | None:
-    """Which OCI runtime binary containerd used for a container (None if not inspectable)."""
+def _container_runtime(container_id: str) -> dict | None:
+    """containerd's Runtime record of a container: Name (the shim) and Options (None if not
+    inspectable)."""
     sock = CLUSTER_DIR / "containerd" / "containerd.sock"
     ctr = shutil.which("ctr")
     if not ctr or not sock.exists():
@@ -180,7 +184,15 @@ def _runtime_binary(container_id: str) -> str | None:
                            container_id], capture_output=True, text=True, timeout=30)
     if proc.returncode != 0:
         return None
-    options = json.loads(proc.stdout).get("Runtime", {}).get("Options") or {}
+    return json.loads(proc.stdout).get("Runtime", {})
+
+
+def _runtime_binary(container_id: str) -> str | None:
+    """Which OCI runtime binary containerd used for a container (None if not inspectable)."""
+    runtime = _container_runtime(container_id)
+    if runtime is None:
+        return None
+    options = runtime.get("Options") or {}
     if "binary_name" in options:
         return options["binary_name"]
     # ctr 1.6 prints the options as a protobuf Any: containerd.runc.v1.Options, whose field 6
@@ -240,6 +252,20 @@ def test_pod_runs_to_completion(kubectl: Kubectl, namespace: str, started_pods, 
         pytest.fail(f"could not find which OCI runtime ran container {cid}")
     if binary is not None:  # non-root runs cannot reach the private containerd
         assert Path(binary).name == runtime
+
+
+def test_gvisor_pod_runs_inside_gvisor(kubectl: Kubectl, namespace: str, started_pods):
+    name = started_pods["gvisor"]
+    p = wait_succeeded(kubectl, namespace, name)
+    assert p["spec"]["runtimeClassName"] == "gvisor"
+    cid = p["status"]["containerStatuses"][0]["containerID"].removeprefix("containerd://")
+    runtime = _container_runtime(cid)
+    if runtime is None and os.geteuid() == 0:
+        pytest.fail(f"could not inspect container {cid}")
+    if runtime is not None:
+        assert runtime["Name"] == "io.containerd.runsc.v1"
+    kernel_log = kubectl.run("-n", namespace, "logs", name).stdout
+    assert "Starting gVisor" in kernel_log, kernel_log
 
 
 def test_pod_has_no_default_route(kubectl: Kubectl, namespace: str, started_pods):

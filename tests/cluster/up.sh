@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bring up a real single-node Kubernetes (etcd, kube-apiserver, controller-manager, scheduler,
-# kubelet, a private containerd with runc and crun) on 127.0.0.1 for sandbench's cluster tests.
+# kubelet, a private containerd with runc, crun and gVisor's runsc) on 127.0.0.1 for sandbench's
+# cluster tests.
 #
 # State (certs, configs, data, logs, pids) lives under
 # ${SANDBENCH_CLUSTER_DIR:-/var/tmp/sandbench-cluster}; the admin kubeconfig is
@@ -8,6 +9,8 @@
 # exactly what was started here and nothing else.
 #
 # Inputs (env): SANDBENCH_CACHE / SANDBENCH_K8S_BIN (where build-k8s.sh put the binaries),
+# SANDBENCH_GVISOR_BIN (where build-gvisor.sh put runsc and its shim),
+# SANDBENCH_RUNSC_DEBUG=1 (runsc debug logs, with their "Timeline" lines, in $DIR/logs/runsc/),
 # SANDBENCH_IMAGES (space-separated OCI archives to import), SANDBENCH_POD_CIDR,
 # SANDBENCH_KEEP_ON_FAILURE=1 (leave a failed bring-up running for debugging).
 set -euo pipefail
@@ -22,6 +25,9 @@ POD_CIDR="${SANDBENCH_POD_CIDR:-10.234.0.0/24}"
 BRIDGE="${SANDBENCH_BRIDGE:-sandbench0}"
 # etcd built by build-etcd.sh (3.6.4); Debian's 3.4.23 breaks 1.34's watches (see there).
 ETCD="${SANDBENCH_ETCD:-${SANDBENCH_CACHE:-$HOME/.cache/sandbench}/etcd/v3.6.4/bin/etcd}"
+# runsc and containerd-shim-runsc-v1, built by build-gvisor.sh (same default version).
+GVISOR_VERSION="${GVISOR_VERSION:-v0.0.0-20260905035102-160fafc42237}"
+GVISOR_BIN="${SANDBENCH_GVISOR_BIN:-$CACHE/gvisor/$GVISOR_VERSION/bin}"
 PAUSE_IMAGE="localhost/sandbench/pause:1"
 NODE=127.0.0.1
 SERVICE_CIDR=10.96.0.0/16
@@ -35,16 +41,22 @@ t0=$(date +%s%N)
 elapsed() { local ms=$(( ($(date +%s%N) - t0) / 1000000 )); printf '%d.%03ds' $((ms / 1000)) $((ms % 1000)); }
 log() { echo "[up $(elapsed)] $*"; }
 die() { echo "up.sh: $*" >&2; exit 1; }
+# Exit 3: refused before starting anything, e.g. another cluster is up in $DIR. Whatever is
+# there is not ours, so callers (run-tests.sh) must not run down.sh after it.
+refuse() { echo "up.sh: $*" >&2; exit 3; }
 
 # ---------------------------------------------------------------- preflight
-[[ $EUID -eq 0 ]] || die "must run as root (containerd, kubelet, CNI need it)"
-[[ "$DIR" = /* && "$DIR" != / ]] || die "SANDBENCH_CLUSTER_DIR must be an absolute path other than /"
+[[ $EUID -eq 0 ]] || refuse "must run as root (containerd, kubelet, CNI need it)"
+[[ "$DIR" = /* && "$DIR" != / ]] || refuse "SANDBENCH_CLUSTER_DIR must be an absolute path other than /"
 for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
-    [[ -x "$K8S_BIN/$b" ]] || die "$K8S_BIN/$b missing; run tests/cluster/build-k8s.sh first"
+    [[ -x "$K8S_BIN/$b" ]] || refuse "$K8S_BIN/$b missing; run tests/cluster/build-k8s.sh first"
+done
+for b in runsc containerd-shim-runsc-v1; do
+    [[ -x "$GVISOR_BIN/$b" ]] || refuse "$GVISOR_BIN/$b missing; run tests/cluster/build-gvisor.sh first"
 done
 for b in "$ETCD" /usr/bin/containerd /usr/bin/ctr /usr/sbin/runc /usr/bin/crun /usr/lib/cni/bridge \
          /usr/lib/cni/host-local /usr/lib/cni/loopback openssl curl; do
-    command -v "$b" >/dev/null || die "$b not found"
+    command -v "$b" >/dev/null || refuse "$b not found"
 done
 KUBECTL="$K8S_BIN/kubectl"
 
@@ -56,19 +68,19 @@ if [[ -f "$DIR/pids" ]]; then
     while read -r name pid; do
         [[ -n "${pid:-}" ]] || continue
         if ours "$pid"; then
-            die "a cluster is already up in $DIR ($name pid $pid is alive); run tests/cluster/down.sh first"
+            refuse "a cluster is already up in $DIR ($name pid $pid is alive); run tests/cluster/down.sh first"
         fi
     done <"$DIR/pids"
 fi
 if awk -v d="$DIR" 'index($5, d "/") == 1 || $5 == d { found = 1 } END { exit !found }' /proc/self/mountinfo; then
-    die "mounts remain under $DIR from an earlier run; run tests/cluster/down.sh first"
+    refuse "mounts remain under $DIR from an earlier run; run tests/cluster/down.sh first"
 fi
 if ip link show "$BRIDGE" >/dev/null 2>&1; then
-    die "bridge $BRIDGE already exists (earlier run not torn down?); run tests/cluster/down.sh first"
+    refuse "bridge $BRIDGE already exists (earlier run not torn down?); run tests/cluster/down.sh first"
 fi
 for p in "${PORTS[@]}"; do
     if [[ -n "$(ss -Hltn "sport = :$p")" ]]; then
-        die "TCP port $p is already in use on this machine; cannot start the cluster"
+        refuse "TCP port $p is already in use on this machine; cannot start the cluster"
     fi
 done
 
@@ -77,7 +89,7 @@ if [[ -e "$DIR" ]]; then
     if [[ -f "$DIR/.sandbench-cluster" ]]; then
         rm -rf "$DIR"
     elif [[ -n "$(ls -A "$DIR")" ]]; then
-        die "$DIR exists, is not empty and is not a sandbench cluster dir; refusing to wipe it"
+        refuse "$DIR exists, is not empty and is not a sandbench cluster dir; refusing to wipe it"
     fi
 fi
 mkdir -p "$DIR"/{pki,logs,kubelet,kubelet/pki,pod-logs,containerd,cni/net.d,cni/ipam,images,kcm,scheduler,apiserver}
@@ -92,6 +104,7 @@ SOCK='$SOCK'
 BRIDGE='$BRIDGE'
 POD_CIDR='$POD_CIDR'
 K8S_BIN='$K8S_BIN'
+GVISOR_BIN='$GVISOR_BIN'
 EOF
 
 # ---------------------------------------------------------------- failure handling
@@ -325,6 +338,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
     # Deliberately no "kata" runtime: tests rely on the "no runtime configured" error.
+    # gVisor: containerd finds containerd-shim-runsc-v1 on its PATH (set where it is started:
+    # our wrapper, see below); the shim reads runsc's path, state root and flags from runsc.toml.
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc]
+      runtime_type = "io.containerd.runsc.v1"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc.options]
+        TypeUrl = "io.containerd.runsc.v1.options"
+        ConfigPath = "$DIR/containerd/runsc.toml"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
@@ -343,10 +363,49 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     max_conf_num = 1
 EOF
 
+# Options of containerd-shim-runsc-v1 (gVisor's pkg/shim/v1/runsc Options). The state root is
+# ours, not /run/containerd/runsc: runsc keeps a bind mount of an empty network namespace there
+# (null-netns, shared by every gofer) that runsc delete never removes; down.sh unmounts it with
+# everything else under $DIR. The network is runsc's default (sandbox: gVisor's own netstack on
+# the interfaces CNI put in the pod's netns); --network=none would leave pods without them.
+mkdir -p "$DIR/logs/runsc" "$DIR/containerd/bin"
+{
+    echo "binary_name = \"$GVISOR_BIN/runsc\""
+    echo "root = \"$DIR/containerd/runsc\""
+    echo "log_path = \"$DIR/logs/runsc/\""
+    echo "log_level = \"info\""
+    echo "[runsc_config]"
+    echo "  platform = \"systrap\""
+    if [[ "${SANDBENCH_RUNSC_DEBUG:-0}" == 1 ]]; then
+        echo "  debug = \"true\""
+        echo "  debug-log = \"$DIR/logs/runsc/%ID%/\""
+    fi
+} >"$DIR/containerd/runsc.toml"
+
+# gVisor's shim is built on containerd 2.x's shim library, whose `start` prints JSON bootstrap
+# params ({"version":2,"address":"unix:///...","protocol":"ttrpc"}). containerd 1.6 takes all
+# of that output as the address and fails with `dial unix {"version":2,...`. Newer containerd
+# reads both forms, so the wrapper hands it only the address. The task API both speak is the
+# same (containerd.task.v2.Task over ttrpc); every other action goes straight to the shim, and
+# the shim's daemon re-executes the real binary, not this script.
+cat >"$DIR/containerd/bin/containerd-shim-runsc-v1" <<WRAPPER
+#!/bin/sh
+real='$GVISOR_BIN/containerd-shim-runsc-v1'
+for action; do :; done
+[ "\$action" = start ] || exec "\$real" "\$@"
+out=\$("\$real" "\$@")
+rc=\$?
+address=\$(printf '%s' "\$out" | sed -n 's/^{.*"address":"\([^"]*\)".*}\$/\1/p')
+printf '%s\n' "\${address:-\$out}"
+exit \$rc
+WRAPPER
+chmod 755 "$DIR/containerd/bin/containerd-shim-runsc-v1"
+
 # The proxy variables point at a closed loopback port: should anything ever ask this
 # containerd to pull from a registry, it fails locally instead of leaving the machine.
 start containerd env HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 \
     http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 NO_PROXY= no_proxy= \
+    PATH="$DIR/containerd/bin:$PATH" \
     /usr/bin/containerd --config "$DIR/containerd/config.toml"
 
 # Build the pause image while etcd and containerd start.
@@ -472,7 +531,7 @@ for f in "$REPO"/runtimeclasses/kubernetes/*.yaml "$REPO"/runtimeclasses/kuberne
     [[ -f "$f" ]] || continue
     handler=$(awk '/^handler:/ { gsub(/["'\'']/, "", $2); print $2; exit }' "$f")
     case "$handler" in
-        runc|crun)
+        runc|crun|runsc)
             "$KUBECTL" apply -f "$f" >>"$DIR/logs/kubectl.log" 2>&1 ||
                 die "applying $f failed (see $DIR/logs/kubectl.log)"
             log "applied RuntimeClass from ${f#"$REPO"/} (handler $handler)" ;;

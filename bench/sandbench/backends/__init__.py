@@ -32,6 +32,14 @@ def _kubernetes(cache_dir: Path, resources: Resources, run_id: str,
 
 
 BACKENDS: dict[str, Factory] = {"local": _local, "kubernetes": _kubernetes}
+#: Each backend in a few words, for ``--help``; one entry per name of BACKENDS.
+DESCRIPTIONS: dict[str, str] = {
+    "local": "this host: runtimes run directly, QEMU VMs too",
+    "kubernetes": "a cluster through its kubeconfig: a runtime is a RuntimeClass or KubeVirt",
+}
+if DESCRIPTIONS.keys() != BACKENDS.keys():
+    raise ValueError(f"backend descriptions {sorted(DESCRIPTIONS)} do not match the backends "
+                     f"{sorted(BACKENDS)}")
 
 
 def create(name: str, *, cache_dir: Path, resources: Resources, run_id: str = "adhoc",
@@ -44,5 +52,5 @@ def create(name: str, *, cache_dir: Path, resources: Resources, run_id: str = "a
     return factory(cache_dir, resources, run_id, kubernetes or KubernetesSettings())
 
 
-__all__ = ["BACKENDS", "Backend", "BackendError", "BackendInputError", "Factory", "Finding",
+__all__ = ["BACKENDS", "DESCRIPTIONS", "Backend", "BackendError", "BackendInputError", "Factory", "Finding",
            "create"]

@@ -91,6 +91,11 @@ class Backend(ABC):
         raise BackendInputError(f"backend {self.name!r} cannot run runtime variants (asked for "
                            f"{name!r}); list two of its runtimes instead")
 
+    def interference(self) -> list[str]:
+        """What was done to this backend's sandboxes from outside the run (deleted under it),
+        one line each; a run with any is not valid. Asked before cleanup."""
+        return []
+
     def after_last_step(self) -> list[str]:
         """Called once after the last step of a run that completed, before cleanup, for what
         must be measured again with the run's place still there (a cluster backend's clock

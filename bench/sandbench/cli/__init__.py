@@ -2,7 +2,7 @@
 
 app.py holds the ``sandbench`` group and ``main``, the one handler that turns a
 SandbenchError into its message and exit code; common.py what commands share; run.py
-``run`` and ``report``; doctor.py ``doctor`` and ``gc``; cluster.py ``runtimeclasses`` and
+``run``, ``report`` and ``summary``; doctor.py ``doctor`` and ``gc``; cluster.py ``runtimeclasses`` and
 ``rbac``; image.py ``image build``; nightly.py ``compare``, ``history``, ``export`` and
 ``examples``; summary.py the table printed at the end of a run.
 """

@@ -29,7 +29,7 @@ def cli() -> None:
     """
 
 
-for _command in (run.run, run.report, doctor.doctor_command, doctor.gc,
+for _command in (run.run, run.report, run.summary, doctor.doctor_command, doctor.gc,
                  cluster.runtimeclasses_group, cluster.rbac, image.image_group,
                  *nightly.COMMANDS):
     cli.add_command(_command)

@@ -4,6 +4,7 @@ several commands take."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -26,6 +27,10 @@ def fail(error: SandbenchError) -> NoReturn:
     hint = f" ({error.hint})" if error.hint else ""
     console.print(f"[bold red]sandbench:[/] {escape(str(error) + hint)}", highlight=False,
                   soft_wrap=True)
+    # The command is over and has said why: a late Ctrl-C (the second of a double one) must
+    # not turn its exit code into a traceback on the way out.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     sys.exit(error.exit_code)
 
 

@@ -29,7 +29,7 @@ from sandbench.nightly import export as exporting
 from sandbench.nightly import history as runs_history
 from sandbench.nightly.compare import Comparison, ComparisonError, MetricComparison, Verdict
 from sandbench.nightly.junit import to_junit
-from sandbench.results import load_run
+from sandbench.results import load_meta, load_run
 
 #: Verdicts in the order the table lists them: what needs a look first.
 ORDER = [Verdict.REGRESSED, Verdict.IMPROVED, Verdict.HOST_DRIFT, Verdict.INCONCLUSIVE,
@@ -84,6 +84,18 @@ def print_comparison(comparison: Comparison) -> None:
     show.print(f"{comparison.tally()} (Mann-Whitney U, alpha {comparison.alpha:g}; "
                f"threshold {comparison.thresholds.default:.0%} unless set per metric)",
                highlight=False, soft_wrap=True)
+
+
+def print_statuses(run_dirs: list[Path]) -> None:
+    """Say so when a compared run did not complete (interrupted, failed, crashed)."""
+    for run_dir in run_dirs:
+        meta = load_meta(run_dir)
+        status = str(meta.get("status") or "unknown")
+        if status != "completed":
+            reason = f": {meta['status_reason']}" if meta.get("status_reason") else ""
+            console.print(f"[bold yellow]note: run {escape(str(meta.get('run_id') or run_dir))} "
+                          f"is {status}{escape(reason)}; its numbers are partial[/]",
+                          soft_wrap=True, highlight=False)
 
 
 def print_environment(comparison: Comparison) -> None:
@@ -170,6 +182,7 @@ def compare_command(base_run: Path, new_run: Path | None, runtime_a: str | None,
     A metric regressed when its median moved past the threshold in the direction that is
     worse for it AND the change is significant (Mann-Whitney U, p < alpha).
     """
+    print_statuses([base_run, *([new_run] if new_run else [])])
     comparison = _comparison(base_run, new_run, runtime_a, runtime_b, threshold_options, alpha)
     print_environment(comparison)
     print_comparison(comparison)

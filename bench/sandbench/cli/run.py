@@ -7,21 +7,27 @@ from pathlib import Path
 import click
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich import box
 from rich.table import Table
 
 from sandbench import backends, results, runner
+from sandbench.analysis.summary import RunSummary, summarize_run
 from sandbench.cli.common import cache_option, console, kube_flags, kube_options, show, split
-from sandbench.cli.summary import summary_rows
+from sandbench.cli.summary import legend, summary_tables
 from sandbench.errors import Interrupted, InvalidRun, RunFailed, SandbenchError
-from sandbench.report import render_report
-from sandbench.spec import PROFILES, Overrides, load_spec
+from sandbench.report import render_report, write_report
+from sandbench.spec import PROFILES, Overrides, Spec, load_spec
+
+VERBOSE_HELP = ("Every metric in the summary table, not only each workload's headline "
+                "(`sandbench summary RUN_DIR -v` prints it again later).")
 
 
 @click.command()
 @click.argument("spec_file", required=False, type=click.Path(path_type=Path))
 @click.option("--profile", type=click.Choice(PROFILES), default="quick", show_default=True,
               help="Built-in spec used when no SPEC_FILE is given.")
-@click.option("--backend", help="Where sandboxes run: local (this host).")
+@click.option("--backend", help="Where sandboxes run: " + "; ".join(
+    f"{name} ({about})" for name, about in backends.DESCRIPTIONS.items()) + ".")
 @click.option("--runtimes", help="Comma-separated runtimes, e.g. native,runc,crun.")
 @click.option("--workloads", "workload_names", help="Comma-separated workloads: start,syscall,io.")
 @click.option("--rounds", type=click.IntRange(min=1), help="Measured rounds for every workload.")
@@ -30,11 +36,12 @@ from sandbench.spec import PROFILES, Overrides, load_spec
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"),
               show_default=True, help="Directory the run directory is created in.")
 @click.option("--no-report", is_flag=True, help="Do not render the HTML report at the end.")
+@click.option("-v", "--verbose", is_flag=True, help=VERBOSE_HELP)
 @cache_option
 @kube_options
 def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str | None,
         workload_names: str | None, rounds: int | None, warmup: int | None,
-        timeout: float | None, out: Path, no_report: bool, cache_dir: Path,
+        timeout: float | None, out: Path, no_report: bool, verbose: bool, cache_dir: Path,
         kubeconfig: str | None, kube_context: str | None, node: str | None,
         image: str | None, pull_policy: str | None) -> None:
     """Run an experiment: SPEC_FILE (YAML) or the --profile, with flags overriding it.
@@ -47,32 +54,59 @@ def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str
                           timeout_s=timeout,
                           kubernetes=kube_flags(kubeconfig, kube_context, node, image, pull_policy))
     spec = load_spec(spec_file, profile, overrides)
-    run_id = results.new_run_id()
-    backend_obj = backends.create(spec.backend, cache_dir=cache_dir, resources=spec.resources,
-                                  run_id=run_id, kubernetes=spec.kubernetes)
-    runner.add_variants(backend_obj, spec)
-    runner.plan(spec, backend_obj.known_runtimes())  # every name checked before any probing
-    spec, notes = runner.check_runtimes(backend_obj, spec)
-    for note in notes:
-        console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
-    the_plan = runner.plan(spec, backend_obj.known_runtimes())
-    with console.status(f"preparing the {spec.backend} backend..."):
+    new_out = not out.exists()
+    run_id, run_dir = results.create_run_dir(out)
+    with runner.sigterm_interrupts():
         try:
-            backend_obj.prepare(spec.runtimes, progress=lambda line: console.log(line))
-        except SandbenchError as exc:
-            # Whatever the kind, failing here is a run that could not start.
-            raise RunFailed(f"cannot prepare: {exc}") from exc
-    run_dir = out / run_id
-    writer = results.RunWriter(run_dir, runner.run_metadata(run_id, the_plan, backend_obj, notes))
+            loaded = _measure(spec, run_id, run_dir, cache_dir, new_out)
+            # One summary for the terminal and the report (computed once).
+            summary = summarize_run(loaded)
+            print_summary(summary, verbose=verbose)
+            if not no_report:
+                report_file = write_report(summary)
+                show.print(f"report: {report_file}", highlight=False, soft_wrap=True)
+        except KeyboardInterrupt:
+            # A Ctrl-C after the run recorded its end (the summary, the report): the run
+            # itself is whole on disk.
+            raise Interrupted(f"interrupted; the run is in {run_dir}") from None
+    _raise_for(str(loaded.meta.get("status")), loaded)
+
+
+def _measure(spec: Spec, run_id: str, run_dir: Path, cache_dir: Path,
+             new_out: bool) -> results.Run:
+    """Prepare, run every sandbox, print the summary; the run as recorded."""
+    backend_obj: backends.Backend | None = None
+    try:
+        backend_obj = backends.create(spec.backend, cache_dir=cache_dir,
+                                      resources=spec.resources, run_id=run_id,
+                                      kubernetes=spec.kubernetes)
+        runner.add_variants(backend_obj, spec)
+        runner.plan(spec, backend_obj.known_runtimes())  # every name checked before any probing
+        spec, notes = runner.check_runtimes(backend_obj, spec)
+        for note in notes:
+            console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
+        the_plan = runner.plan(spec, backend_obj.known_runtimes())
+        with console.status(f"preparing the {spec.backend} backend..."):
+            try:
+                backend_obj.prepare(spec.runtimes, progress=lambda line: console.log(line))
+            except SandbenchError as exc:
+                # Whatever the kind, failing here is a run that could not start.
+                raise RunFailed(f"cannot prepare: {exc}") from exc
+        writer = results.RunWriter(run_dir, runner.run_metadata(run_id, the_plan, backend_obj,
+                                                               notes))
+    except BaseException as exc:
+        # Nothing was measured: leave nothing behind, the run directory included.
+        if backend_obj is not None:
+            backend_obj.cleanup()
+        results.remove_if_empty(run_dir, with_parent=new_out)
+        if isinstance(exc, KeyboardInterrupt):
+            raise Interrupted("interrupted before anything was measured") from None
+        raise
     console.print(f"run [bold]{run_id}[/]: {len(the_plan.steps)} sandboxes, "
                   f"runtimes {', '.join(spec.runtimes)}, samples in {run_dir}/", highlight=False)
-    status = _run_with_progress(the_plan, backend_obj, writer)
+    _run_with_progress(the_plan, backend_obj, writer)
     loaded = results.load_run(run_dir)
-    print_summary(loaded)
-    if not no_report:
-        report_file = render_report(run_dir)
-        show.print(f"report: {report_file}", highlight=False, soft_wrap=True)
-    _raise_for(status, loaded)
+    return loaded
 
 
 def _run_with_progress(the_plan: runner.Plan, backend_obj: backends.Backend,
@@ -87,29 +121,54 @@ def _run_with_progress(the_plan: runner.Plan, backend_obj: backends.Backend,
             what = f"{step.workload.name}/{step.case.name} {step.runtime} round {step.round}{warm}"
             bar.update(task, completed=done, description=what)
 
-        return runner.Runner(the_plan, backend_obj, writer, progress).run()
+        def notice(line: str) -> None:
+            console.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
+
+        return runner.Runner(the_plan, backend_obj, writer, progress, notice).run()
 
 
 def _raise_for(status: str, loaded: results.Run) -> None:
     if status == "interrupted":
-        raise Interrupted(f"interrupted; the samples measured so far are in {loaded.dir}")
+        skipped = any("cleanup was skipped" in w for w in loaded.meta.get("warnings", []))
+        gc = "; cleanup was skipped: run `sandbench gc` to finish it" if skipped else ""
+        raise Interrupted(f"interrupted; the samples measured so far are in {loaded.dir}{gc}")
     if loaded.meta.get("valid") is False:
         raise InvalidRun("; ".join(loaded.meta.get("warnings", [])))
 
 
-def print_summary(loaded: results.Run) -> None:
-    header, rows = summary_rows(loaded)
-    if not rows:
+def print_summary(summary: RunSummary, *, verbose: bool = False) -> None:
+    """The run's summary on stdout: a table per workload, then what the marks mean."""
+    loaded = summary.run
+    tables = summary_tables(summary.table, loaded.meta, verbose=verbose)
+    if not tables:
         show.print("no samples were measured")
         return
-    table = Table(title=f"run {loaded.run_id} ({loaded.meta.get('status')})", show_lines=False)
-    for column in header:
-        # Fold, never cut: a truncated metric name cannot be told from its neighbours.
-        table.add_column(column, justify="left" if column in ("workload", "metric") else "right",
-                         overflow="fold")
-    for row in rows:
-        table.add_row(*(escape(cell) for cell in row))
-    show.print(table)
+    show.print(f"run {loaded.run_id} ({loaded.meta.get('status')})", highlight=False)
+    for found in tables:
+        # Title and caption as lines of their own: under a table's title they would wrap
+        # at the table's width, not the terminal's.
+        show.print(f"\n[bold]{escape(found.title)}[/]", highlight=False, soft_wrap=True)
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+        for i, column in enumerate(found.header):
+            table.add_column(escape(column), justify="left" if i < found.names else "right",
+                             overflow="fold")
+        for row in found.rows:
+            table.add_row(*(escape(cell) for cell in row))
+        show.print(table)
+        if found.caption:
+            show.print(escape(found.caption), highlight=False)
+    show.print()
+    for line in legend(loaded.meta, summary.table):
+        show.print(escape(line), highlight=False)
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("-v", "--verbose", is_flag=True, help="Every metric, not only each workload's "
+              "headline.")
+def summary(run_dir: Path, verbose: bool) -> None:
+    """Print RUN_DIR's summary tables again, as `sandbench run` printed them at its end."""
+    print_summary(summarize_run(results.load_run(run_dir)), verbose=verbose)
 
 
 @click.command()

@@ -54,8 +54,8 @@ def diagnose(backend: Backend, runtimes: list[str], cache_dir: Path) -> list[Fin
                                 "sandbench image build"))
         return findings
     findings.append(Finding("workload image", True, f"{built.name} ({built.manifest_digest[:19]})"))
-    backend.prepare(usable)
     try:
+        backend.prepare(usable)
         findings += accelerators(backend, usable)
         findings += [trial(backend, runtime) for runtime in usable]
     finally:

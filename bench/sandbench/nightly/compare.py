@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from sandbench.analysis import drift, stats
+from sandbench.analysis.summary import RunSummary, summarize_run
 from sandbench.analysis.thresholds import Thresholds
 from sandbench.analysis.verdict import ALPHA, CONFIDENCE, MIN_SAMPLES, Judgement, Verdict, judge
 from sandbench.errors import BadInput
@@ -30,7 +31,8 @@ from sandbench.nightly.envdiff import Difference
 from sandbench.results import Run
 
 __all__ = ["ALPHA", "Comparison", "ComparisonError", "Judgement", "MetricComparison", "Side",
-           "Verdict", "compare_rows", "compare_runs", "compare_variants", "judge"]
+           "Verdict", "compare_rows", "compare_runs", "compare_summaries", "compare_variants",
+           "judge"]
 
 #: Version of the comparison's JSON (``--json``, verdict.json).
 FORMAT_VERSION = 1
@@ -198,7 +200,7 @@ def _side(summary: pd.DataFrame, key: tuple[str, ...]) -> Side:
                 float(row["ci_high"]), float(row["cov"]))
 
 
-def _values(good: pd.DataFrame, key: tuple[str, ...]) -> Any:
+def _values(good: Mapping[tuple[str, ...], Any], key: tuple[str, ...]) -> Any:
     return good.get(key, np.array([], dtype=np.float64))
 
 
@@ -206,10 +208,15 @@ def compare_rows(base_rows: pd.DataFrame, new_rows: pd.DataFrame, base_meta: Map
                  new_meta: Mapping[str, Any], *, thresholds: Thresholds, alpha: float = ALPHA,
                  confidence: float = CONFIDENCE) -> list[MetricComparison]:
     """Compare rows already passed through stats.measured, matched by stats.GROUP."""
-    base_summary = _summaries(base_rows, base_meta)
-    new_summary = _summaries(new_rows, new_meta)
-    base_good = _grouped(stats.good(base_rows))
-    new_good = _grouped(stats.good(new_rows))
+    return _compare(_summaries(base_rows, base_meta), _summaries(new_rows, new_meta),
+                    _grouped(stats.good(base_rows)), _grouped(stats.good(new_rows)),
+                    thresholds=thresholds, alpha=alpha, confidence=confidence)
+
+
+def _compare(base_summary: pd.DataFrame, new_summary: pd.DataFrame,
+             base_good: Mapping[tuple[str, ...], Any], new_good: Mapping[tuple[str, ...], Any],
+             *, thresholds: Thresholds, alpha: float, confidence: float) -> list[MetricComparison]:
+    """Both sides' summaries (indexed by stats.GROUP) and good values, judged key by key."""
     out = []
     for key in sorted(set(base_summary.index) | set(new_summary.index)):
         base, new = _side(base_summary, key), _side(new_summary, key)
@@ -234,23 +241,33 @@ def _grouped(good: pd.DataFrame) -> dict[tuple[str, ...], Any]:
 def compare_runs(base: Run, new: Run, *, thresholds: Thresholds | None = None,
                  alpha: float = ALPHA, confidence: float = CONFIDENCE) -> Comparison:
     """BASE against NEW, runtime by runtime."""
-    base_rows, new_rows = stats.measured(base.samples), stats.measured(new.samples)
-    common = sorted(set(base_rows["runtime"]) & set(new_rows["runtime"]))
+    return compare_summaries(summarize_run(base), summarize_run(new), thresholds=thresholds,
+                             alpha=alpha, confidence=confidence)
+
+
+def compare_summaries(base: RunSummary, new: RunSummary, *,
+                      thresholds: Thresholds | None = None, alpha: float = ALPHA,
+                      confidence: float = CONFIDENCE) -> Comparison:
+    """:func:`compare_runs` on the runs' summaries, when they were already made."""
+    common = sorted(set(base.rows["runtime"]) & set(new.rows["runtime"]))
     if not common:
         raise ComparisonError(
-            f"runs {base.run_id!r} and {new.run_id!r} share no runtime (base: "
-            f"{', '.join(sorted(set(base_rows['runtime']))) or 'none'}; new: "
-            f"{', '.join(sorted(set(new_rows['runtime']))) or 'none'})")
+            f"runs {base.run.run_id!r} and {new.run.run_id!r} share no runtime (base: "
+            f"{', '.join(sorted(set(base.rows['runtime']))) or 'none'}; new: "
+            f"{', '.join(sorted(set(new.rows['runtime']))) or 'none'})")
     thresholds = thresholds or Thresholds()
-    metrics = compare_rows(base_rows, new_rows, base.meta, new.meta, thresholds=thresholds,
-                           alpha=alpha, confidence=confidence)
-    baseline = _common_baseline(base.meta, new.meta, common)
-    metrics = [_against_drift(m, stats.good(base_rows), stats.good(new_rows), baseline, alpha,
-                              confidence) for m in metrics]
+    # The summaries' medians and intervals do not depend on the run's baseline runtime: each
+    # group is bootstrapped on its own stream (stats._bootstrap).
+    metrics = _compare(base.by_key, new.by_key, base.values, new.values, thresholds=thresholds,
+                       alpha=alpha, confidence=confidence)
+    baseline = _common_baseline(base.run.meta, new.run.meta, common)
+    metrics = [_against_drift(m, base.good, new.good, baseline, alpha, confidence)
+               for m in metrics]
     metrics = [_baseline_with_the_others(m, metrics, baseline, alpha) for m in metrics]
     pairs = [(r, r) for r in common]
-    return Comparison(base.run_id, new.run_id, base.dir, new.dir, "runs", pairs, alpha,
-                      thresholds, metrics, envdiff.differences(base.meta, new.meta, pairs))
+    return Comparison(base.run.run_id, new.run.run_id, base.run.dir, new.run.dir, "runs",
+                      pairs, alpha, thresholds, metrics,
+                      envdiff.differences(base.run.meta, new.run.meta, pairs))
 
 
 def _common_baseline(base_meta: Mapping[str, Any], new_meta: Mapping[str, Any],
@@ -313,9 +330,14 @@ def ab_label(a: str, b: str) -> str:
 
 
 def compare_variants(run: Run, a: str, b: str, *, thresholds: Thresholds | None = None,
-                     alpha: float = ALPHA, confidence: float = CONFIDENCE) -> Comparison:
-    """Runtime ``b`` against runtime ``a`` within one run (same-run A/B)."""
-    rows = stats.measured(run.samples)
+                     alpha: float = ALPHA, confidence: float = CONFIDENCE,
+                     measured: pd.DataFrame | None = None) -> Comparison:
+    """Runtime ``b`` against runtime ``a`` within one run (same-run A/B); ``measured``: the
+    run's samples through stats.measured, when already made (RunSummary.rows).
+
+    Each side is summarised again under the pair's name: its bootstrap stream is seeded by
+    that name (stats._bootstrap), so these intervals are not the run summary's."""
+    rows = stats.measured(run.samples) if measured is None else measured
     present = sorted(set(rows["runtime"]))
     for name in (a, b):
         if name not in present:
@@ -354,10 +376,14 @@ def variant_pairs(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def compare_all_variants(run: Run, *, thresholds: Thresholds | None = None,
-                         alpha: float = ALPHA) -> list[Comparison]:
+                         alpha: float = ALPHA,
+                         measured: pd.DataFrame | None = None) -> list[Comparison]:
     """Each variant of the run against the runtime it varies, when both ran."""
-    return [compare_variants(run, a, b, thresholds=thresholds, alpha=alpha)
-            for a, b in variant_pairs(run.meta)]
+    pairs = variant_pairs(run.meta)
+    if pairs and measured is None:
+        measured = stats.measured(run.samples)
+    return [compare_variants(run, a, b, thresholds=thresholds, alpha=alpha, measured=measured)
+            for a, b in pairs]
 
 
 def merge(comparisons: Iterable[Comparison]) -> Comparison:

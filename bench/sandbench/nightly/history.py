@@ -152,7 +152,9 @@ def load_index(history: Path, *, rebuild: bool = False) -> list[Entry]:
     for run_dir in run_dirs(history):
         rel = run_dir.relative_to(history).as_posix()
         cached = known.get(rel)
-        if cached is not None and cached.stamp == _stamp(run_dir):
+        # A running run's line is read again: its owner may have died since, and a dead
+        # owner's run is crashed though run.json never changes again.
+        if cached is not None and cached.stamp == _stamp(run_dir) and cached.status != "running":
             entries.append(cached)
             continue
         try:

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from sandbench.report.render import Report, build_report, render_report
+from sandbench.report.render import Report, build_report, render_report, write_report
 
-__all__ = ["Report", "build_report", "render_report"]
+__all__ = ["Report", "build_report", "render_report", "write_report"]

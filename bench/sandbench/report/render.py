@@ -22,6 +22,7 @@ from markupsafe import Markup
 
 from sandbench import __version__
 from sandbench.analysis import stats
+from sandbench.analysis.summary import RunSummary, summarize_run
 from sandbench.report import tables, trends, verdict_section
 from sandbench.report.bars import bar_charts
 from sandbench.report.charts import Chart, template_json, workload_order
@@ -37,6 +38,8 @@ STATUS_NOTES = {
                    "it stopped.",
     "failed": "This run failed: the numbers cover only what was measured before it failed.",
     "running": "This run had not finished when this report was made: the numbers are partial.",
+    "crashed": "This run's harness died without recording an end (killed, or the machine "
+               "restarted): the numbers cover only what was measured before.",
 }
 SECTION_TITLES = {"start": "Start latency", "syscall": "System calls", "io": "Storage I/O",
                   "trends": "Trends over the history"}
@@ -55,29 +58,38 @@ def render_report(run_dir: Path, out: Path | None = None, *, embed_js: bool = Tr
                   baseline: Path | None = None, history: Path | None = None) -> Path:
     """Write the report of the run in ``run_dir`` (by default to ``run_dir/report.html``);
     with a verdict against the ``baseline`` run and trends over the ``history`` directory."""
-    report = build_report(load_run(run_dir), embed_js=embed_js,
-                          baseline=load_run(baseline) if baseline else None, history=history)
-    path = out if out is not None else run_dir / REPORT_FILE
+    return write_report(summarize_run(load_run(run_dir)), out, embed_js=embed_js,
+                        baseline=load_run(baseline) if baseline else None, history=history)
+
+
+def write_report(summary: RunSummary, out: Path | None = None, *, embed_js: bool = True,
+                 baseline: Run | None = None, history: Path | None = None) -> Path:
+    """:func:`render_report` of a run already summarised (by default to its
+    ``report.html``)."""
+    report = build_report(summary.run, embed_js=embed_js, baseline=baseline, history=history,
+                          summary=summary)
+    path = out if out is not None else summary.run.dir / REPORT_FILE
     path.write_text(report.html, encoding="utf-8")
     return path
 
 
 def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None,
-                 history: Path | None = None) -> Report:
-    rows = stats.measured(run.samples)
-    summary = stats.summarize_rows(rows, run.meta)
+                 history: Path | None = None, summary: RunSummary | None = None) -> Report:
+    """The report of ``run``; ``summary``: its summary when already made (summarize_run)."""
+    if summary is None:
+        summary = summarize_run(run)
     names = runtimes(run.meta, run.samples["runtime"].unique())
-    charts = make_charts(rows, summary, names)
-    found = trends.trends(run, history, names) if history is not None else None
+    charts = make_charts(summary.rows, summary.table, names)
+    found = trends.trends(summary, history, names) if history is not None else None
     charts += found.charts if found else []
     context = {
-        "verdicts": verdict_section.sections(run, baseline),
+        "verdicts": verdict_section.sections(summary, baseline),
         "trends": trends.context(found),
         "run": header(run),
         "notes": notes(run.meta, names),
-        "headline": tables.headline(summary, names),
+        "headline": tables.headline(summary.table, names),
         "sections": sections(charts, {"io": io_mode_notes(run.samples, names)}),
-        "warnings": all_warnings(run.meta, summary),
+        "warnings": all_warnings(run.meta, summary.table),
         "failures": tables.failures(run.samples, names),
         "host": tables.host_facts(run.meta),
         "runtime_facts": tables.runtime_facts(run.meta, names),
@@ -90,7 +102,7 @@ def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None
         "template": Markup(template_json()),  # made safe for <script> by charts
     }
     html = _environment().get_template("report.html.j2").render(context)
-    return Report(html=html, charts=charts, summary=summary)
+    return Report(html=html, charts=charts, summary=summary.table)
 
 
 def make_charts(rows: pd.DataFrame, summary: pd.DataFrame, names: Runtimes) -> list[Chart]:

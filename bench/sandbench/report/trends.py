@@ -19,11 +19,12 @@ import numpy as np
 import plotly.graph_objects as go
 
 from sandbench.analysis import changepoint, stats
+from sandbench.analysis.summary import RunSummary, summarize_run
 from sandbench.analysis.thresholds import Thresholds
 from sandbench.nightly import compare, history
 from sandbench.report.charts import Chart, chart, layout, plot_text
 from sandbench.report.labels import Runtimes, number
-from sandbench.results import ResultsError, Run, load_run
+from sandbench.results import ResultsError, load_run
 
 #: Nights shown: two months of nightly runs keep a report quick to make and to open.
 LIMIT = 60
@@ -64,35 +65,34 @@ class Trends:
     history: str
 
 
-def _runs(run: Run, directory: Path, limit: int) -> list[Run]:
+def _runs(summary: RunSummary, directory: Path, limit: int) -> list[RunSummary]:
+    """The history's runs, summarised, oldest first, then the report's own (summarised
+    already)."""
+    run = summary.run
     entries = [e for e in history.load_index(directory)
                if e.status == "completed" and e.backend == run.meta.get("backend")
                and e.run_id != run.run_id]
     loaded = []
     for entry in entries[-(limit - 1):] if limit > 1 else []:
         try:
-            loaded.append(load_run(directory / entry.path))
+            loaded.append(summarize_run(load_run(directory / entry.path)))
         except ResultsError:
             continue
-    return [*loaded, run]
+    return [*loaded, summary]
 
 
-def _series(runs: list[Run], wanted: set[Key]) -> dict[Key, Series]:
+def _series(runs: list[RunSummary], wanted: set[Key]) -> dict[Key, Series]:
     found: dict[Key, Series] = {}
     for past in runs:
-        rows = stats.measured(past.samples)
-        summary = stats.summarize_rows(rows, {**past.meta, "baseline": ""})
-        good = stats.good(rows)
-        values = {tuple(str(k) for k in key): v.to_numpy(dtype=np.float64)
-                  for key, v in good.groupby(stats.GROUP, sort=False)["value"]}
-        for row in summary.itertuples(index=False):
+        for row in past.table.itertuples(index=False):
             key: Key = (str(row.runtime), str(row.workload), str(row.metric), str(row.labels))
             if key not in wanted or not row.n:
                 continue
             series = found.setdefault(key, Series(key, str(row.unit), str(row.better)))
-            series.points.append(Point(past.run_id, str(past.meta.get("started_at") or ""),
+            series.points.append(Point(past.run.run_id,
+                                       str(past.run.meta.get("started_at") or ""),
                                        float(row.median), float(row.ci_low), float(row.ci_high),
-                                       int(row.n), values.get(key, np.array([]))))
+                                       int(row.n), past.values.get(key, np.array([]))))
     return found
 
 
@@ -174,13 +174,13 @@ def _change_rows(all_series: list[Series]) -> list[dict[str, str]]:
     return sorted(rows, key=lambda r: r["time"], reverse=True)
 
 
-def trends(run: Run, directory: Path, runtimes: Runtimes, *, limit: int = LIMIT,
+def trends(summary: RunSummary, directory: Path, runtimes: Runtimes, *, limit: int = LIMIT,
            thresholds: Thresholds | None = None) -> Trends:
-    """Trend charts and change points of ``run``'s series over the history in ``directory``."""
-    runs = _runs(run, directory, limit)
-    measured = stats.good(stats.measured(run.samples))
+    """Trend charts and change points of the summarised run's series over the history in
+    ``directory``."""
+    runs = _runs(summary, directory, limit)
     wanted: set[Key] = {(str(r), str(w), str(m), str(labels)) for r, w, m, labels in
-                        measured[stats.GROUP].drop_duplicates().itertuples(index=False)}
+                        summary.good[stats.GROUP].drop_duplicates().itertuples(index=False)}
     found = _series(runs, wanted)
     for series in found.values():
         _judge(series, thresholds or Thresholds())

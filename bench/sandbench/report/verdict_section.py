@@ -8,6 +8,7 @@ import json
 import math
 from typing import Any
 
+from sandbench.analysis.summary import RunSummary, summarize_run
 from sandbench.nightly import compare
 from sandbench.nightly.compare import Comparison, MetricComparison, Verdict
 from sandbench.nightly.history import VERDICT_FILE
@@ -105,10 +106,11 @@ def _gated(run: Run, baseline: Run | None) -> dict[str, Any] | None:
     return {**section(comparison, title), "gate": gate}
 
 
-def sections(run: Run, baseline: Run | None) -> list[dict[str, Any]]:
+def sections(summary: RunSummary, baseline: Run | None) -> list[dict[str, Any]]:
     """The verdicts a report shows: the gate's recorded verdict, else one judged against
     ``baseline`` when given; and same-run A/B for every variant of the run's spec that ran
     beside its runtime."""
+    run = summary.run
     found = []
     try:
         gated = _gated(run, baseline)
@@ -120,10 +122,12 @@ def sections(run: Run, baseline: Run | None) -> list[dict[str, Any]]:
     elif baseline is not None:
         title = f"Against the baseline run {baseline.run_id}"
         try:
-            found.append(section(compare.compare_runs(baseline, run), title))
+            # Only here is the baseline run summarised: a recorded verdict needs none.
+            found.append(section(compare.compare_summaries(summarize_run(baseline), summary),
+                                 title))
         except compare.ComparisonError as exc:
             found.append({**EMPTY, "title": title, "error": str(exc)})
-    for pair in compare.compare_all_variants(run):
+    for pair in compare.compare_all_variants(run, measured=summary.rows):
         a, b = pair.pairs[0]
         found.append(section(pair, f"Same-run A/B: {b} against {a}"))
     return found

@@ -33,6 +33,11 @@ class Workload(ABC):
     description: ClassVar[str]
     params_model: ClassVar[type[Params]]
     metrics: ClassVar[tuple[Metric, ...]]
+    #: The metrics the terminal summary shows unless asked for all (``--verbose``); empty:
+    #: all of them. The report always has every metric.
+    headline: ClassVar[tuple[str, ...]] = ()
+    #: What the headline rows are, in a few words, for the summary table's caption.
+    headline_note: ClassVar[str] = ""
 
     def params(self, raw: dict[str, Any]) -> Params:
         return self.params_model.model_validate(raw)

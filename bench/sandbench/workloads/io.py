@@ -67,6 +67,10 @@ class Io(Workload):
     description = "fio sequential and random read/write on the root filesystem and a volume"
     params_model = IoParams
     metrics = JOB_METRICS
+    # Bandwidth per job and target tells which runtime's storage path costs; IOPS of the
+    # 1 MiB jobs repeats it and the latencies split it further.
+    headline = (BANDWIDTH.name,)
+    headline_note = "bandwidth per job and target"
 
     def cases(self, params: Params) -> list[Case]:
         assert isinstance(params, IoParams)

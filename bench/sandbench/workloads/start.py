@@ -146,6 +146,10 @@ class Start(Workload):
     description = "start latency of a fresh sandbox, in phases"
     params_model = StartParams
     metrics = tuple(p.metric for p in PHASES)
+    # The phase that prices the runtime (invoked or pod created, to the workload's first
+    # instruction) and the whole life of a sandbox; the others split these up.
+    headline = ("request_to_workload", "create_to_workload", "request_to_exit")
+    headline_note = "the phases to the workload's first instruction and to exit"
 
     def cases(self, params: Params) -> list[Case]:
         # Which phases a sandbox yields depends on the backend; see unmeasured().

@@ -46,6 +46,7 @@ class Syscall(Workload):
     description = "ns per system call: getpid, clock_gettime, open+close, stat, read, write, mmap"
     params_model = SyscallParams
     metrics = (NS_PER_OP,)
+    headline_note = "every operation"
 
     def cases(self, params: Params) -> list[Case]:
         assert isinstance(params, SyscallParams)

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from sandbench import image
+from sandbench import image, owner
 from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
 from sandbench.backends.local import cgroups, mounts, qemu, qemu_vm
 from sandbench.backends.local.native import NativeRuntime
@@ -25,6 +25,9 @@ from sandbench.resources import runtimeclasses_dir
 from sandbench.spec import Resources
 
 Driver = NativeRuntime | OciRuntime | qemu.QemuRuntime
+#: Seconds a cgroup with no container is left alone by gc: a `create` in flight makes the
+#: cgroup before the runtime records the container (it takes well under a second).
+CGROUP_GRACE_S = 60.0
 
 #: How to get a runtime that is not installed, where apt-get is not the answer.
 FIXES = {"runsc": "make demo builds it with Go >= 1.26.3 (tests/cluster/build-gvisor.sh), or put "
@@ -54,11 +57,13 @@ class LocalBackend(Backend):
     def __init__(self, cache_dir: Path, resources: Resources, run_id: str = "adhoc") -> None:
         self.cache_dir = cache_dir
         self.resources = resources
+        self.run_id = run_id
         self.scratch = cache_dir / "scratch" / run_id
         self.table = runtime_table()
         self._image: image.WorkloadImage | None = None
         self._drivers: dict[str, Driver] = {}
         self._live: set[tuple[str, str]] = set()
+        self._owner: owner.OwnerLock | None = None
 
     def known_runtimes(self) -> dict[str, str]:
         return {name: str(entry.get("description", "")) for name, entry in self.table.items()}
@@ -99,6 +104,7 @@ class LocalBackend(Backend):
         return Finding(runtime, True, binary, facts={"binary": binary})
 
     def prepare(self, runtimes: list[str], progress: Progress | None = None) -> None:
+        self._claim()
         self._image = image.build_image(self.cache_dir, progress=progress)
         for runtime in runtimes:
             if self.table[runtime]["kind"] == "vm":
@@ -142,22 +148,44 @@ class LocalBackend(Backend):
         return qemu.QemuRuntime.create(runtime, config, self._image.guest, self.cache_dir,
                                        self.scratch, str(entry.get("accel", "auto")), progress)
 
+    def _claim(self) -> None:
+        """Make the run's scratch directory and hold its owner file for the run's life, so
+        `gc` (in this process or any other) never touches what this run uses."""
+        if self._owner is not None:
+            return
+        self.scratch.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.scratch.mkdir()
+        except FileExistsError:
+            if owner.owned_by_live_process(self.scratch):
+                raise BackendError(f"the scratch directory {str(self.scratch)!r} belongs to "
+                                   "another live run with the same id; start again") from None
+        self._owner = owner.OwnerLock(self.scratch, {"run_id": self.run_id})
+
     def execute(self, runtime: str, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
         driver = self._driver(runtime)
         self._live.add((runtime, sandbox_id))
-        try:
-            return driver.execute(case, sandbox_id, timeout_s)
-        finally:
-            self._live.discard((runtime, sandbox_id))
+        # Live until deleted: when a signal cuts execute short, cleanup() deletes it.
+        execution = driver.execute(case, sandbox_id, timeout_s)
+        self._live.discard((runtime, sandbox_id))
+        if self._owner is not None and not self._owner.intact():
+            execution.error = (f"destroyed from outside the run: the run's scratch directory "
+                               f"{str(self.scratch)!r} was deleted while the sandbox ran"
+                               + (f" ({execution.error})" if execution.error else ""))
+        return execution
+
+    def interference(self) -> list[str]:
+        if self._owner is not None and not self._owner.intact():
+            return [f"the run's scratch directory {str(self.scratch)!r} was deleted while it "
+                    "ran (an older `sandbench gc`?): sandboxes may have been destroyed under it"]
+        return []
 
     def cleanup(self) -> list[str]:
         deleted = []
         for runtime, sandbox_id in sorted(self._live):
-            driver = self._drivers[runtime]
-            if isinstance(driver, (OciRuntime, qemu.QemuRuntime)):
-                driver.delete(sandbox_id)
+            self._drivers[runtime].delete(sandbox_id)
+            self._live.discard((runtime, sandbox_id))
             deleted.append(sandbox_id)
-        self._live.clear()
         for driver in self._drivers.values():
             # runsc keeps a shared empty network namespace bind-mounted in its --root.
             if isinstance(driver, OciRuntime):
@@ -165,11 +193,20 @@ class LocalBackend(Backend):
         deleted += qemu_vm.kill_leftovers(self.scratch)
         mounts.unmount_all(self.scratch)
         shutil.rmtree(self.scratch, ignore_errors=True)
+        if self._owner is not None:
+            self._owner.release()
+            self._owner = None
         return deleted
 
     def gc(self) -> list[str]:
-        deleted = []
+        """Delete what runs whose owner is dead left behind; a live run's containers, cgroups,
+        mounts and scratch are never touched (see sandbench.owner)."""
         scratch_root = self.cache_dir / "scratch"
+        runs = sorted(p for p in scratch_root.iterdir() if p.is_dir()) if scratch_root.is_dir() else []
+        live = [run for run in runs if owner.owned_by_live_process(run)]
+        dead = [run for run in runs if run not in live]
+        kept = _Ownership(live)
+        deleted, containers = [], set()
         for name, entry in self.table.items():
             binary = find_binary(entry, self.cache_dir) if entry["kind"] == "oci" else None
             if binary is None:
@@ -177,16 +214,24 @@ class LocalBackend(Backend):
             driver = OciRuntime(name, binary, Path("/"), scratch_root, self.resources,
                                 variant_of=str(entry.get("variant_of", "")),
                                 flags=tuple(str(f) for f in entry.get("flags") or ()))
-            for sandbox_id in driver.leftovers():
-                driver.delete(sandbox_id)
-                deleted.append(f"{name} container {sandbox_id}")
-        deleted += qemu_vm.kill_leftovers(scratch_root)
-        deleted += [f"mount {p}" for p in mounts.unmount_all(scratch_root)]
-        if scratch_root.is_dir():
-            for leftover in sorted(scratch_root.iterdir()):
-                shutil.rmtree(leftover, ignore_errors=True)
-                deleted.append(f"scratch {leftover}")
-        deleted += [f"cgroup {p}" for p in cgroups.remove_empty("sandbench")]
+            for sandbox_id, bundle in driver.leftovers().items():
+                if kept.owns(sandbox_id, bundle):
+                    containers.add(sandbox_id)
+                else:
+                    driver.delete(sandbox_id)
+                    deleted.append(f"{name} container {sandbox_id}")
+        for run in dead:
+            deleted += qemu_vm.kill_leftovers(run)
+            deleted += [f"mount {p}" for p in mounts.unmount_all(run)]
+            shutil.rmtree(run, ignore_errors=True)
+            deleted.append(f"scratch {run}")
+        # A live container's cgroup is its container's (whatever cache its run used); one
+        # without a container is a create cut short, once it is older than any create takes.
+        for name in sorted(cgroups.children("sandbench")):
+            relative = f"/sandbench/{name}"
+            if name in containers or kept.owns(name) or cgroups.age_s(relative) < CGROUP_GRACE_S:
+                continue
+            deleted += [f"cgroup {p}" for p in cgroups.remove(relative)]
         return deleted
 
     def environment(self) -> dict[str, Any]:
@@ -212,3 +257,28 @@ class LocalBackend(Backend):
                               "input_hash": self._image.input_hash}
         facts["state_root"] = str(STATE_ROOT)
         return facts
+
+
+class _Ownership:
+    """Which sandboxes live runs own. A container's bundle lies in the scratch directory of
+    the run that made it, whatever cache that run used: its owner file says. Otherwise (a
+    cgroup, a runtime that does not say) by this cache's live runs: ids starting with a live
+    run's sandbox prefix, and any with a directory in a live run's scratch directory (ids of
+    doctor and the pytest plugin, older sandbench runs)."""
+
+    def __init__(self, live_runs: list[Path]) -> None:
+        self.prefixes = tuple(f"{owner.sandbox_prefix(run.name)}-" for run in live_runs)
+        self.names = {child.name for run in live_runs for child in _subdirs(run)}
+
+    def owns(self, sandbox_id: str, bundle: Path | None = None) -> bool:
+        if bundle is not None and bundle.parent.is_dir() \
+                and owner.owned_by_live_process(bundle.parent):
+            return True
+        return sandbox_id in self.names or sandbox_id.startswith(self.prefixes)
+
+
+def _subdirs(directory: Path) -> list[Path]:
+    try:
+        return [child for child in directory.iterdir() if child.is_dir()]
+    except OSError:
+        return []

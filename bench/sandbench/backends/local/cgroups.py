@@ -8,6 +8,9 @@ runc works either way.
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 
 from sandbench.facts.host import cgroup_layout
@@ -51,21 +54,65 @@ def fix_crun() -> str | None:
     return "; ".join(done) or None
 
 
-def remove_empty(parent: str) -> list[Path]:
-    """Remove cgroups left under ``parent`` in every v1 hierarchy (only empty ones can go)."""
-    removed = []
-    for hierarchy in CGROUP_ROOT.iterdir() if CGROUP_ROOT.is_dir() else []:
-        top = hierarchy / parent
-        if not top.is_dir():
+def hierarchies() -> list[Path]:
+    """Every mounted hierarchy under /sys/fs/cgroup (the v1 ones and the unified one)."""
+    return sorted(h for h in CGROUP_ROOT.iterdir() if h.is_dir()) if CGROUP_ROOT.is_dir() else []
+
+
+def children(parent: str) -> set[str]:
+    """Names of the cgroups directly under ``parent`` in any hierarchy (e.g. sandbench's)."""
+    return {c.name for h in hierarchies() if (h / parent).is_dir()
+            for c in (h / parent).iterdir() if c.is_dir()}
+
+
+def age_s(relative: str) -> float:
+    """Seconds since the cgroup at ``relative`` was made (the youngest of its hierarchies);
+    infinite when there is none."""
+    ages = []
+    for hierarchy in hierarchies():
+        try:
+            ages.append(time.time() - (hierarchy / relative.strip("/")).stat().st_ctime)
+        except OSError:
             continue
-        for child in sorted(top.iterdir(), reverse=True):
-            if child.is_dir():
-                try:
-                    child.rmdir()
-                    removed.append(child)
-                except OSError:
-                    pass
+    return min(ages, default=float("inf"))
+
+
+def remove(relative: str, wait_s: float = 2.0) -> list[Path]:
+    """Remove the cgroup at ``relative`` (an OCI cgroupsPath, /sandbench/ID) from every
+    hierarchy, killing what is left in it first: a container whose `create` was cut short has
+    no runtime state for `delete` to act on, but its cgroups (one per v1 hierarchy) and maybe
+    its init remain. Returns the cgroups removed."""
+    paths = [h / relative.strip("/") for h in hierarchies()]
+    paths = [p for p in paths if p.is_dir()]
+    for path in paths:
+        for pid in _pids(path):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    removed = []
+    deadline = time.monotonic() + wait_s
+    for path in paths:
+        while True:
+            try:
+                path.rmdir()
+                removed.append(path)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                # Killed tasks leave the cgroup a moment after the signal.
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
     return removed
+
+
+def _pids(path: Path) -> list[int]:
+    try:
+        return [int(line) for line in (path / "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return []
 
 
 def oom_kills(relative: str) -> int | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbench.backends.local import proc
@@ -28,6 +28,8 @@ class NativeRuntime:
     scratch: Path
     #: A command prefix the probe runs under (a spec variant's wrapper).
     wrapper: tuple[str, ...] = ()
+    #: Probes not yet reaped, by sandbox id; each leads its own process group.
+    _children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
 
     def _host_path(self, arg: str, sandbox: Path) -> str:
         mapping = {
@@ -52,22 +54,39 @@ class NativeRuntime:
         except OSError as exc:
             execution.error = f"native: {exc}"
         finally:
+            # First, so a Ctrl-C here never leaves the probe (or its fio) running on.
+            self._end_child(sandbox_id)
             execution.stdout = proc.read_text(sandbox / "stdout")
             execution.stderr = proc.read_text(sandbox / "stderr")
             shutil.rmtree(sandbox, ignore_errors=True)
         return execution
 
+    def delete(self, sandbox_id: str) -> None:
+        """Kill the sandbox's whole process group if it still runs and remove its files; safe
+        to call twice."""
+        self._end_child(sandbox_id)
+        shutil.rmtree(self.scratch / sandbox_id, ignore_errors=True)
+
+    def _end_child(self, sandbox_id: str) -> None:
+        child = self._children.get(sandbox_id)
+        if child is not None:
+            proc.end_group(child)
+            del self._children[sandbox_id]
+
     def _run(self, argv: list[str], env: dict[str, str], sandbox: Path, execution: Execution,
              timeout_s: float) -> None:
-        with open(sandbox / "stdout", "wb") as out, open(sandbox / "stderr", "wb") as err:
+        with (open(sandbox / "stdout", "wb") as out, open(sandbox / "stderr", "wb") as err,
+              proc.signals_held()):
             execution.mark_now("request")
             child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                      env=env, cwd=sandbox, start_new_session=True)
+            self._children[sandbox.name] = child
         exited = proc.wait_exit(child.pid, timeout_s)
         if exited is None:
-            child.kill()
-            child.wait()
+            proc.end_group(child)
             execution.error = "timed out: the process did not exit in time; killed"
             return
         execution.mark_monotonic("exit", exited)
+        # Its exit ends the sandbox: whatever it left running goes with it.
+        proc.kill_group(child.pid)
         execution.exit_code = child.wait()

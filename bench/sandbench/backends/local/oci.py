@@ -50,6 +50,9 @@ class OciRuntime:
     #: How the sandbox's CLOCK_REALTIME relates to the host's: the same kernel clock for runc
     #: and crun; gVisor's sentry keeps its own.
     clock: ClockOffset = SAME_KERNEL
+    #: `create` commands not yet waited for, by sandbox id: delete waits for one before it
+    #: deletes, or a container created after its delete would be left behind.
+    _creating: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
 
     @property
     def state_root(self) -> Path:
@@ -94,19 +97,20 @@ class OciRuntime:
         self._bundle(case, sandbox_id, bundle)
         pid_file = bundle / "pid"
         deadline = time.monotonic() + timeout_s
-        with open(bundle / "stdout", "wb") as out, open(bundle / "stderr", "wb") as err:
+        with (open(bundle / "stdout", "wb") as out, open(bundle / "stderr", "wb") as err,
+              proc.signals_held()):
             execution.mark_now("request")
             # The container's stdio is runc's own (detached, no terminal): these files.
             created = subprocess.Popen(
                 self._cmd("create", "--bundle", str(bundle), "--pid-file", str(pid_file),
                           sandbox_id),
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+            self._creating[sandbox_id] = created
         # Not Popen.wait(timeout): its sleeps double up to 50 ms, so create times came out as
         # 16, 32, 64, 114 ms whatever they were. The pidfd wakes the moment create exits.
         exited = proc.wait_exit(created.pid, timeout_s)
         if exited is None:
-            created.kill()
-            created.wait()
+            proc.end_group(created)
             raise subprocess.TimeoutExpired(created.args, timeout_s)
         execution.mark("created", Clock.HOST_MONOTONIC, exited)
         if created.wait() != 0:
@@ -142,17 +146,40 @@ class OciRuntime:
             execution.oom = f"memory limit {self.resources.memory_mib} MiB"
 
     def delete(self, sandbox_id: str) -> None:
-        """Safe to call twice, and on a container that never got created."""
+        """Safe to call twice, on a container that never got created and on one whose
+        `create` still runs (a signal came during it): that one is waited for first."""
+        self._end_create(sandbox_id)
         try:
             proc.run_tool(self._cmd("delete", "--force", sandbox_id), HOUSEKEEPING_S)
         except (OSError, subprocess.TimeoutExpired):
             pass
+        # `delete` removes the cgroups of a container it knows; these are those of one it
+        # did not (a create killed half-way), in every v1 hierarchy.
+        cgroups.remove(oci_config.cgroups_path(sandbox_id))
         mounts.unmount_all(self.scratch / sandbox_id)
 
-    def leftovers(self) -> list[str]:
-        """Containers in this runtime's sandbench state root (only sandbench creates there)."""
+    def _end_create(self, sandbox_id: str) -> None:
+        created = self._creating.get(sandbox_id)
+        if created is None:
+            return
+        # A create takes tens of ms: let it finish, so `delete` finds a whole container.
+        if created.poll() is None and proc.wait_exit(created.pid, HOUSEKEEPING_S) is None:
+            proc.kill_group(created.pid)
+        created.wait()
+        del self._creating[sandbox_id]
+
+    def leftovers(self) -> dict[str, Path | None]:
+        """Containers in this runtime's sandbench state root (only sandbench creates there),
+        each with its bundle directory (which lies in the scratch directory of the run that
+        made it) when the runtime says."""
         if not self.state_root.is_dir():
-            return []
-        # --quiet, not -q: runsc knows only the long form; runc and crun take both.
-        result = proc.run_tool(self._cmd("list", "--quiet"), HOUSEKEEPING_S)
-        return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+            return {}
+        result = proc.run_tool(self._cmd("list", "--format", "json"), HOUSEKEEPING_S)
+        try:
+            listed = json.loads(result.stdout or "null") or []
+            return {str(c["id"]): Path(c["bundle"]) if c.get("bundle") else None
+                    for c in listed}
+        except (json.JSONDecodeError, TypeError, KeyError):
+            # --quiet, not -q: runsc knows only the long form; runc and crun take both.
+            quiet = proc.run_tool(self._cmd("list", "--quiet"), HOUSEKEEPING_S)
+            return {line.strip(): None for line in quiet.stdout.splitlines() if line.strip()}

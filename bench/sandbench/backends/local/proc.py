@@ -8,13 +8,17 @@ status can still be collected.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import select
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -56,6 +60,58 @@ def kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL the process group ``pid`` leads (a sandbox spawned with start_new_session):
+    the probe and whatever it forked (fio), or a VM and its wrapper."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def end_group(child: subprocess.Popen[bytes]) -> None:
+    """Kill what is left of ``child``'s process group, and reap ``child``. Until it is reaped,
+    even exited, its pid names its group and no other: so the group is killed then, and never
+    once it is reaped (the pid could be another's by then). What it forked dies with it
+    also when it exited first."""
+    if child.returncode is None:
+        kill_group(child.pid)
+    child.wait()
+
+
+#: The signals a run turns into a clean stop (runner.py); held while a sandbox is spawned.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then act on the first that came. Spawning
+    a sandbox and recording it go in one block, so a signal can never fall between them and
+    leave a process nobody knows to delete. Python runs handlers in the main thread between
+    bytecodes, so swapping the handlers is exact where a signal mask would not be (another
+    thread would take the signal)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        pending.append(signum)
+
+    previous = {signum: signal.signal(signum, hold) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if pending:
+            handler = previous[signal.Signals(pending[0])]
+            if callable(handler):
+                handler(pending[0], None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), pending[0])
 
 
 def run_tool(argv: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:

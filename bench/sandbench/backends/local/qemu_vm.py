@@ -129,17 +129,20 @@ def run_vm(argv: list[str], sandbox: Path, deadline_ns: int) -> Boot:
     """Run QEMU until it exits or the deadline passes (then kill it); never raises for
     what the guest does. ``sandbox`` holds its stderr and pid file."""
     boot = Boot()
-    with open(sandbox / STDERR_FILE, "wb") as err:
-        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=err, start_new_session=True)
+    child: subprocess.Popen[bytes] | None = None
     try:
+        # Spawned and named in one step: a Ctrl-C cannot fall between and orphan the VM.
+        with open(sandbox / STDERR_FILE, "wb") as err, proc.signals_held():
+            child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=err, start_new_session=True)
         boot.exit_ns, boot.timed_out = _follow(child, deadline_ns, boot)
     finally:
-        if child.poll() is None:
-            child.kill()
-        boot.returncode = child.wait()
-        assert child.stdout is not None
-        child.stdout.close()
+        if child is not None:
+            # The whole group: a wrapper's QEMU too, not only the process spawned.
+            proc.end_group(child)
+            boot.returncode = child.returncode
+            assert child.stdout is not None
+            child.stdout.close()
         boot.stderr = proc.read_text(sandbox / STDERR_FILE)
     return boot
 
