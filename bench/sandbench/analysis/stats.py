@@ -6,7 +6,7 @@ samples. Columns of :func:`summarize`'s table:
 
     runtime, workload, metric   what was measured, and where
     labels        the labels as one stable string, ``"job=seqread,target=rootfs"`` ("" if none)
-    label_values  the same labels as a dict
+    label_values  the same labels as a dict (context labels left out, as from ``labels``)
     unit, better  from the samples and run.json's metrics ("lower" when run.json does not say)
     n             good samples: status ok with a value
     failed, skipped  counts of failed and skipped samples
@@ -197,6 +197,10 @@ def summarize_rows(
 
 def _counts(rows: pd.DataFrame) -> pd.DataFrame:
     first = rows.groupby(GROUP, sort=True)[["label_values", "unit"]].first()
+    # As in the labels key: a runtime's context (its platform, what an io target is under it)
+    # must not name a row, or one row of a table or chart would split by runtime.
+    first["label_values"] = first["label_values"].map(
+        lambda labels: {k: v for k, v in (labels or {}).items() if k not in CONTEXT_LABELS})
     status = rows.groupby(GROUP + ["status"], sort=True).size().unstack("status", fill_value=0)
     for name in ("failed", "skipped"):
         first[name] = status[name] if name in status else 0
