@@ -104,10 +104,11 @@ class Value:
     clock: str | None = None
 
 
-#: Labels that describe the sandbox a value was measured in (how QEMU ran, gVisor's platform),
-#: not what was measured: kept on every sample, but not part of what makes two samples comparable, so a
-#: TCG guest's getpid still sits in one row with the containers' getpid.
-CONTEXT_LABELS = frozenset({"accel", "platform"})
+#: Labels that describe the sandbox a value was measured in (how QEMU ran, gVisor's platform,
+#: what an io target is under that runtime), not what was measured: kept on every sample, but
+#: not part of what makes two samples comparable, so a TCG guest's getpid still sits in one row
+#: with the containers' getpid, and gVisor's rootfs with runc's.
+CONTEXT_LABELS = frozenset({"accel", "platform", "storage"})
 
 
 def utc_now() -> str:

@@ -4,8 +4,11 @@ runsc leaves the default run with a note rather than stopping it."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +103,64 @@ def test_without_runsc_the_default_run_leaves_it_out_with_a_note(
     named = sandbench("run", "--runtimes", "runc,runsc", "--workloads", "start", "--rounds", "1",
                       "--cache-dir", str(cache), "--out", str(tmp_path / "out2"), env=env)
     assert named.returncode == 3 and "make demo builds it" in named.stderr
+
+
+def test_io_samples_say_what_their_target_is(runsc_run: Path) -> None:
+    run = load_run(runsc_run)
+    io = run.samples[run.samples["workload"] == "io"]
+    storage = {(r, labels["target"], labels.get("storage"))
+               for r, labels in zip(io["runtime"], io["labels"])}
+    assert storage == {("runc", "rootfs", "host-overlay"), ("runc", "volume", "host-bind"),
+                       *((r, "rootfs", "gvisor-overlay:self") for r in ("runsc", "runsc-ptrace")),
+                       *((r, "volume", "host-bind:directfs") for r in ("runsc", "runsc-ptrace"))}
+    facts = run.meta["environment"]["runtimes"]["runsc"]
+    assert facts["storage_flags"]["overlay2"] == "root:self"
+    assert facts["io_targets"]["rootfs"]["label"] == "gvisor-overlay:self"
+
+
+def test_the_recorded_targets_are_where_runsc_writes(tmp_path: Path, runsc: str,
+                                                     workload_image: WorkloadImage) -> None:
+    """What io_targets says, checked against the real thing: under sandbench's flags the root
+    is gVisor's overlay, backed by a filestore in the bundle's host overlay, and nothing the
+    sandbox writes there appears on the host; /data is the host directory, through directfs."""
+    from sandbench.backends.local import gvisor, mounts, oci_config
+
+    flags = tuple(runtime_table()["runsc"]["flags"])
+    _, targets = gvisor.runsc_targets(runsc, flags)
+    assert (targets["rootfs"].label, targets["volume"].label) == (
+        "gvisor-overlay:self", "host-bind:directfs")
+    bundle, root, sandbox = tmp_path / "bundle", tmp_path / "state", "sbtest-storage"
+    mounts.mount_overlay(workload_image.rootfs, bundle / "upper", bundle / "work",
+                         bundle / "rootfs")
+    (bundle / "volume").mkdir()
+    # The filestore exists while the sandbox runs: it waits for the test's go-ahead on /data.
+    script = ("mkdir -p /var/tmp/sandbench && echo r > /var/tmp/sandbench/written && "
+              "echo v > /data/written && cat /proc/self/mountinfo > /data/mountinfo.tmp && mv /data/mountinfo.tmp "
+              "/data/mountinfo && for i in $(seq 600); do [ -e /data/go ] && exit 0; "
+              "sleep 0.1; done; exit 1")
+    config = oci_config.config(sandbox_id=sandbox, argv=["/bin/sh", "-c", script], env={},
+                               rootfs=str(bundle / "rootfs"), volume=str(bundle / "volume"),
+                               cpus=1, memory_mib=512)
+    (bundle / "config.json").write_text(json.dumps(config))
+    volume = bundle / "volume"
+    try:
+        running = subprocess.Popen([runsc, "--root", str(root), *flags, "run", "--bundle",
+                                    str(bundle), sandbox], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not (volume / "mountinfo").exists() and running.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        upper = {p.name for p in (bundle / "upper").rglob("*")}
+        (volume / "go").touch()
+        assert running.wait(timeout=60) == 0, running.stderr.read() if running.stderr else ""
+        lines = (volume / "mountinfo").read_text().splitlines()
+        fstypes = {line.split()[4]: line.split(" - ")[1].split()[0] for line in lines}
+        assert fstypes["/"] == "overlay" and fstypes["/data"] == "9p"
+        assert "directfs" in next(line for line in lines if line.split()[4] == "/data")
+        assert f".gvisor.filestore.{sandbox}" in upper and "written" not in upper
+        assert (volume / "written").read_text() == "v\n"
+    finally:
+        subprocess.run([runsc, "--root", str(root), "delete", "--force", sandbox],
+                       capture_output=True, timeout=60, check=False)
+        mounts.unmount_all(tmp_path)

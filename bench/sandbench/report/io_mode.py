@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from sandbench.formats import RunMeta
 from sandbench.report.labels import Runtimes
 
 #: The label new runs carry on every io sample, and the metric older runs recorded instead.
@@ -33,6 +34,22 @@ def io_mode_notes(samples: pd.DataFrame, runtimes: Runtimes) -> list[str]:
                      "target and job only, so where runtimes ran in different modes a row "
                      "compares direct with buffered I/O.")
     return notes
+
+
+def io_target_notes(meta: RunMeta, runtimes: Runtimes) -> list[str]:
+    """One sentence per runtime whose run.json says what io's targets are in its sandboxes
+    (``io_targets``: gVisor's own overlay or the host's), when they differ from the host
+    kernel's own overlay and bind mount, or for every runtime when any does."""
+    said = {name: meta.runtime_facts(name).get("io_targets") for name in runtimes.order}
+    known = {name: targets for name, targets in said.items() if isinstance(targets, dict)}
+    labels = {tuple(sorted((t, str(d.get("label"))) for t, d in targets.items()))
+              for targets in known.values()}
+    if len(labels) < 2:
+        return []
+    return [f"Under {runtimes.name(name)}: "
+            + "; ".join(f"{target} is {d.get('description', '?')} (storage={d.get('label')})"
+                        for target, d in sorted(targets.items()))
+            + "." for name, targets in known.items()]
 
 
 def _modes(samples: pd.DataFrame) -> pd.DataFrame:

@@ -27,7 +27,7 @@ from sandbench.formats import RunMeta
 from sandbench.report import tables, trends, verdict_section
 from sandbench.report.bars import bar_charts
 from sandbench.report.charts import Chart, template_json, workload_order
-from sandbench.report.io_mode import io_mode_notes
+from sandbench.report.io_mode import io_mode_notes, io_target_notes
 from sandbench.report.labels import EMULATED, Runtimes, runtimes
 from sandbench.report.start import start_charts
 from sandbench.results import Run, load_run
@@ -89,7 +89,8 @@ def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None
         "run": header(run),
         "notes": notes(run.info, names),
         "headline": tables.headline(summary.table, names),
-        "sections": sections(charts, {"io": io_mode_notes(run.samples, names)}),
+        "sections": sections(charts, {
+            "io": io_target_notes(run.info, names) + io_mode_notes(run.samples, names)}),
         "warnings": all_warnings(run.info, summary.table, run.damage_warning()),
         "failures": tables.failures(run.samples, names),
         "host": tables.host_facts(run.info),

@@ -17,7 +17,7 @@ import yaml
 
 from sandbench import image, owner
 from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
-from sandbench.backends.local import cgroups, mounts, qemu, qemu_vm
+from sandbench.backends.local import cgroups, gvisor, mounts, qemu, qemu_vm
 from sandbench.backends.local.native import NativeRuntime
 from sandbench.backends.local.oci import SAME_KERNEL, STATE_ROOT, OciRuntime
 from sandbench.facts import host as hostfacts
@@ -144,7 +144,8 @@ class LocalBackend(Backend):
                           wrapper, str(entry.get("variant_of", "")),
                           tuple(str(f) for f in entry.get("flags") or ()),
                           {str(k): str(v) for k, v in (entry.get("labels") or {}).items()},
-                          clock)
+                          clock,
+                          {target: t.label for target, t in _io_targets(entry, binary)[1].items()})
 
     def _vm_driver(self, runtime: str, entry: dict[str, Any], wrapper: tuple[str, ...],
                    progress: Progress | None) -> qemu.QemuRuntime:
@@ -257,6 +258,11 @@ class LocalBackend(Backend):
                 runtime["version"] = hostfacts.tool_version(binary)
                 runtime.update({k: entry[k] for k in ("flags", "labels", "sandbox_clock")
                                 if k in entry})
+                settings, targets = _io_targets(entry, binary)
+                if settings:
+                    runtime["storage_flags"] = settings
+                runtime["io_targets"] = {name: {"label": t.label, "description": t.description}
+                                         for name, t in targets.items()}
             elif entry["kind"] == "process":
                 runtime["fio"] = hostfacts.tool_version("fio")
             elif entry["kind"] == "vm":
@@ -270,6 +276,15 @@ class LocalBackend(Backend):
                               "input_hash": self._image.input_hash}
         facts["state_root"] = str(STATE_ROOT)
         return facts
+
+
+def _io_targets(entry: dict[str, Any], binary: str
+                ) -> tuple[dict[str, str], dict[str, gvisor.Target]]:
+    """What io's targets are under an OCI runtime: gVisor's from the flags its runsc runs with
+    (its defaults, then local.yaml's), runc's and crun's the host kernel's own."""
+    if entry["binary"] != "runsc":
+        return {}, gvisor.HOST
+    return gvisor.runsc_targets(binary, tuple(str(f) for f in entry.get("flags") or ()))
 
 
 class _Ownership:

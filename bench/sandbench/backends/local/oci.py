@@ -50,6 +50,9 @@ class OciRuntime:
     #: How the sandbox's CLOCK_REALTIME relates to the host's: the same kernel clock for runc
     #: and crun; gVisor's sentry keeps its own.
     clock: ClockOffset = SAME_KERNEL
+    #: What each io target is in this runtime's sandboxes ("rootfs": "gvisor-overlay:self"):
+    #: the ``storage`` label of a case that names its target.
+    storage: dict[str, str] = field(default_factory=dict)
     #: `create` commands not yet waited for, by sandbox id: delete waits for one before it
     #: deletes, or a container created after its delete would be left behind.
     _creating: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
@@ -68,7 +71,10 @@ class OciRuntime:
         return [*self.wrapper, self.binary, "--root", str(self.state_root), *self.flags, *args]
 
     def execute(self, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
-        execution = Execution(planned=PLANNED, offsets=[self.clock], labels=dict(self.labels))
+        labels = dict(self.labels)
+        if case.labels.get("target") in self.storage:
+            labels["storage"] = self.storage[case.labels["target"]]
+        execution = Execution(planned=PLANNED, offsets=[self.clock], labels=labels)
         bundle = self.scratch / sandbox_id
         try:
             self._run(case, sandbox_id, bundle, execution, timeout_s)
