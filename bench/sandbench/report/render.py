@@ -25,6 +25,7 @@ from sandbench.analysis import stats
 from sandbench.analysis.summary import RunSummary, summarize_run
 from sandbench.formats import RunMeta
 from sandbench.report import tables, trends, verdict_section
+from sandbench.report.anchors import anchor_tables
 from sandbench.report.bars import bar_charts
 from sandbench.report.charts import Chart, template_json, workload_order
 from sandbench.report.io_mode import io_mode_notes, io_target_notes
@@ -90,7 +91,8 @@ def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None
         "notes": notes(run.info, names),
         "headline": tables.headline(summary.table, names),
         "sections": sections(charts, {
-            "io": io_target_notes(run.info, names) + io_mode_notes(run.samples, names)}),
+            "io": io_target_notes(run.info, names) + io_mode_notes(run.samples, names)},
+            anchor_tables(summary, names)),
         "warnings": all_warnings(run.info, summary.table, run.damage_warning()),
         "failures": tables.failures(run.samples, names),
         "host": tables.host_facts(run.info),
@@ -119,10 +121,11 @@ def make_charts(rows: pd.DataFrame, summary: pd.DataFrame, names: Runtimes) -> l
     return charts
 
 
-def sections(charts: list[Chart],
-             notes: Mapping[str, list[str]] | None = None) -> list[dict[str, Any]]:
+def sections(charts: list[Chart], notes: Mapping[str, list[str]] | None = None,
+             anchors: Mapping[str, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
     """Charts by workload; start latency's pairs (box, ECDF) side by side, bars full width;
-    ``notes``: sentences a workload's section opens with (how fio ran, for io)."""
+    ``notes``: sentences a workload's section opens with (how fio ran, for io); ``anchors``:
+    tables of published reference figures a section ends with (anchors.anchor_tables)."""
     placed = [
         {"name": c.name, "title": c.title, "section": c.section, "caption": c.caption,
          "wide": c.wide, "dom_id": f"figure-{i}",
@@ -132,6 +135,7 @@ def sections(charts: list[Chart],
     return [{"workload": w, "title": SECTION_TITLES.get(w, w),
              "layout": "grid" if w == "start" else "wide",
              "notes": (notes or {}).get(w, []),
+             "anchors": (anchors or {}).get(w, []),
              "charts": [c for c in placed if c["section"] == w]}
             for w in workload_order(c.section for c in charts)]
 
