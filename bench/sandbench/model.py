@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-#: Version of the on-disk results format (run.json and samples.jsonl); see results.py for
+#: Version of the on-disk results format (run.json and samples.jsonl); see sandbench.results for
 #: how older versions are read.
 FORMAT_VERSION = 1
 
