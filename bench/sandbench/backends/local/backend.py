@@ -61,6 +61,11 @@ class LocalBackend(Backend):
         what = description or f"{runtime} under {' '.join(wrapper) or 'no wrapper'}"
         self.table[name] = self.table[runtime].variant(runtime, wrapper, what)
 
+    def apply_fixes(self) -> list[str]:
+        # crun refuses a hybrid cgroup layout whose v1 hierarchies are missing: mount them.
+        done = cgroups.fix_crun() if cgroups.crun_blockers() else None
+        return [done] if done else []
+
     def check(self, runtime: str) -> Finding:
         entry = self.table[runtime]
         if entry.wrapper and shutil.which(entry.wrapper[0]) is None:
