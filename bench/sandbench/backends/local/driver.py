@@ -80,7 +80,7 @@ class Driver(Protocol):
 
 EntryT = TypeVar("EntryT", bound=RuntimeEntry)
 #: Whether a leftover sandbox (its id, and its bundle directory when known) belongs to a live run.
-Owned = Callable[[str, "Path | None"], bool]
+Owned = Callable[[str, Path | None], bool]
 
 
 class Kind(ABC, Generic[EntryT]):
