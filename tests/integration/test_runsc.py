@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import sandbench
-from sandbench.backends.local.backend import find_binary, runtime_table
+from sandbench.backends.local import find_binary, runtime_table
 from sandbench.image import WorkloadImage
 from sandbench.results import load_run
 
