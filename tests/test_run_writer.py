@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sandbench import owner, results
+from sandbench.results import write as results_write
 from sandbench.nightly.history import load_index
 from sandbench.results import RunWriter, WriteFailed, load_meta
 
@@ -79,7 +80,7 @@ def test_history_reads_a_running_run_again(tmp_path: Path) -> None:
 def test_run_directories_are_made_exclusively(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     ids = iter(["20260101T000000Z-aaaa", "20260101T000000Z-aaaa", "20260101T000000Z-bbbb"])
-    monkeypatch.setattr(results, "new_run_id", lambda: next(ids))
+    monkeypatch.setattr(results_write, "new_run_id", lambda: next(ids))
     first, _ = results.create_run_dir(tmp_path)
     second, path = results.create_run_dir(tmp_path)  # the same id comes up: the next is taken
     assert (first, second) == ("20260101T000000Z-aaaa", "20260101T000000Z-bbbb")

@@ -10,7 +10,7 @@ sandbench's additions survive an older one's rewrite). Fields that every run.jso
 format 1 are required; the rest default to "not recorded" and are written only when set, so a
 file keeps the shape it was written in.
 
-Versions: run.json and samples.jsonl carry ``format_version`` (model.FORMAT_VERSION; results.py
+Versions: run.json and samples.jsonl carry ``format_version`` (model.FORMAT_VERSION; sandbench.results
 says how an older version is upgraded), verdict.json ``format_version`` (COMPARE_VERSION) and
 an index line ``index_version`` (INDEX_VERSION).
 """
@@ -79,7 +79,7 @@ class RunMeta(_Open):
     model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
 
     format_version: int = Field(ge=1, le=FORMAT_VERSION)
-    """Version of the results format (run.json and samples.jsonl); see results.py."""
+    """Version of the results format (run.json and samples.jsonl); see sandbench.results."""
     run_id: str
     """Sortable by start time: ``20261127T142512Z-3f9a``; also every sample's run_id."""
     backend: str = ""
@@ -128,7 +128,7 @@ class RunMeta(_Open):
 
     def to_json(self) -> dict[str, Any]:
         """The document to write: only what was set, so a file keeps its shape. The open parts
-        are returned as the backend gave them (results.py writes them with ``default=str``)."""
+        are returned as the backend gave them (results/write.py writes them with ``default=str``)."""
         return self.model_dump(exclude_unset=True)
 
     def runtime_facts(self, runtime: str) -> dict[str, Any]:

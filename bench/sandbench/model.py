@@ -13,9 +13,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-#: Version of the on-disk results format (run.json and samples.jsonl); see results.py for
+#: Version of the on-disk results format (run.json and samples.jsonl); see sandbench.results for
 #: how older versions are read.
 FORMAT_VERSION = 1
+
+#: Where every sandbox has its volume, whatever runs it: a bind mount, an emptyDir, a VM's
+#: data disk. Workloads name it; backends provide it.
+VOLUME = "/data"
 
 
 class Status(StrEnum):
@@ -161,6 +165,10 @@ class Case:
     #: (metric, labels) the case yields when it works, so a failure can be recorded against
     #: exactly the values that were not measured.
     expected: list[tuple[Metric, dict[str, str]]] = field(default_factory=list)
+    #: Directories inside the sandbox the case writes to on the sandbox's own root filesystem
+    #: (not the volume). A runtime without a root filesystem of its own (native) gives each a
+    #: fresh host directory, so a case never writes where the host keeps its files.
+    rootfs_dirs: tuple[str, ...] = ()
 
 
 @dataclass

@@ -87,7 +87,7 @@ def main() -> None:
         theirs: list[float] = []
         mine: list[float] = []
         for block in range(blocks):
-            theirs += hyperfine_times(root, runsc, [str(f) for f in entry["flags"]],
+            theirs += hyperfine_times(root, runsc, list(entry.flags),
                                       rounds // blocks)
             mine += sandbench_times(rounds // blocks, work / f"runs{block}")
         ran, ours = statistics.median(theirs), statistics.median(mine)

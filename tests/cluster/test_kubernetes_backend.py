@@ -21,6 +21,7 @@ from conftest import sandbench
 from faulty_proxy import FaultyProxy
 from sandbench.backends.kubernetes import KubernetesBackend, api, manifests
 from sandbench.backends.kubernetes.apply import apply
+from sandbench.model import ClockOffset
 from sandbench.results import load_run
 from sandbench.spec import KubernetesSettings, Resources
 from sandbench.workloads import get
@@ -35,7 +36,7 @@ NODE = "127.0.0.1"
 
 def spec_text(**extra: Any) -> str:
     spec: dict[str, Any] = {
-        "profile": "quick", "backend": "kubernetes", "runtimes": ["runc", "crun"],
+        "profile": "quick", "backend": "kubernetes", "runtimes": ["runc", "crun", "gvisor"],
         "kubernetes": {"image": IMAGE, "pull_policy": "Never", "kubelet_url": KUBELET_URL},
         "workloads": {"start": {"rounds": 3, "warmup": 1},
                       "syscall": {"rounds": 1, "warmup": 0, "params": {"iterations": 20000}},
@@ -66,24 +67,26 @@ def cluster_run(tmp_path_factory: pytest.TempPathFactory, apis: api.Apis) -> Pat
     return run_dir
 
 
-def test_runc_and_crun_end_to_end(cluster_run: Path) -> None:
+def test_runc_crun_and_gvisor_end_to_end(cluster_run: Path) -> None:
     run = load_run(cluster_run)
     assert run.meta["status"] == "completed" and run.meta["valid"] is True
     samples = run.samples
     assert (samples["status"] == "ok").all(), samples[samples["status"] != "ok"][["reason"]]
-    assert set(samples["runtime"]) == {"runc", "crun"}
+    assert set(samples["runtime"]) == {"runc", "crun", "gvisor"}
     assert set(samples["workload"]) == {"start", "syscall", "io"}
     start = samples[(samples["workload"] == "start") & ~samples["warmup"]]
     phases = {"create_to_scheduled", "scheduled_to_running", "create_to_running",
               "create_to_workload", "create_to_ready"}
-    for runtime in ("runc", "crun"):
+    for runtime in ("runc", "crun", "gvisor"):
         assert phases <= set(start[start["runtime"] == runtime]["metric"])
     workload = start[start["metric"] == "create_to_workload"]
     assert workload["clock"].str.contains("offset").all()
     # The kubelet's own figures, read around each start round.
     assert "kubelet_run_podsandbox" in set(start["metric"])
     io = samples[samples["workload"] == "io"]
-    assert {lab["target"] for lab in io["labels"]} == {"rootfs", "volume"}
+    for runtime in ("runc", "crun", "gvisor"):
+        mine = io[io["runtime"] == runtime]
+        assert {lab["target"] for lab in mine["labels"]} == {"rootfs", "volume"}
 
 
 def test_run_metadata_names_the_cluster(cluster_run: Path) -> None:
@@ -92,12 +95,16 @@ def test_run_metadata_names_the_cluster(cluster_run: Path) -> None:
     assert meta["environment"]["node"]["container_runtime"].startswith("containerd://")
     assert meta["runtimes"]["runc"]["handler"] == "runc"
     offsets = meta["environment"]["clock_offsets"]
-    assert set(offsets) == {"runc", "crun"} and all("offset_ns" in o for o in offsets.values())
+    assert set(offsets) == {"runc", "crun", "gvisor"}
+    assert all("offset_ns" in o for o in offsets.values()), offsets
+    # Port-forward cannot reach into gVisor's netstack: the harness, on the node here, goes
+    # to the clock pod's IP instead.
+    assert "direct connection to the pod IP" in offsets["gvisor"]["method"]
     # Measured again after the last step: a container reads the node's own clock, and each
     # measurement brackets the sandbox's read, so the two can never differ by more than both
     # uncertainties.
     drift = meta["environment"]["clock_drift"]
-    assert set(drift) == {"runc", "crun"}
+    assert set(drift) == {"runc", "crun", "gvisor"}
     for runtime, record in drift.items():
         assert record["start_offset_ns"] == offsets[runtime]["offset_ns"]
         assert isinstance(record["end_offset_ns"], int) and record["drifted"] is False
@@ -198,20 +205,23 @@ def test_unschedulable_pod_fails_with_the_schedulers_reason(backend: KubernetesB
 
 def test_gvisor_runs_the_probe(tmp_path: Path) -> None:
     """The RuntimeClass gvisor (handler runsc, up.sh's containerd) runs the workload image's
-    probe through the harness. Its clock offset is not asserted: port-forward, which the offset
-    exchange uses, cannot reach a port inside gVisor's netstack with containerd 1.6
-    (tests/cluster/GVISOR-NOTES.md)."""
+    probe through the harness, and its clock offset is measured: not over port-forward, which
+    cannot reach a port inside gVisor's netstack with containerd 1.6 (GVISOR-NOTES.md), but
+    straight to the clock pod's IP, which the harness reaches from the node."""
     settings = KubernetesSettings(image=IMAGE, pull_policy="Never", kubelet_metrics=False)
     backend = KubernetesBackend(settings, Resources(), f"gvisor-{int(time.time())}", tmp_path)
     backend.prepare(["gvisor"])
     try:
         execution = backend.execute("gvisor", start_case(), "gvisor-start", 120.0)
+        offset = backend.offset("gvisor")
     finally:
         backend.cleanup()
     assert execution.error is None, execution.error
     assert execution.exit_code == 0
     assert '"probe":"start"' in execution.stdout
     assert {"create", "scheduled", "running"} <= {m.name for m in execution.marks}
+    assert isinstance(offset, ClockOffset), offset
+    assert "direct connection to the pod IP" in offset.method
 
 
 def test_missing_image_never_pulled(tmp_path: Path) -> None:

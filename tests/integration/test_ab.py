@@ -248,10 +248,10 @@ def slower_busier_night(tmp_path_factory: pytest.TempPathFactory, drift_runs: di
 
 def test_a_busier_host_the_next_night_is_host_drift_not_a_regression(
         drift_runs: dict[str, Run]) -> None:
-    # The hog shows in the tasks sampled before each sandbox, as about one more.
+    # Both runs sampled the tasks runnable beside them before each sandbox. (The hog is about
+    # one more; not asserted, as other tenants' load can swing by more than that.)
     during = {name: run.meta["host_state"]["during"] for name, run in drift_runs.items()}
     assert during["quiet"]["samples"] == during["busy"]["samples"] > 100
-    assert during["busy"]["others_runnable_mean"] > during["quiet"]["others_runnable_mean"] + 0.5
     comparison = compare.compare_runs(drift_runs["quiet"], drift_runs["busy"])
     assert regressions(comparison) == []
     # Every change as measured was judged against its own run's baseline too.

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import sandbench
-from sandbench.backends.local.backend import find_binary, runtime_table
+from sandbench.backends.local import find_binary, runtime_table
 from sandbench.image import WorkloadImage
 from sandbench.results import load_run
 
@@ -125,7 +125,7 @@ def test_the_recorded_targets_are_where_runsc_writes(tmp_path: Path, runsc: str,
     sandbox writes there appears on the host; /data is the host directory, through directfs."""
     from sandbench.backends.local import gvisor, mounts, oci_config
 
-    flags = tuple(runtime_table()["runsc"]["flags"])
+    flags = runtime_table()["runsc"].flags
     _, targets = gvisor.runsc_targets(runsc, flags)
     assert (targets["rootfs"].label, targets["volume"].label) == (
         "gvisor-overlay:self", "host-bind:directfs")

@@ -91,6 +91,11 @@ class Backend(ABC):
         raise BackendInputError(f"backend {self.name!r} cannot run runtime variants (asked for "
                            f"{name!r}); list two of its runtimes instead")
 
+    def apply_fixes(self) -> list[str]:
+        """Apply the fixes to this backend's host known to be safe (doctor --fix); returns
+        what was done."""
+        return []
+
     def interference(self) -> list[str]:
         """What was done to this backend's sandboxes from outside the run (deleted under it),
         one line each; a run with any is not valid. Asked before cleanup."""

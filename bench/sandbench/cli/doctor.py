@@ -43,9 +43,6 @@ def doctor_command(backend: str, runtimes: str | None, fix: bool, ssh_dest: str 
     On a cluster: reachability, the harness's permissions, the RuntimeClasses, a real probe
     pod per runtime, Kata node labels and the clock offset to each runtime's sandboxes.
     """
-    if fix:
-        for done in doctor.apply_fixes():
-            show.print(f"fixed: {done}", highlight=False)
     ssh_findings: list[Finding] = []
     if ssh_dest:
         from sandbench.doctor import ssh as doctor_ssh
@@ -56,6 +53,9 @@ def doctor_command(backend: str, runtimes: str | None, fix: bool, ssh_dest: str 
         backend, cache_dir=cache_dir, resources=Resources(),
         run_id=f"doctor-{results.new_run_id()[-4:]}",
         kubernetes=kube_settings(kubeconfig, kube_context, node, image, pull_policy))
+    if fix:
+        for done in backend_obj.apply_fixes():
+            show.print(f"fixed: {done}", highlight=False)
     default = "runc,crun" if backend == "kubernetes" else None
     names = split(runtimes or default) or list(backend_obj.known_runtimes())
     unknown = [n for n in names if n not in backend_obj.known_runtimes()]

@@ -7,17 +7,6 @@ from pathlib import Path
 
 from sandbench import image, runner
 from sandbench.backends import Backend, Finding
-from sandbench.backends.local import cgroups
-
-
-def apply_fixes() -> list[str]:
-    """The fixes doctor knows to be safe on this host; returns what was done."""
-    done = []
-    if cgroups.crun_blockers():
-        result = cgroups.fix_crun()
-        if result:
-            done.append(result)
-    return done
 
 
 def trial(backend: Backend, runtime: str) -> Finding:

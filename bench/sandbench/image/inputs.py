@@ -50,8 +50,10 @@ IMAGE_REPOSITORY = "localhost/sandbench/workload"
 #: Where the inputs live inside workloads_dir(), and where they go in the image.
 PROBE_SOURCE = Path("probe/probe.c")
 FIO_JOB = Path("io/sandbench.fio")
-PROBE_IN_IMAGE = "/sandbench/probe"
-FIO_JOB_IN_IMAGE = "/sandbench/sandbench.fio"
+#: The image's own directory: sandbench's files in the image, nothing else.
+IMAGE_DIR = "/sandbench"
+PROBE_IN_IMAGE = f"{IMAGE_DIR}/probe"
+FIO_JOB_IN_IMAGE = f"{IMAGE_DIR}/sandbench.fio"
 
 
 #: The guest a VM boots (image/guest.py): Debian's cloud kernel, fetched as a package with

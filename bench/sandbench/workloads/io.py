@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sandbench.model import Better, Case, Execution, Metric, Value
+from sandbench.image.inputs import FIO_JOB_IN_IMAGE
+from sandbench.model import VOLUME, Better, Case, Execution, Metric, Value
 from sandbench.workloads.base import PROBE, Params, ParseError, Workload, probe_header
 
 BANDWIDTH = Metric("bandwidth", "MiB/s", Better.HIGHER, "fio bandwidth of one job")
@@ -34,9 +35,9 @@ JOBS = {"seqwrite": "write", "seqread": "read", "randread": "read", "randwrite":
 JOB_METRICS = (BANDWIDTH, IOPS, CLAT_P50, CLAT_P99)
 
 #: Where each target is inside every sandbox: the root filesystem, and the volume mount point.
-TARGETS = {"rootfs": "/var/tmp/sandbench", "volume": "/data"}
+TARGETS = {"rootfs": "/var/tmp/sandbench", "volume": VOLUME}
 
-JOB_FILE = "/sandbench/sandbench.fio"
+JOB_FILE = FIO_JOB_IN_IMAGE
 
 Target = Literal["rootfs", "volume"]
 
@@ -86,7 +87,10 @@ class Io(Workload):
         # Without the direct label: whether O_DIRECT works is known only once the probe ran.
         expected = [(m, {"target": target, "job": job}) for job in JOBS for m in JOB_METRICS]
         argv = [PROBE, "fio", TARGETS[target], JOB_FILE]
-        return Case(self.name, target, argv, env=env, labels={"target": target}, expected=expected)
+        # The volume is every sandbox's; a directory on the root filesystem is the case's own.
+        rootfs_dirs = () if TARGETS[target] == VOLUME else (TARGETS[target],)
+        return Case(self.name, target, argv, env=env, labels={"target": target},
+                    expected=expected, rootfs_dirs=rootfs_dirs)
 
     def parse(self, case: Case, execution: Execution) -> list[Value]:
         header, rest = probe_header(execution.stdout, "fio")

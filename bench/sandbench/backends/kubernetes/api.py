@@ -26,7 +26,7 @@ from sandbench.errors import BadInput
 
 #: Statuses worth another try: throttled, or the server (or a proxy in front) failing.
 RETRY_STATUSES = (429, 500, 502, 503, 504)
-NOT_FOUND, CONFLICT = 404, 409
+NOT_FOUND, CONFLICT, EXPIRED = 404, 409, 410
 
 
 class ClusterError(BadInput):
@@ -107,6 +107,12 @@ def is_conflict(exc: BaseException) -> bool:
     """Whether ``exc`` is the API server saying the object already exists (409): after a
     retried create, the first try had in fact succeeded."""
     return isinstance(exc, ApiException) and exc.status == CONFLICT
+
+
+def is_expired(exc: BaseException) -> bool:
+    """Whether ``exc`` is the API server saying a watch's resourceVersion is too old (410):
+    the watch starts again from now."""
+    return isinstance(exc, ApiException) and exc.status == EXPIRED
 
 
 def absent(read: Callable[[], object]) -> bool:

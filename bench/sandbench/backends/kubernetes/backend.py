@@ -242,7 +242,7 @@ class KubernetesBackend(Backend):
             run.create(progress.execution)
             run.follow(events, progress, time.monotonic() + 120, until_ready=True)
             measured = clock.measure(self.apis.core, self.namespace, run.name,
-                                     self.settings.clock_samples)
+                                     self.settings.clock_samples, run.pod_ip())
             return kubevirt.node_offset(measured) if vm else measured
         except Exception as exc:
             sandbox = Clock.NODE_REALTIME if vm else Clock.SANDBOX_REALTIME

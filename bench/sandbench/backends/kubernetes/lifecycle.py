@@ -199,6 +199,11 @@ class PodRun:
         except ApiException:
             return {}
 
+    def pod_ip(self) -> str | None:
+        """The pod's IP as its status says now; None before it has one."""
+        ip = (self.status().get("status") or {}).get("podIP")
+        return str(ip) if ip else None
+
     def delete(self, wait_s: float = 60.0) -> None:
         """Delete at once (grace 0) and wait until it is gone, so the next measured pod
         never overlaps it. Safe to call twice."""

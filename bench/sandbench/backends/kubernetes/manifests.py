@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbench.model import Case
+from sandbench.model import VOLUME, Case
 from sandbench.spec import Resources
 
 PART_OF = "app.kubernetes.io/part-of"
@@ -47,7 +47,7 @@ def pod(*, name: str, run_id: str, runtime_class: str, case: Case, image: str,
         "command": case.argv,
         "env": [{"name": k, "value": v} for k, v in sorted(case.env.items())],
         "resources": {"requests": _quantities(resources), "limits": _quantities(resources)},
-        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+        "volumeMounts": [{"name": "data", "mountPath": VOLUME}],
     }
     if port is not None:
         container["ports"] = [{"containerPort": port, "protocol": "TCP"}]

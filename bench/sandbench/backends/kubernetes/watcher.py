@@ -18,6 +18,8 @@ from typing import Any, Callable
 
 from kubernetes.client.exceptions import ApiException
 
+from sandbench.backends.kubernetes import api
+
 
 @dataclass(frozen=True)
 class Seen:
@@ -81,7 +83,7 @@ class NamespaceWatch:
                 if not self.stopped.is_set():
                     self._response = self._open()
             except ApiException as exc:
-                if exc.status == 410:  # our resourceVersion is too old: start from now
+                if api.is_expired(exc):
                     self.resource_version = ""
                     continue
                 self.error = f"{self.kind} watch failed: {exc.status} {exc.reason}"

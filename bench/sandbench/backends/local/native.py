@@ -1,9 +1,10 @@
 """The native runtime: the probe as a plain host process, no isolation at all.
 
-It is the floor every sandbox is compared with. Paths the workloads name inside the image are
-mapped to the host: the probe and job file to the unpacked image, the root filesystem target
-to a scratch directory on the same host filesystem, /data to another one. fio is the host's
-own (the same Debian package the image holds).
+It is the floor every sandbox is compared with. Paths inside the sandbox are mapped to the
+host by what every sandbox has, never by workload: the image's own directory to the unpacked
+image, the directories a case writes on its root filesystem (Case.rootfs_dirs) to a scratch
+directory on the same host filesystem, the volume to another one. fio is the host's own (the
+same Debian package the image holds).
 """
 
 from __future__ import annotations
@@ -13,9 +14,15 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
+from sandbench.backends.base import Finding, Progress
 from sandbench.backends.local import proc
-from sandbench.model import Case, Clock, ClockOffset, Execution
+from sandbench.backends.local.driver import Driver, Kind, Place, RuntimeEntry
+from sandbench.facts import host as hostfacts
+from sandbench.image import WorkloadImage
+from sandbench.image.inputs import IMAGE_DIR
+from sandbench.model import VOLUME, Case, Clock, ClockOffset, Execution
 
 SAME_CLOCK = ClockOffset(Clock.SANDBOX_REALTIME, Clock.HOST_REALTIME, 0, 0, "same process clock")
 PLANNED = ("request", "workload", "exit")
@@ -31,23 +38,21 @@ class NativeRuntime:
     #: Probes not yet reaped, by sandbox id; each leads its own process group.
     _children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
 
-    def _host_path(self, arg: str, sandbox: Path) -> str:
-        mapping = {
-            "/sandbench/": str(self.image_rootfs / "sandbench") + "/",
-            "/var/tmp/sandbench": str(sandbox / "rootfs"),
-            "/data": str(sandbox / "volume"),
-        }
-        for inside, outside in mapping.items():
-            if arg == inside.rstrip("/") or arg.startswith(inside):
-                return outside + arg[len(inside):]
-        return arg
+    def _host_paths(self, case: Case, sandbox: Path) -> dict[str, Path]:
+        """Each directory inside the sandbox the case may name, and where it is on the host;
+        the writable ones are made fresh."""
+        writable = {VOLUME: sandbox / "volume",
+                    **{inside: sandbox / "rootfs" / inside.strip("/") for inside in case.rootfs_dirs}}
+        for outside in writable.values():
+            outside.mkdir(parents=True)
+        return {IMAGE_DIR: self.image_rootfs / IMAGE_DIR.strip("/"), **writable}
 
     def execute(self, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
         execution = Execution(planned=PLANNED, offsets=[SAME_CLOCK])
         sandbox = self.scratch / sandbox_id
-        (sandbox / "rootfs").mkdir(parents=True)
-        (sandbox / "volume").mkdir()
-        argv = [*self.wrapper, *(self._host_path(arg, sandbox) for arg in case.argv)]
+        sandbox.mkdir(parents=True, exist_ok=True)
+        paths = self._host_paths(case, sandbox)
+        argv = [*self.wrapper, *(_host_path(arg, paths) for arg in case.argv)]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **case.env}
         try:
             self._run(argv, env, sandbox, execution, timeout_s)
@@ -66,6 +71,9 @@ class NativeRuntime:
         to call twice."""
         self._end_child(sandbox_id)
         shutil.rmtree(self.scratch / sandbox_id, ignore_errors=True)
+
+    def close(self) -> list[str]:
+        return []
 
     def _end_child(self, sandbox_id: str) -> None:
         child = self._children.get(sandbox_id)
@@ -90,3 +98,31 @@ class NativeRuntime:
         # Its exit ends the sandbox: whatever it left running goes with it.
         proc.kill_group(child.pid)
         execution.exit_code = child.wait()
+
+
+def _host_path(arg: str, paths: dict[str, Path]) -> str:
+    for inside, outside in paths.items():
+        if arg == inside or arg.startswith(inside.rstrip("/") + "/"):
+            return str(outside) + arg[len(inside.rstrip("/")):]
+    return arg
+
+
+class ProcessEntry(RuntimeEntry):
+    """A runtime of kind ``process``: the probe as a plain host process."""
+
+    kind: Literal["process"]
+
+
+class Process(Kind[ProcessEntry]):
+    entry_model = ProcessEntry
+
+    def check(self, name: str, entry: ProcessEntry, place: Place) -> Finding:
+        return Finding(name, True, "a plain process on this host")
+
+    def driver(self, name: str, entry: ProcessEntry, place: Place, image: WorkloadImage,
+               progress: Progress | None) -> NativeRuntime:
+        return NativeRuntime(name, image.rootfs, place.scratch, entry.wrapper)
+
+    def facts(self, entry: ProcessEntry, place: Place, driver: Driver | None) -> dict[str, Any]:
+        # The io workload's fio is the host's own here.
+        return {"fio": hostfacts.tool_version("fio")}

@@ -10,13 +10,19 @@ private --root, so `list` there finds exactly the containers sandbench made.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
-from sandbench.backends.local import cgroups, mounts, oci_config, proc
+from sandbench.backends.base import Finding, Progress
+from sandbench.backends.local import cgroups, gvisor, mounts, oci_config, proc
+from sandbench.backends.local.driver import Driver, Kind, Owned, Place, RuntimeEntry
+from sandbench.facts import host as hostfacts
+from sandbench.image import WorkloadImage
 from sandbench.model import Case, Clock, ClockOffset, Execution
 from sandbench.spec import Resources
 
@@ -164,6 +170,10 @@ class OciRuntime:
         cgroups.remove(oci_config.cgroups_path(sandbox_id))
         mounts.unmount_all(self.scratch / sandbox_id)
 
+    def close(self) -> list[str]:
+        # runsc keeps a shared empty network namespace bind-mounted in its --root.
+        return [f"mount {p}" for p in mounts.unmount_all(self.state_root)]
+
     def _end_create(self, sandbox_id: str) -> None:
         created = self._creating.get(sandbox_id)
         if created is None:
@@ -189,3 +199,108 @@ class OciRuntime:
             # --quiet, not -q: runsc knows only the long form; runc and crun take both.
             quiet = proc.run_tool(self._cmd("list", "--quiet"), HOUSEKEEPING_S)
             return {line.strip(): None for line in quiet.stdout.splitlines() if line.strip()}
+
+
+class OciEntry(RuntimeEntry):
+    """A runtime of kind ``oci``: an OCI runtime binary driven create/start/delete."""
+
+    kind: Literal["oci"]
+
+    binary: str
+    """The runtime's binary, looked up on PATH (runc, crun, runsc)."""
+
+    built: str | None = None
+    """Where ``make demo`` builds it when it is not on PATH: a glob under the cache directory,
+    newest first by name."""
+
+    install: str | None = None
+    """How to get the binary where `apt-get install <binary>` is not the answer."""
+
+    flags: tuple[str, ...] = ()
+    """The runtime's own global flags, given before every command (runsc's --platform)."""
+
+    labels: dict[str, str] = {}
+    """Labels on every sample of this runtime: how the sandbox ran (model.CONTEXT_LABELS)."""
+
+    sandbox_clock: str | None = None
+    """How the sandbox's CLOCK_REALTIME relates to the host's, in words, when it is not the
+    host kernel's own (gVisor's sentry keeps its own, in step); None: the same kernel clock."""
+
+
+def find_binary(entry: OciEntry, cache_dir: Path) -> str | None:
+    """A runtime's binary: on PATH (what the user installed, used as is), else built into
+    the cache by `make demo` (``built`` in local.yaml, a glob under the cache dir)."""
+    on_path = shutil.which(entry.binary)
+    if on_path or not entry.built:
+        return on_path
+    built = sorted(cache_dir.glob(entry.built), reverse=True)
+    return str(built[0]) if built and os.access(built[0], os.X_OK) else None
+
+
+class Oci(Kind[OciEntry]):
+    entry_model = OciEntry
+
+    def check(self, name: str, entry: OciEntry, place: Place) -> Finding:
+        binary = find_binary(entry, place.cache_dir)
+        if binary is None:
+            return Finding(name, False, f"{entry.binary!r} is not on PATH"
+                           + (f" nor built under {place.cache_dir}" if entry.built else ""),
+                           fix=entry.install or f"apt-get install {entry.binary}")
+        if os.geteuid() != 0:
+            return Finding(name, False, "OCI containers with cgroups need root",
+                           fix="run sandbench as root")
+        if entry.binary == "crun":
+            blocked = cgroups.crun_blockers()
+            if blocked:
+                return Finding(name, False, blocked, fix=cgroups.CRUN_FIX)
+        return Finding(name, True, binary, facts={"binary": binary})
+
+    def driver(self, name: str, entry: OciEntry, place: Place, image: WorkloadImage,
+               progress: Progress | None) -> OciRuntime:
+        binary = find_binary(entry, place.cache_dir) or entry.binary
+        clock = (ClockOffset(Clock.SANDBOX_REALTIME, Clock.HOST_REALTIME, 0, 0,
+                             entry.sandbox_clock) if entry.sandbox_clock else SAME_KERNEL)
+        return OciRuntime(name, binary, image.rootfs, place.scratch, place.resources,
+                          entry.wrapper, entry.variant_of, entry.flags, dict(entry.labels),
+                          clock, {target: t.label for target, t in
+                                  _io_targets(entry, binary)[1].items()})
+
+    def facts(self, entry: OciEntry, place: Place, driver: Driver | None) -> dict[str, Any]:
+        binary = find_binary(entry, place.cache_dir)
+        if binary is None:
+            return {}
+        # Only the keys local.yaml gives, as they are written there.
+        given = entry.model_dump(include={"flags", "labels", "sandbox_clock"},
+                                 exclude_unset=True)
+        settings, targets = _io_targets(entry, binary)
+        return {"binary": binary, "version": hostfacts.tool_version(binary),
+                **{key: list(value) if isinstance(value, tuple) else value
+                   for key, value in given.items()},
+                **({"storage_flags": settings} if settings else {}),
+                "io_targets": {target: {"label": t.label, "description": t.description}
+                               for target, t in targets.items()}}
+
+
+    def sweep(self, name: str, entry: OciEntry, place: Place,
+              owned: Owned) -> tuple[list[str], set[str]]:
+        binary = find_binary(entry, place.cache_dir)
+        if binary is None:
+            return [], set()
+        driver = OciRuntime(name, binary, Path("/"), place.scratch, place.resources,
+                            variant_of=entry.variant_of, flags=entry.flags)
+        deleted, kept = [], set()
+        for sandbox_id, bundle in driver.leftovers().items():
+            if owned(sandbox_id, bundle):
+                kept.add(sandbox_id)
+            else:
+                driver.delete(sandbox_id)
+                deleted.append(f"{name} container {sandbox_id}")
+        return deleted, kept
+
+
+def _io_targets(entry: OciEntry, binary: str) -> tuple[dict[str, str], dict[str, gvisor.Target]]:
+    """What io's targets are under an OCI runtime: gVisor's from the flags its runsc runs with
+    (its defaults, then local.yaml's), runc's and crun's the host kernel's own."""
+    if entry.binary != "runsc":
+        return {}, gvisor.HOST
+    return gvisor.runsc_targets(binary, entry.flags)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbench.model import VOLUME
+
 #: Docker's and containerd's default capabilities: what an unprivileged pod gets.
 CAPABILITIES = [
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
@@ -45,7 +47,7 @@ def mounts(volume: str) -> list[dict[str, Any]]:
         _mount("/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"]),
         _mount("/tmp", "tmpfs", "tmpfs", ["nosuid", "nodev", "mode=1777"]),
         # The host-backed volume, like a hostPath or emptyDir on a node's disk.
-        _mount("/data", "bind", volume, ["rbind", "rw"]),
+        _mount(VOLUME, "bind", volume, ["rbind", "rw"]),
     ]
 
 

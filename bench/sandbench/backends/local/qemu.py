@@ -28,16 +28,17 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sandbench.backends import guest_protocol
-from sandbench.backends.base import Finding, Progress
+from sandbench.backends.base import BackendError, Finding, Progress
 from sandbench.backends.guest_protocol import CommandLineError, Console
 from sandbench.backends.local import proc, qemu_accel, qemu_vm
+from sandbench.backends.local.driver import Driver, Kind, Place, RuntimeEntry
 from sandbench.facts import host as hostfacts
+from sandbench.image import WorkloadImage
 from sandbench.image.guest import GuestImage
 from sandbench.model import Case, Clock, Execution
 
@@ -47,17 +48,6 @@ HOUSEKEEPING_S = 30.0
 ROOT_OVERLAY, DATA_DISK = "root.qcow2", "data.raw"
 WORKLOAD_MARK = ("host receive time of the workload's first console line (the probe's header); "
                  "the guest's own clock is not used")
-
-
-def check(runtime: str, entry: Mapping[str, Any]) -> Finding:
-    binary = shutil.which(entry["binary"])
-    if binary is None:
-        return Finding(runtime, False, f"{entry['binary']!r} is not on PATH",
-                            fix="apt-get install qemu-system-x86 qemu-utils")
-    if shutil.which("qemu-img") is None:
-        return Finding(runtime, False, "'qemu-img' is not on PATH",
-                            fix="apt-get install qemu-utils")
-    return Finding(runtime, True, binary, facts={"binary": binary})
 
 
 @dataclass
@@ -134,6 +124,9 @@ class QemuRuntime:
         execution.exit_code = console.exit_code
         execution.error = _error(boot, console, timeout_s)
 
+    def close(self) -> list[str]:
+        return []
+
     def delete(self, sandbox_id: str) -> None:
         """Kill the sandbox's VM if it still runs and remove its files; safe to call twice."""
         sandbox = self.scratch / sandbox_id
@@ -152,3 +145,51 @@ def _error(boot: qemu_vm.Boot, console: Console, timeout_s: float) -> str | None
     if console.exit_code is None:
         return f"the guest stopped before the workload finished ({last})"
     return None
+
+
+class VmEntry(RuntimeEntry):
+    """A runtime of kind ``vm``: a fresh QEMU virtual machine per sandbox."""
+
+    kind: Literal["vm"]
+
+    binary: str
+    """QEMU's system emulator, looked up on PATH."""
+
+    machine: str = "q35"
+    """QEMU's machine type; q35 is KubeVirt's, so local and cluster VMs are the same machine."""
+
+    accel: Literal["auto", "kvm", "tcg"] = "auto"
+    """auto: KVM when a bounded test boot under it works, else TCG (emulated); or either one."""
+
+
+class Vm(Kind[VmEntry]):
+    entry_model = VmEntry
+    made_in_prepare = True
+
+    def check(self, name: str, entry: VmEntry, place: Place) -> Finding:
+        binary = shutil.which(entry.binary)
+        if binary is None:
+            return Finding(name, False, f"{entry.binary!r} is not on PATH",
+                           fix="apt-get install qemu-system-x86 qemu-utils")
+        if shutil.which("qemu-img") is None:
+            return Finding(name, False, "'qemu-img' is not on PATH",
+                           fix="apt-get install qemu-utils")
+        return Finding(name, True, binary, facts={"binary": binary})
+
+    def driver(self, name: str, entry: VmEntry, place: Place, image: WorkloadImage,
+               progress: Progress | None) -> QemuRuntime:
+        if image.guest is None:
+            raise BackendError("the workload image has no VM guest; run `sandbench image build`")
+        binary = shutil.which(entry.binary) or entry.binary
+        config = qemu_vm.vm_config(entry.model_dump(), binary, place.resources, place.scratch,
+                                   entry.wrapper)
+        return QemuRuntime.create(name, config, image.guest, place.cache_dir, place.scratch,
+                                  entry.accel, progress)
+
+    def facts(self, entry: VmEntry, place: Place, driver: Driver | None) -> dict[str, Any]:
+        if isinstance(driver, QemuRuntime):
+            return driver.facts()
+        return {"accel": "undecided (a test boot decides it when a run uses it)"}
+
+    def sweep_scratch(self, scratch: Path) -> list[str]:
+        return qemu_vm.kill_leftovers(scratch)

@@ -1,0 +1,120 @@
+"""Settings of where sandboxes run, as a spec gives them: each sandbox's resources, the
+kubernetes backend's settings (with KubeVirt's) and a machine reached over SSH.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    # strict: YAML's true is not 1, "5" is not 5; a number where a number is meant.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Resources(Strict):
+    """What each sandbox may use, the same for every runtime so they are comparable."""
+
+    cpus: float = Field(1.0, gt=0, le=1024, allow_inf_nan=False)
+    """CPUs per sandbox (a cgroup quota for containers, vCPUs for VMs). One keeps a 2-core
+    host's other core free for the harness. At most 1024, more than a host has: a quota or
+    a vCPU count past it is a typo, not an experiment."""
+
+    memory_mib: int = Field(512, gt=16, le=16 * 1024 * 1024)
+    """Memory limit per sandbox in MiB; enough for fio's buffers at the default sizes. At most
+    16 TiB, more than a host has (a cgroup limit past it is a typo)."""
+
+
+class SshTarget(Strict):
+    """A machine reached over SSH (paramiko), its host key checked against ``known_hosts`` or
+    ``fingerprint``: an unknown or changed key is an error, never accepted."""
+
+    host: str
+    """Address or name; for a KubeVirt guest (reached through a port-forward) only the name
+    its key is filed under in known_hosts."""
+
+    user: str = "root"
+    """Login name; root because the node facts (KSM, kata-runtime env) are root's to read."""
+
+    port: int = Field(22, ge=1, le=65535)
+    """TCP port of sshd (for a KubeVirt guest: the port forwarded to in its launcher pod)."""
+
+    key_file: str | None = None
+    """Private key file; None: the SSH agent and ~/.ssh's default keys."""
+
+    known_hosts: str | None = None
+    """known_hosts file the host key must be in; None: ~/.ssh/known_hosts (unless a
+    fingerprint is given)."""
+
+    fingerprint: str | None = Field(None, pattern=r"^SHA256:[A-Za-z0-9+/]{43}=?$")
+    """The host key's SHA256 fingerprint as ``ssh-keygen -lf`` prints it (SHA256:...); given,
+    it is the only key accepted and known_hosts is not read."""
+
+
+class KubevirtSettings(Strict):
+    """How the kubernetes backend runs runtimes of kind ``kubevirt`` (one VirtualMachineInstance
+    per sandbox, booting the guest the local qemu runtime boots)."""
+
+    containerdisk_image: str | None = None
+    """Image of the workload disk; None: the name `sandbench image build` gives it, which must
+    then be on the node or in a registry under that name."""
+
+    datadisk_image: str | None = None
+    """Image of the empty ext4 /data disk; None: the built one's name."""
+
+    kernelboot_image: str | None = None
+    """Image holding the guest kernel and initrd; None: the built one's name."""
+
+    controller_timeout_s: float = Field(30.0, gt=0)
+    """How long a new VMI may go unprocessed by KubeVirt (no phase past Pending, no launcher
+    pod) before the harness says KubeVirt is not running: virt-controller acts in well under
+    a second, so 30 s only ever catches a missing or stuck controller."""
+
+    guest_ssh: SshTarget | None = None
+    """Reach the guest over SSH through a port-forward to its launcher pod, for clusters whose
+    serial console log is disabled; needs a guest with sshd (sandbench's own guest has none)."""
+
+
+class KubernetesSettings(Strict):
+    """Where and how the kubernetes backend runs pods; each can also be given as a flag."""
+
+    kubeconfig: str | None = None
+    """Path of a kubeconfig; None: $KUBECONFIG, then ~/.kube/config, then in-cluster config."""
+
+    context: str | None = None
+    """kubeconfig context; None: the current one."""
+
+    node: str | None = None
+    """Node every pod is pinned to; None: the first Ready node every RuntimeClass can use."""
+
+    image: str | None = None
+    """Workload image reference; None: the name `sandbench image build` gives, which must
+    then be present on the node (imported, or pushed to a registry under that name)."""
+
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    """imagePullPolicy of every pod. Never on a cluster whose image was imported."""
+
+    schedule_timeout_s: float = Field(30.0, gt=0)
+    """How long a pod may stay unschedulable before the runtime is failed with the
+    scheduler's reason: long enough for a busy scheduler, short of the round timeout."""
+
+    clock_samples: int = Field(20, ge=3, le=1000)
+    """Clock-offset exchanges per runtime; the one with the smallest round trip is kept."""
+
+    kubelet_metrics: bool = True
+    """Read the kubelet's own sandbox-creation and pod-start histograms around each start
+    round (needs nodes/proxy get); skipped with a note when refused."""
+
+    kubelet_url: str | None = None
+    """Read the kubelet's metrics from this URL instead of through the API server (for a
+    harness on the node, or an API server that will not proxy to the node's address, as
+    with a node named 127.0.0.1); its certificate is not verified."""
+
+    kubevirt: KubevirtSettings = Field(default_factory=KubevirtSettings)
+    """Settings of the runtimes of kind kubevirt (runtimeclasses/kubevirt)."""
+
+    ssh: SshTarget | None = None
+    """The node, reached over SSH, for facts the API does not give (kernel command line, CPU
+    governor, KSM, THP, kata-runtime env); None: only what the API says about the node."""
