@@ -56,6 +56,11 @@ have_all() {
     for b in "${BINARIES[@]}"; do [[ -x "$BIN/$b" ]] || return 1; done
 }
 
+# One build at a time per version: a second one waits, then finds the stamp and skips.
+mkdir -p "$ROOT"
+exec 9>"$ROOT/.build.lock"
+flock 9
+
 if have_all; then
     log "$KUBEVIRT_VERSION already in $BIN (stamp present), skipping"
     echo "$BIN"
@@ -75,7 +80,6 @@ info=$(sed -n 's/^[[:space:]]*"Info": "\(.*\)",\{0,1\}$/\1/p' <<<"$modjson")
 
 # Scratch space next to the cache entry (same filesystem, so the final rename is atomic); a
 # leftover of an interrupted run is not trusted.
-mkdir -p "$ROOT"
 rm -rf "$ROOT"/src "$ROOT"/bin.tmp.* "$ROOT"/bin.old.*
 work=$(mktemp -d "$ROOT/bin.tmp.XXXXXX")
 trap 'rm -rf "$work" "$ROOT/src"' EXIT
