@@ -97,7 +97,7 @@ kubevirt:
 	elif ! $(MAKE) --no-print-directory apt-install PACKAGES="$(KUBEVIRT_DEB_PACKAGES)" >"$$log" 2>&1; then \
 	    echo "kubevirt: skipped, installing $(KUBEVIRT_DEB_PACKAGES) failed (see $$log)"; \
 	else \
-	    echo "kubevirt: building binaries and images unless cached (about 25 min the first time; log: $$log)"; \
+	    echo "kubevirt: building binaries and images unless cached (about 35 min the first time on 2 cores; log: $$log)"; \
 	    if ! bin=$$(nice -n 19 env GO="$(GO)" PATH="$$(dirname "$(GO)"):$$PATH" SANDBENCH_CACHE="$(SANDBENCH_CACHE)" \
 	            bash tests/cluster/build-kubevirt.sh 2>>"$$log"); then \
 	        echo "kubevirt: skipped, building the binaries failed (see $$log)"; \
