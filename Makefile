@@ -25,7 +25,7 @@ GO ?= $(shell command -v go 2>/dev/null || { test -x /usr/local/go/bin/go && ech
 SANDBENCH_CACHE ?= $(HOME)/.cache/sandbench
 
 .PHONY: demo test test-cluster lint deps test-deps cluster-deps apt-install venv image doctor \
-        gvisor clean-runs help
+        gvisor kubevirt clean-runs help
 
 help:
 	@echo "make demo   install what is missing, build the image, run the quick suite, write the report"
@@ -33,6 +33,7 @@ help:
 	@echo "make test-cluster   build Kubernetes v1.34.4 and gVisor (cached), bring up the test cluster, run the"
 	@echo "                    Kubernetes tests against it, tear it down"
 	@echo "make gvisor build gVisor's runsc and its containerd shim (cached; skipped without Go)"
+	@echo "make kubevirt   build KubeVirt v1.7.0's binaries and component images (cached; never fails)"
 
 deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
@@ -80,6 +81,31 @@ gvisor:
 	        echo "gvisor: runsc in $$bin"; \
 	    else \
 	        echo "gvisor: skipped, building runsc failed (see $$log)"; \
+	    fi; \
+	fi
+
+# KubeVirt v1.7.0's binaries (build-kubevirt.sh) and component images as OCI archives
+# (kubevirt_images.py), cached by version under $(SANDBENCH_CACHE)/kubevirt. Not deployed or
+# imported anywhere yet (issue 12, first step), and no other target depends on it. Never fails:
+# a missing tool or a failed build is one line, with the log to read.
+KUBEVIRT_DEB_PACKAGES := mmdebstrap libcap2-bin gcc libc6-dev
+
+kubevirt:
+	@log="$(SANDBENCH_CACHE)/kubevirt/build.log"; mkdir -p "$(SANDBENCH_CACHE)/kubevirt"; \
+	if [ -z "$(GO)" ]; then \
+	    echo "kubevirt: skipped, no Go toolchain"; \
+	elif ! $(MAKE) --no-print-directory apt-install PACKAGES="$(KUBEVIRT_DEB_PACKAGES)" >"$$log" 2>&1; then \
+	    echo "kubevirt: skipped, installing $(KUBEVIRT_DEB_PACKAGES) failed (see $$log)"; \
+	else \
+	    echo "kubevirt: building binaries and images unless cached (about 35 min the first time on 2 cores; log: $$log)"; \
+	    if ! bin=$$(nice -n 19 env GO="$(GO)" PATH="$$(dirname "$(GO)"):$$PATH" SANDBENCH_CACHE="$(SANDBENCH_CACHE)" \
+	            bash tests/cluster/build-kubevirt.sh 2>>"$$log"); then \
+	        echo "kubevirt: skipped, building the binaries failed (see $$log)"; \
+	    elif ! img=$$(nice -n 19 env PATH="$$(dirname "$(GO)"):$$PATH" SANDBENCH_CACHE="$(SANDBENCH_CACHE)" \
+	            $(PYTHON) tests/cluster/kubevirt_images.py 2>>"$$log"); then \
+	        echo "kubevirt: binaries in $$bin; building the images failed (see $$log)"; \
+	    else \
+	        echo "kubevirt: binaries in $$bin, images in $$img"; \
 	    fi; \
 	fi
 

@@ -43,6 +43,9 @@ class ImageConfig:
     cmd: tuple[str, ...] = ()
     env: tuple[str, ...] = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",)
     architecture: str = "amd64"
+    user: str = ""
+    """``USER``: numeric uid[:gid] or empty for root. Kubernetes checks ``runAsNonRoot`` against
+    it, so images run non-root by a pod that sets no ``runAsUser`` need a number here."""
 
 
 @dataclass(frozen=True)
@@ -104,12 +107,28 @@ def _layer_entries(tar: tarfile.TarFile, root: Path) -> None:
             else:
                 first_link[key] = info.name
                 info.size = st.st_size
+                _add_file_capabilities(info, path)
                 with path.open("rb") as content:
                     tar.addfile(info, content)
                 continue
         else:
             continue  # device nodes, fifos, sockets: runtimes create what they need
         tar.addfile(info)
+
+
+def _add_file_capabilities(info: tarfile.TarInfo, path: Path) -> None:
+    """Keep a file capability (``setcap``), as container runtimes apply it from the layer.
+
+    Only ``security.capability``: the other xattrs of a build tree (SELinux labels of the build
+    host, say) do not belong in an image. Written the way GNU tar and Go's archive/tar do, as a
+    binary PAX record.
+    """
+    try:
+        value = os.getxattr(path, "security.capability", follow_symlinks=False)
+    except OSError:
+        return
+    info.pax_headers = {"SCHILY.xattr.security.capability":
+                        value.decode("utf-8", "surrogateescape")}
 
 
 def write_layer(rootfs: Path, dest: Path) -> tuple[Blob, str]:
@@ -137,6 +156,8 @@ def _config_document(config: ImageConfig, diff_id: str) -> dict[str, Any]:
                            "WorkingDir": "/"}
     if config.cmd:
         run["Cmd"] = list(config.cmd)
+    if config.user:
+        run["User"] = config.user  # absent when empty, so root images keep their digests
     return {
         "architecture": config.architecture,
         "os": "linux",
