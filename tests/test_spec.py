@@ -34,7 +34,7 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
     assert list(spec.workloads) == ["syscall"]
     assert spec.rounds_of("syscall") == 2 and spec.timeout_s == 9
     # The profile's own parameters stay with the workload that was kept.
-    assert spec.workloads["syscall"].params == {"iterations": 100000}
+    assert spec.workloads["syscall"].params == {"iterations": 20000}
 
 
 @pytest.mark.parametrize(("text", "message"), [
