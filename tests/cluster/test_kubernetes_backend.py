@@ -334,8 +334,9 @@ def least_privilege(apis: api.Apis, tmp_path: Path) -> Iterator[Path]:
         _wait_for_the_policy(api.connect(str(kubeconfig)).core)
         yield kubeconfig
     finally:
-        subprocess.run([kubectl, "delete", "--wait=false", "-f", "-"], input=manifest, text=True,
-                       check=False, capture_output=True)
+        # Waited for: the next test's apply fails while sandbench-system is still terminating.
+        subprocess.run([kubectl, "delete", "--wait=true", "--timeout=120s", "-f", "-"],
+                       input=manifest, text=True, check=False, capture_output=True)
 
 
 def test_harness_runs_as_its_least_privilege_service_account(tmp_path: Path,
