@@ -204,6 +204,15 @@ class DifferenceRecord(BaseModel):
     gating: bool
 
 
+class RemeasureRecord(_Open):
+    """``compare --remeasure``: the run that measured borderline metrics again."""
+
+    run_id: str
+    dir: str
+    metrics: list[str] = Field(default_factory=list)
+    """Each metric re-measured: "runtime workload metric[labels]"."""
+
+
 class ComparisonRecord(_Open):
     """``sandbench compare --json``: a comparison of two runs or of two runtimes of one."""
 
@@ -220,6 +229,8 @@ class ComparisonRecord(_Open):
     counts: dict[str, int] = Field(default_factory=dict)
     environment: list[DifferenceRecord] = Field(default_factory=list)
     metrics: list[MetricRecord]
+    remeasured: RemeasureRecord | None = None
+    """Set when borderline metrics were measured again; their verdicts are the second's."""
 
 
 class VerdictRecord(ComparisonRecord):

@@ -21,7 +21,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from sandbench.analysis.thresholds import parse
-from sandbench.cli.common import check_out_file, console, warn_damaged, write_out_file
+from sandbench.cli import remeasure as remeasuring
+from sandbench.cli.common import (cache_option, check_out_file, console, warn_damaged,
+                                  write_out_file)
 from sandbench.cli.summary import number
 from sandbench.errors import EnvironmentChanged, NothingFound, Regressed
 from sandbench.formats import RunMeta, VerdictRecord
@@ -30,6 +32,7 @@ from sandbench.nightly import export as exporting
 from sandbench.nightly import history as runs_history
 from sandbench.nightly.compare import Comparison, ComparisonError, MetricComparison, Verdict
 from sandbench.nightly.junit import to_junit
+from sandbench.nightly.remeasure import borderline, merged
 from sandbench.results import load_meta, load_run
 
 #: Verdicts in the order the table lists them: what needs a look first.
@@ -77,7 +80,8 @@ def print_comparison(comparison: Comparison) -> None:
         table.add_row(*_row(metric))
     show.print(table)
     for metric in comparison.metrics:
-        if metric.verdict in (Verdict.REGRESSED, Verdict.IMPROVED, Verdict.HOST_DRIFT):
+        again = metric.judgement.reason.startswith("re-measured")
+        if again or metric.verdict in (Verdict.REGRESSED, Verdict.IMPROVED, Verdict.HOST_DRIFT):
             show.print(f"[{STYLE[metric.verdict]}]{metric.verdict}[/] "
                        f"{escape(metric.runtime)} {escape(metric.workload)} "
                        f"{escape(metric.name)}: {escape(metric.judgement.reason)}",
@@ -85,6 +89,11 @@ def print_comparison(comparison: Comparison) -> None:
     show.print(f"{comparison.tally()} (Mann-Whitney U, alpha {comparison.alpha:g}; "
                f"threshold {comparison.thresholds.default:.0%} unless set per metric)",
                highlight=False, soft_wrap=True)
+    if comparison.remeasured is not None:
+        rerun = comparison.remeasured
+        show.print(f"re-measured {len(rerun.metrics)} borderline metrics in run "
+                   f"{escape(rerun.run_id)} ({escape(rerun.dir)}); their verdicts above are the "
+                   "re-measurement's", highlight=False, soft_wrap=True)
 
 
 def print_statuses(run_dirs: list[Path]) -> None:
@@ -137,6 +146,27 @@ def _comparison(base_run: Path, new_run: Path | None, runtime_a: str | None,
     return comparing.merge(pairs)
 
 
+def _remeasured(comparison: Comparison, base_run: Path, threshold_options: tuple[str, ...],
+                cache_dir: Path) -> Comparison:
+    """The comparison with its borderline metrics measured again (cli/remeasure.py)."""
+    keys = borderline(comparison)
+    if not keys:
+        console.print("no borderline metric: nothing re-measured", highlight=False)
+        return comparison
+    again = remeasuring.measure_again(comparison, keys, cache_dir)
+    thresholds = parse(threshold_options)
+    if comparison.mode == "runs":
+        second = comparing.compare_runs(load_run(base_run), again, thresholds=thresholds,
+                                        alpha=comparison.alpha)
+    else:
+        ran = set(again.info.runtimes)
+        second = comparing.merge(
+            comparing.compare_variants(again, a, b, thresholds=thresholds,
+                                       alpha=comparison.alpha)
+            for a, b in comparison.pairs if a in ran and b in ran)
+    return merged(comparison, second, keys, again.run_id)
+
+
 def _gate(comparison: Comparison, fail_on: str | None, allow_env_change: bool) -> str:
     """"compared" (no gate asked for), "refused", "failed" or "passed"."""
     if fail_on is None:
@@ -170,10 +200,18 @@ def _gate(comparison: Comparison, fail_on: str | None, allow_env_change: bool) -
 @click.option("--record", is_flag=True,
               help=f"Write the comparison and its gate to NEW_RUN/{runs_history.VERDICT_FILE}, "
                    "for `sandbench history --last-good`.")
+@click.option("--remeasure", is_flag=True,
+              help="Measure borderline metrics again (p between alpha and 10 x alpha past the "
+                   "threshold, or a change whose interval reaches inside the threshold): their "
+                   "runtimes and workloads are run again with NEW_RUN's spec, into "
+                   f"NEW_RUN/{remeasuring.SUBDIR}/, and judged on that run. Needs the backend "
+                   "NEW_RUN ran on.")
+@cache_option
 def compare_command(base_run: Path, new_run: Path | None, runtime_a: str | None,
                     runtime_b: str | None, threshold_options: tuple[str, ...], alpha: float,
                     fail_on: str | None, allow_env_change: bool, json_file: Path | None,
-                    junit_file: Path | None, record: bool) -> None:
+                    junit_file: Path | None, record: bool, remeasure: bool,
+                    cache_dir: Path) -> None:
     """Compare NEW_RUN with BASE_RUN, or two runtimes of one run (same-run A/B).
 
     \b
@@ -189,6 +227,8 @@ def compare_command(base_run: Path, new_run: Path | None, runtime_a: str | None,
             check_out_file(path, flag)
     print_statuses([base_run, *([new_run] if new_run else [])])
     comparison = _comparison(base_run, new_run, runtime_a, runtime_b, threshold_options, alpha)
+    if remeasure:
+        comparison = _remeasured(comparison, base_run, threshold_options, cache_dir)
     if record:
         check_out_file(comparison.new_dir / runs_history.VERDICT_FILE, "--record")
     print_environment(comparison)

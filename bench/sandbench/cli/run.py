@@ -72,7 +72,7 @@ def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str
     run_id, run_dir = results.create_run_dir(out)
     with runner.sigterm_interrupts():
         try:
-            loaded = _measure(spec, run_id, run_dir, cache_dir, new_out)
+            loaded = measure(spec, run_id, run_dir, cache_dir, new_out)
             # One summary for the terminal and the report (computed once).
             summary = summarize_run(loaded)
             print_summary(summary, verbose=verbose)
@@ -86,7 +86,7 @@ def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str
     _raise_for(loaded.info.status, loaded)
 
 
-def _measure(spec: Spec, run_id: str, run_dir: Path, cache_dir: Path,
+def measure(spec: Spec, run_id: str, run_dir: Path, cache_dir: Path,
              new_out: bool) -> results.Run:
     """Prepare, run every sandbox, print the summary; the run as recorded."""
     backend_obj: backends.Backend | None = None

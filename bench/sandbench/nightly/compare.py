@@ -27,8 +27,8 @@ from sandbench.analysis.thresholds import Thresholds
 from sandbench.analysis.verdict import ALPHA, CONFIDENCE, MIN_SAMPLES, Judgement, Verdict, judge
 from sandbench.errors import BadInput
 from sandbench.formats import (COMPARE_VERSION, ComparisonRecord, DifferenceRecord,
-                               JudgementRecord, MetricRecord, RunRef, SideRecord, SpecInfo,
-                               RunMeta, ThresholdsRecord)
+                               JudgementRecord, MetricRecord, RemeasureRecord, RunMeta, RunRef,
+                               SideRecord, SpecInfo, ThresholdsRecord)
 from sandbench.nightly import envdiff, hostdrift
 from sandbench.nightly.envdiff import Difference
 from sandbench.results import Run
@@ -145,6 +145,8 @@ class Comparison:
     thresholds: Thresholds
     metrics: list[MetricComparison]
     environment: list[Difference] = field(default_factory=list)
+    #: ``compare --remeasure``: the run that measured borderline metrics again (remeasure.py).
+    remeasured: RemeasureRecord | None = None
 
     def count(self, verdict: Verdict) -> int:
         return sum(1 for m in self.metrics if m.verdict == verdict)
@@ -171,7 +173,7 @@ class Comparison:
                                         per_metric=dict(self.thresholds.per_metric)),
             counts={str(v): self.count(v) for v in Verdict},
             environment=[DifferenceRecord(**d.to_json()) for d in self.environment],
-            metrics=[m.record() for m in self.metrics])
+            metrics=[m.record() for m in self.metrics], remeasured=self.remeasured)
 
     def to_json(self) -> dict[str, Any]:
         """The comparison as ``compare --json`` writes it (formats.ComparisonRecord)."""
@@ -192,7 +194,8 @@ class Comparison:
                    Path(record.new.dir), record.mode, list(record.pairs), record.alpha,
                    Thresholds(record.thresholds.default, dict(record.thresholds.per_metric)),
                    [MetricComparison.from_record(m) for m in record.metrics],
-                   [Difference(d.fact, d.base, d.new, d.gating) for d in record.environment])
+                   [Difference(d.fact, d.base, d.new, d.gating) for d in record.environment],
+                   record.remeasured)
 
 
 def _summaries(rows: pd.DataFrame, meta: RunMeta) -> pd.DataFrame:
