@@ -9,6 +9,7 @@ from pathlib import Path
 from sandbench.analysis.thresholds import Thresholds
 from sandbench.formats import VerdictRecord
 from sandbench.nightly import remeasure
+from sandbench.report import verdict_section
 from sandbench.nightly.compare import (Comparison, Judgement, MetricComparison, Side, Verdict,
                                        ab_label)
 
@@ -106,3 +107,12 @@ def test_a_metric_the_second_run_lacks_is_inconclusive_not_kept() -> None:
     (result,) = remeasure.merged(first, again, remeasure.borderline(first), "again").metrics
     assert result.verdict == Verdict.INCONCLUSIVE
     assert result.judgement.reason.endswith("the re-measurement has no value for it")
+
+
+def test_the_report_says_which_metrics_were_measured_again() -> None:
+    first = comparison(metric(Verdict.REGRESSED, 0.12, 0.05, 0.20, 0.001))
+    again = comparison(metric(Verdict.UNCHANGED, 0.02, -0.03, 0.06, 0.4))
+    result = remeasure.merged(first, again, remeasure.borderline(first), "again")
+    notes = verdict_section.section(result, "against last night")["notes"]
+    assert notes == ["1 borderline metrics were measured again in run again (compare "
+                     "--remeasure): their verdicts are that run's: runc start request_to_exit"]

@@ -59,6 +59,14 @@ EMPTY: dict[str, Any] = {"tally": "", "regressed": 0, "alpha": "", "threshold": 
                          "gating": [], "notes": [], "changes": [], "unchanged": [], "error": ""}
 
 
+def _remeasured(comparison: Comparison) -> list[str]:
+    again = comparison.remeasured
+    if again is None:
+        return []
+    return [f"{len(again.metrics)} borderline metrics were measured again in run {again.run_id} "
+            f"(compare --remeasure): their verdicts are that run's: {', '.join(again.metrics)}"]
+
+
 def section(comparison: Comparison, title: str) -> dict[str, Any]:
     """One comparison as the template's verdict block."""
     ordered = sorted(comparison.metrics, key=lambda m: ORDER.index(m.verdict))
@@ -71,7 +79,8 @@ def section(comparison: Comparison, title: str) -> dict[str, Any]:
         "per_metric": ", ".join(f"{name} {value:.0%}" for name, value
                                 in sorted(comparison.thresholds.per_metric.items())),
         "gating": [str(d) for d in comparison.gating_differences],
-        "notes": [str(d) for d in comparison.environment if not d.gating],
+        "notes": ([str(d) for d in comparison.environment if not d.gating]
+                  + _remeasured(comparison)),
         "changes": [_row(m) for m in ordered if m.verdict != Verdict.UNCHANGED],
         "unchanged": [_row(m) for m in ordered if m.verdict == Verdict.UNCHANGED],
         "error": "",
