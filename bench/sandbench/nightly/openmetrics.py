@@ -44,19 +44,26 @@ PREFIX = "sandbench"
 class Unit:
     """How one sandbench unit is written."""
 
-    #: Multiplies a value into the base unit.
-    factor: float
     #: Ends the metric's name; "" for a plain number.
     suffix: str
     #: The OpenMetrics UNIT of the family (a base unit), "" when there is none.
     unit: str = ""
+    #: A value in the base unit is ``value * multiply / divide``. Dividing by a power of ten
+    #: is exact to the last bit where multiplying by its inverse is not (52 * 1e-3 is
+    #: 0.052000000000000005): a median read back by PromQL is the summary's ms / 1000.
+    multiply: float = 1.0
+    divide: float = 1.0
+
+    def convert(self, value: float) -> float:
+        return value * self.multiply / self.divide
 
 
 UNITS: dict[str, Unit] = {
-    **{name: Unit(factor, "seconds", "seconds") for name, factor in SECONDS.items()},
-    "MiB/s": Unit(1024.0 * 1024.0, "bytes_per_second"),
-    "IOPS": Unit(1.0, "per_second"),
-    "flag": Unit(1.0, ""),
+    **{name: Unit("seconds", "seconds", divide=round(1 / factor))
+       for name, factor in SECONDS.items()},
+    "MiB/s": Unit("bytes_per_second", multiply=1024.0 * 1024.0),
+    "IOPS": Unit("per_second"),
+    "flag": Unit(""),
 }
 #: Metric names that hold their unit already; the name they are written under.
 RENAMED = {"ns_per_op": "op_duration", "iops": "io_operations"}
@@ -141,7 +148,7 @@ def sample_families(summary: RunSummary) -> tuple[list[Family], list[str]]:
             key = tuple(_series_labels(run, str(runtime), str(workload), own))
             for value, seconds in sorted(zip(series["value"], series["seconds"]),
                                          key=lambda pair: pair[1]):
-                family.points.append(Point(key, float(value) * unit.factor, seconds))
+                family.points.append(Point(key, unit.convert(float(value)), seconds))
     return list(families.values()), skipped
 
 
@@ -172,7 +179,7 @@ def summary_families(summary: RunSummary, time: float | None) -> list[Family]:
             family = families.setdefault(name, Family(
                 name, "gauge", f"{stat} of {row.metric} over the run's measured rounds",
                 unit.unit))
-            family.points.append(Point(tuple(labels), value * unit.factor, time))
+            family.points.append(Point(tuple(labels), unit.convert(value), time))
     return [*families.values(), counts]
 
 
