@@ -52,8 +52,14 @@ class Placed:
     placement: str
 
 
-def clock_attributes(clock: str | None) -> dict[str, str | int]:
-    if not clock:
+def _text(value: object) -> str | None:
+    """A text column's value; None where pandas read a JSON null (as NaN)."""
+    return value if isinstance(value, str) and value else None
+
+
+def clock_attributes(clock: object) -> dict[str, str | int]:
+    clock = _text(clock)
+    if clock is None:
         return {}
     match = CLOCK.match(clock)
     if match is None:
@@ -71,7 +77,7 @@ def _anchor(run: Run, rows: pd.DataFrame) -> tuple[dict[str, int], str] | None:
     phase ending there was measured with; None when there is no stamp or no such offset."""
     outputs = [str(o) for o in rows["output"].dropna().unique()]
     related = [clock_attributes(c) for c, m in zip(rows["clock"], rows["metric"])
-               if m in BY_METRIC and BY_METRIC[m].end == "workload" and isinstance(c, str)]
+               if m in BY_METRIC and BY_METRIC[m].end == "workload"]
     offset = next((int(a["sandbench.clock.offset_ns"]) for a in related
                    if "sandbench.clock.offset_ns" in a), None)
     if not outputs or offset is None:
@@ -142,7 +148,8 @@ def _attributes(values: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _span(trace_id: str, placed: Placed) -> dict[str, Any]:
     row = placed.row
-    labels = {f"sandbench.label.{k}": str(v) for k, v in sorted((row.labels or {}).items())}
+    own = row.labels if isinstance(row.labels, dict) else {}
+    labels = {f"sandbench.label.{k}": str(v) for k, v in sorted(own.items())}
     attributes: dict[str, Any] = {**clock_attributes(row.clock), "sandbench.metric": str(row.metric),
                   "sandbench.placement": placed.placement, **labels}
     status: dict[str, Any] = {"code": STATUS_OK}
@@ -150,7 +157,7 @@ def _span(trace_id: str, placed: Placed) -> dict[str, Any]:
         attributes["sandbench.value_ms"] = float(row.value)
     else:
         attributes["sandbench.status"] = str(row.status)
-        status = {"code": STATUS_ERROR, "message": str(row.reason or row.status)}
+        status = {"code": STATUS_ERROR, "message": _text(row.reason) or str(row.status)}
     return {"traceId": trace_id, "spanId": _id(trace_id, str(row.metric), size=8),
             "name": str(row.metric), "kind": KIND_INTERNAL,
             "startTimeUnixNano": str(placed.start_ns), "endTimeUnixNano": str(placed.end_ns),
