@@ -4,6 +4,7 @@ a Prometheus server on the backfilled blocks, and a Pushgateway."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -177,3 +178,28 @@ def test_push_lands_in_a_real_pushgateway(tmp_path: Path, golden: RunSummary) ->
     # The second push replaced the group: one run's series, not two.
     (info,) = families["sandbench_run_info"].samples
     assert info.labels["run_id"] == "again"
+
+
+def test_grafana_dashboards_queries_run_on_the_backfilled_series(backfilled: Server,
+                                                                  golden: RunSummary) -> None:
+    printed = sandbench("examples", "grafana")
+    assert printed.returncode == 0, printed.stderr
+    dashboard = json.loads(printed.stdout)
+    # Grafana's variables, as "All" sends them.
+    for variable in dashboard["templating"]["list"][1:]:
+        metric, label = re.fullmatch(r"label_values\((\w+), (\w+)\)",
+                                     variable["query"]["query"]).groups()
+        values = backfilled.get(f"/api/v1/label/{label}/values", **{"match[]": metric})
+        assert values["data"], variable["name"]
+    for panel in dashboard["panels"]:
+        results = []
+        for target in panel["targets"]:
+            expr = target["expr"].replace("$backend", ".*").replace("$runtime", ".*")
+            results += instant(backfilled, expr, end_time(golden))
+        # A local run has no Kubernetes phases, but every panel shows something of it.
+        assert results, panel["title"]
+    phases = {r["metric"]["phase"] for r in instant(
+        backfilled, dashboard["panels"][2]["targets"][0]["expr"].replace("$backend", ".*")
+        .replace("$runtime", ".*"), end_time(golden))}
+    assert phases == {"request_to_workload", "request_to_exit", "request_to_created",
+                      "start_to_workload"}

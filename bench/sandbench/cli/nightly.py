@@ -256,13 +256,15 @@ def history_command(history_dir: Path, rebuild: bool, as_json: bool, last_good: 
 
 
 EXAMPLES = {"github-actions": "nightly-github-actions.yml",
-            "cronjob": "nightly-cronjob.yaml"}
+            "cronjob": "nightly-cronjob.yaml",
+            "grafana": "grafana-dashboard.json"}
 
 
 @click.command(name="examples")
 @click.argument("name", required=False, type=click.Choice(list(EXAMPLES)))
 def examples_command(name: str | None) -> None:
-    """Print a ready-to-copy nightly pipeline: github-actions or cronjob."""
+    """Print a ready-to-copy nightly pipeline (github-actions, cronjob) or the Grafana
+    dashboard of the series `sandbench push` and `export --format openmetrics` write."""
     if name is None:
         for known, file in EXAMPLES.items():
             show.print(f"{known:16} {file}", highlight=False)
