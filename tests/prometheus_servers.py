@@ -1,4 +1,4 @@
-"""Debian's real Prometheus and Pushgateway on 127.0.0.1, each on a free port with its own
+"""Debian's real Prometheus and Pushgateway (and any server started like them) on 127.0.0.1, each on a free port with its own
 temporary storage, killed on the way out."""
 
 from __future__ import annotations
@@ -45,13 +45,13 @@ class Server:
         return json.loads(body) if path.startswith("/api/") else body
 
 
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, ready: str) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{url} exited with {process.returncode}: {log.read_text()}")
         try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
+            with urllib.request.urlopen(f"{url}{ready}", timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -61,12 +61,13 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
 
 
 @contextlib.contextmanager
-def _serve(argv: list[str], port: int, log: Path) -> Iterator[Server]:
+def serve(argv: list[str], port: int, log: Path, ready: str = "/-/ready") -> Iterator[Server]:
+    """The server ``argv`` starts, once ``ready`` answers 200 on ``port``; killed after."""
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_ready(process, url, log)
+        _wait_ready(process, url, log, ready)
         yield Server(url, log)
     finally:
         process.kill()
@@ -82,7 +83,7 @@ def prometheus(storage: Path) -> Iterator[Server]:
     config = storage.parent / "prometheus.yml"
     config.write_text("global: {}\n")
     port = free_port()
-    with _serve([binary, f"--config.file={config}", f"--storage.tsdb.path={storage}",
+    with serve([binary, f"--config.file={config}", f"--storage.tsdb.path={storage}",
                  "--storage.tsdb.retention.time=100y", f"--web.listen-address=127.0.0.1:{port}"],
                 port, storage.parent / "prometheus.log") as server:
         yield server
@@ -93,6 +94,6 @@ def pushgateway(workdir: Path) -> Iterator[Server]:
     """A Pushgateway keeping what it is pushed in memory only."""
     binary = need(PUSHGATEWAY, "prometheus-pushgateway")
     port = free_port()
-    with _serve([binary, f"--web.listen-address=127.0.0.1:{port}"], port,
+    with serve([binary, f"--web.listen-address=127.0.0.1:{port}"], port,
                 workdir / "pushgateway.log") as server:
         yield server

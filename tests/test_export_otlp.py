@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status as SpanStatus
 
-from conftest import sandbench
+from conftest import cache_dir, sandbench
+from prometheus_servers import serve
+from sshd import free_port
 from sandbench.model import Sample, Status
 from sandbench.nightly.openmetrics import unix_seconds
 from sandbench.nightly.otlp import to_otlp
@@ -141,3 +145,69 @@ def test_a_run_without_start_samples_has_no_trace(tmp_path: Path) -> None:
                                           "started_at": "2026-01-01T00:00:00+00:00"})
     writer.finish("completed")
     assert to_otlp(load_run(tmp_path / "run")) == {"resourceSpans": []}
+
+
+#: Jaeger v2 as tests/tools/build-jaeger.sh builds it (optional: a long build).
+JAEGER = cache_dir() / "jaeger" / "v1.76.0" / "jaeger"
+JAEGER_CONFIG = """\
+service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      level: none
+extensions:
+  jaeger_storage:
+    backends:
+      memory:
+        memory:
+          max_traces: 100000
+  jaeger_query:
+    storage:
+      traces: memory
+    http:
+      endpoint: 127.0.0.1:{query}
+    grpc:
+      endpoint: 127.0.0.1:{query_grpc}
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{otlp}
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memory
+"""
+
+
+def test_jaeger_accepts_the_traces_and_serves_them(tmp_path: Path) -> None:
+    if not JAEGER.is_file():
+        pytest.skip(f"Jaeger v2 is not built at {JAEGER}: run tests/tools/build-jaeger.sh "
+                    "(optional; the proto check above always runs)")
+    ports = {name: free_port() for name in ("query", "query_grpc", "otlp")}
+    config = tmp_path / "jaeger.yaml"
+    config.write_text(JAEGER_CONFIG.format(**ports))
+    document = to_otlp(load_run(write_run(tmp_path / "run")))
+    with serve([str(JAEGER), "--config", str(config)], ports["query"], tmp_path / "jaeger.log",
+               ready="/api/services") as query:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{ports['otlp']}/v1/traces", method="POST",
+            data=json.dumps(document).encode(), headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read() or b"{}")
+        assert not answer.get("partialSuccess"), answer  # nothing rejected
+        trace_id = document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"]
+        (trace,) = query.get(f"/api/traces/{trace_id}")["data"]
+    spans = {span["operationName"]: span for span in trace["spans"]}
+    assert set(spans) == {"request_to_workload", "request_to_exit", "request_to_created"}
+    # Jaeger's API speaks microseconds.
+    assert spans["request_to_exit"]["duration"] == 150_000
+    assert spans["request_to_workload"]["startTime"] == spans["request_to_exit"]["startTime"]
+    tags = {tag["key"]: tag["value"] for tag in spans["request_to_workload"]["tags"]}
+    assert tags["sandbench.clock.offset_ns"] == 250
+    failed = {tag["key"]: tag["value"] for tag in spans["request_to_created"]["tags"]}
+    assert failed["error"] is True
+    assert failed["otel.status_description"] == "runc create timed out after 60 s"
