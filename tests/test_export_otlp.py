@@ -191,16 +191,23 @@ def test_jaeger_accepts_the_traces_and_serves_them(tmp_path: Path) -> None:
     config = tmp_path / "jaeger.yaml"
     config.write_text(JAEGER_CONFIG.format(**ports))
     document = to_otlp(load_run(write_run(tmp_path / "run")))
+    golden = to_otlp(load_run(GOLDEN_RUN))
     with serve([str(JAEGER), "--config", str(config)], ports["query"], tmp_path / "jaeger.log",
                ready="/api/services") as query:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{ports['otlp']}/v1/traces", method="POST",
-            data=json.dumps(document).encode(), headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            answer = json.loads(response.read() or b"{}")
-        assert not answer.get("partialSuccess"), answer  # nothing rejected
+        for sent in (document, golden):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{ports['otlp']}/v1/traces", method="POST",
+                data=json.dumps(sent).encode(), headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                answer = json.loads(response.read() or b"{}")
+            assert not answer.get("partialSuccess"), answer  # nothing rejected
         trace_id = document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"]
         (trace,) = query.get(f"/api/traces/{trace_id}")["data"]
+        # Every sandbox of a real run is a trace of its own, with all its phases.
+        for sandbox in golden["resourceSpans"]:
+            sent_spans = sandbox["scopeSpans"][0]["spans"]
+            (stored,) = query.get(f"/api/traces/{sent_spans[0]['traceId']}")["data"]
+            assert len(stored["spans"]) == len(sent_spans)
     spans = {span["operationName"]: span for span in trace["spans"]}
     assert set(spans) == {"request_to_workload", "request_to_exit", "request_to_created"}
     # Jaeger's API speaks microseconds.
