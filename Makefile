@@ -11,8 +11,9 @@ APT_PACKAGES := runc crun fio busybox-static mmdebstrap gcc libc6-dev hyperfine 
                 python3-venv e2fsprogs iproute2 skopeo qemu-system-x86 qemu-utils kmod
 
 # Only the tests need these, so `make demo` does not install them. chromium: the report's browser
-# test. openssh-server: the real sshd the SSH node-facts tests talk to.
-TEST_PACKAGES := chromium openssh-server
+# test. openssh-server: the real sshd the SSH node-facts tests talk to. prometheus (promtool and
+# the server) and prometheus-pushgateway: the OpenMetrics export and push are checked by them.
+TEST_PACKAGES := chromium openssh-server prometheus prometheus-pushgateway
 
 # The test cluster (make test-cluster): containerd, CNI plugins, iptables (its egress guard),
 # openssl (its CA), curl (health checks). Go itself comes with the machine (Debian's is too old).

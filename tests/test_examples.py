@@ -31,6 +31,7 @@ def test_the_cronjob_is_valid_for_the_kubernetes_api() -> None:
     assert pod["serviceAccountName"] == "sandbench"  # the one `sandbench rbac` makes
     script = pod["containers"][0]["args"][0]
     assert "--fail-on regression" in script and "--last-good" in script
+    assert 'sandbench push "$NEW" --gateway "$PUSHGATEWAY"' in script
 
 
 def test_the_workflow_runs_nightly_compares_publishes_and_fails_on_regressions() -> None:

@@ -10,7 +10,7 @@ samples. Columns of :func:`summarize`'s table:
     unit, better  from the samples and run.json's metrics ("lower" when run.json does not say)
     n             good samples: status ok with a value
     failed, skipped  counts of failed and skipped samples
-    median, p5, p95, p99, mean, stdev (ddof 1), cov (stdev / mean)   of the good samples
+    median, p5, p90, p95, p99, mean, stdev (ddof 1), cov (stdev / mean)   of the good samples
     ci_low, ci_high      percentile-bootstrap interval of the median
     baseline             the run's baseline runtime ("" when the run names none)
     ratio, ratio_low, ratio_high   this median over the baseline's median, and its interval
@@ -51,7 +51,7 @@ SEED = 20240611
 
 COLUMNS = [
     *GROUP, "label_values", "unit", "better", "n", "failed", "skipped",
-    "median", "p5", "p95", "p99", "mean", "stdev", "cov", "ci_low", "ci_high",
+    "median", "p5", "p90", "p95", "p99", "mean", "stdev", "cov", "ci_low", "ci_high",
     "baseline", "ratio", "ratio_low", "ratio_high", "mark",
 ]
 
@@ -210,7 +210,7 @@ def _counts(rows: pd.DataFrame) -> pd.DataFrame:
 def _spread(ok: pd.DataFrame) -> pd.DataFrame:
     values = ok.groupby(GROUP, sort=True)["value"]
     spread = values.agg(n="count", median="median", mean="mean", stdev="std")
-    for name, q in (("p5", 0.05), ("p95", 0.95), ("p99", 0.99)):
+    for name, q in (("p5", 0.05), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99)):
         spread[name] = values.quantile(q)
     with np.errstate(divide="ignore", invalid="ignore"):
         spread["cov"] = spread["stdev"] / spread["mean"]

@@ -16,7 +16,7 @@ from typing import Any, NoReturn, TextIO, cast
 import click
 
 from sandbench import __version__
-from sandbench.cli import cluster, doctor, image, nightly, run, schema
+from sandbench.cli import cluster, doctor, export, image, nightly, run, schema
 from sandbench.cli.common import console, fail
 from sandbench.errors import BadInput, RunFailed, SandbenchError
 
@@ -35,7 +35,7 @@ def cli() -> None:
 
 for _command in (run.run, run.report, run.summary, doctor.doctor_command, doctor.gc,
                  cluster.runtimeclasses_group, cluster.rbac, image.image_group,
-                 *nightly.COMMANDS, schema.schema_command):
+                 *nightly.COMMANDS, *export.COMMANDS, schema.schema_command):
     cli.add_command(_command)
 
 

@@ -1,4 +1,5 @@
-"""The commands of nightly CI: ``compare``, ``history``, ``export`` and ``examples``.
+"""The commands of nightly CI: ``compare``, ``history`` and ``examples`` (``export`` and
+``push`` are in export.py).
 
 ``sandbench compare`` exit codes: 0 compared (and, with ``--fail-on``, passed); 1 a metric
 regressed (or, with ``--fail-on inconclusive``, one was inconclusive); 2 bad input; 4 the
@@ -28,7 +29,6 @@ from sandbench.cli.summary import number
 from sandbench.errors import EnvironmentChanged, NothingFound, Regressed
 from sandbench.formats import RunMeta, VerdictRecord
 from sandbench.nightly import compare as comparing
-from sandbench.nightly import export as exporting
 from sandbench.nightly import history as runs_history
 from sandbench.nightly.compare import Comparison, ComparisonError, MetricComparison, Verdict
 from sandbench.nightly.junit import to_junit
@@ -295,44 +295,16 @@ def history_command(history_dir: Path, rebuild: bool, as_json: bool, last_good: 
     show.print(table)
 
 
-@click.command(name="export")
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(list(exporting.FORMATS)),
-              default="pytest-benchmark", show_default=True, help="The format to write.")
-@click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="File to write (default: standard output).")
-def export_command(run_dir: Path, fmt: str, output: Path | None) -> None:
-    """Write RUN_DIR's samples in another tool's format (pytest-benchmark's JSON).
-
-    Time metrics are converted to seconds; throughput (MiB/s, IOPS) is written inverted
-    (seconds per MiB or per I/O), so pytest-benchmark's ops column reads MiB/s or IOPS;
-    other units are left out and listed in machine_info.sandbench.skipped.
-    """
-    run = load_run(run_dir)
-    if output is not None:
-        check_out_file(output, "-o")
-    warn_damaged(run)
-    document = exporting.export(run, fmt)
-    text = json.dumps(document, indent=2) + "\n"
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        write_out_file(output, text, "-o")
-        console.print(f"{len(document['benchmarks'])} benchmarks written to {escape(str(output))}",
-                      highlight=False)
-    for skipped in document["machine_info"]["sandbench"]["skipped"]:
-        console.print(f"left out: {escape(skipped['runtime'])} {escape(skipped['metric'])} "
-                      f"({escape(skipped['unit'])}): {skipped['reason']}", highlight=False)
-
-
 EXAMPLES = {"github-actions": "nightly-github-actions.yml",
-            "cronjob": "nightly-cronjob.yaml"}
+            "cronjob": "nightly-cronjob.yaml",
+            "grafana": "grafana-dashboard.json"}
 
 
 @click.command(name="examples")
 @click.argument("name", required=False, type=click.Choice(list(EXAMPLES)))
 def examples_command(name: str | None) -> None:
-    """Print a ready-to-copy nightly pipeline: github-actions or cronjob."""
+    """Print a ready-to-copy nightly pipeline (github-actions, cronjob) or the Grafana
+    dashboard of the series `sandbench push` and `export --format openmetrics` write."""
     if name is None:
         for known, file in EXAMPLES.items():
             show.print(f"{known:16} {file}", highlight=False)
@@ -341,4 +313,4 @@ def examples_command(name: str | None) -> None:
     sys.stdout.write(text)
 
 
-COMMANDS = [compare_command, history_command, export_command, examples_command]
+COMMANDS = [compare_command, history_command, examples_command]
