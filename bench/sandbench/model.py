@@ -109,10 +109,11 @@ class Value:
 
 
 #: Labels that describe the sandbox a value was measured in (how QEMU ran, gVisor's platform,
-#: what an io target is under that runtime), not what was measured: kept on every sample, but
+#: what an io target is under that runtime, which host processes a footprint counted and in
+#: which cgroup), not what was measured: kept on every sample, but
 #: not part of what makes two samples comparable, so a TCG guest's getpid still sits in one row
 #: with the containers' getpid, and gVisor's rootfs with runc's.
-CONTEXT_LABELS = frozenset({"accel", "platform", "storage"})
+CONTEXT_LABELS = frozenset({"accel", "platform", "storage", "counted", "cgroup"})
 
 
 def utc_now() -> str:
@@ -153,6 +154,46 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class Observe:
+    """A case that asks the backend to measure the running sandbox from the host: the probe
+    idles while the backend counts what the sandbox's host processes hold and spend."""
+
+    #: Seconds after the workload started before memory is read: the runtime's start-up
+    #: allocations settle (a sentry's first GC, a VM's guest finishing its init).
+    settle_s: float
+    #: Seconds over which the host CPU the idle sandbox spends is read.
+    window_s: float
+
+
+@dataclass(frozen=True)
+class HostProcess:
+    """One host process a sandbox added, as measured: how it was found and what it held."""
+
+    pid: int
+    comm: str
+    #: How it was found: "cgroup" (in the sandbox's cgroup), "tree" (below the process the
+    #: runtime started), or both ("cgroup+tree").
+    found_by: str
+    rss_kib: int
+    pss_kib: int
+    uss_kib: int
+
+
+@dataclass(frozen=True)
+class HostFootprint:
+    """What one running sandbox cost the host, read from the host while it idled."""
+
+    processes: tuple[HostProcess, ...]
+    #: The sandbox's memory cgroup (a v1 path under /sys/fs/cgroup/memory, or v2) and what it
+    #: charged (memory.usage_in_bytes, which includes its page cache); None without one.
+    cgroup: str | None
+    cgroup_memory_kib: int | None
+    #: CPU time of the counted processes over the window, in ms per second of wall time.
+    idle_cpu_ms_per_s: float | None
+    window_s: float
+
+
+@dataclass(frozen=True)
 class Case:
     """One sandbox execution a workload asks for in a round: what runs inside, with what."""
 
@@ -169,6 +210,8 @@ class Case:
     #: (not the volume). A runtime without a root filesystem of its own (native) gives each a
     #: fresh host directory, so a case never writes where the host keeps its files.
     rootfs_dirs: tuple[str, ...] = ()
+    #: Set when the backend is to measure the sandbox from the host while it runs.
+    observe: Observe | None = None
 
 
 @dataclass
@@ -195,6 +238,10 @@ class Execution:
     #: Values the backend measured itself, beside the workload's (the kubelet's own
     #: sandbox creation time, say); recorded only when the workload's output parses.
     extra: list[Value] = field(default_factory=list)
+    #: What the host measured of the running sandbox (a case with ``observe``); when it could
+    #: not, ``footprint_error`` says why.
+    footprint: HostFootprint | None = None
+    footprint_error: str | None = None
 
     def relate(self, offset: ClockOffset | MissingOffset) -> None:
         """Add an offset between two clocks, measured or with why it is missing."""

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sandbench.backends.base import Finding, Progress
-from sandbench.backends.local import cgroups, gvisor, mounts, oci_config, proc
+from sandbench.backends.local import cgroups, footprint, gvisor, mounts, oci_config, proc
 from sandbench.backends.local.driver import Driver, Kind, Owned, Place, RuntimeEntry
 from sandbench.facts import host as hostfacts
 from sandbench.image import WorkloadImage
-from sandbench.model import Case, Clock, ClockOffset, Execution
+from sandbench.model import Case, Clock, ClockOffset, Execution, Observe
 from sandbench.spec import Resources
 
 #: The container shares the host's kernel and so its CLOCK_REALTIME: the offset is exactly 0.
@@ -130,10 +130,10 @@ class OciRuntime:
             execution.error = f"{self.name} create failed (exit {created.returncode}): {reason}"
             return
         pid = int(pid_file.read_text().strip())
-        self._start_and_wait(sandbox_id, pid, execution, deadline)
+        self._start_and_wait(sandbox_id, pid, execution, deadline, case.observe)
 
     def _start_and_wait(self, sandbox_id: str, pid: int, execution: Execution,
-                        deadline: float) -> None:
+                        deadline: float, observe: Observe | None = None) -> None:
         execution.mark_now("start")
         started = proc.run_tool(self._cmd("start", sandbox_id), deadline - time.monotonic())
         if started.returncode != 0:
@@ -142,6 +142,10 @@ class OciRuntime:
             execution.error = (f"{self.name} start failed (exit {started.returncode}): "
                                f"{proc.last_line(started.stderr)}")
             return
+        if observe is not None:
+            where = footprint.Where(frozenset({pid}), oci_config.cgroups_path(sandbox_id))
+            footprint.hold_and_measure(execution, pid, where, observe,
+                                       lambda: self._signal(sandbox_id, "TERM"))
         exited = proc.wait_exit(pid, deadline - time.monotonic())
         if exited is None:
             proc.kill(pid)
@@ -156,6 +160,14 @@ class OciRuntime:
         # Read before delete removes the cgroup.
         if cgroups.oom_kills(oci_config.cgroups_path(sandbox_id)):
             execution.oom = f"memory limit {self.resources.memory_mib} MiB"
+
+    def _signal(self, sandbox_id: str, signal_name: str) -> None:
+        """Signal the container's workload through the runtime (runsc's pid file names its
+        sandbox process, not the workload inside)."""
+        try:
+            proc.run_tool(self._cmd("kill", sandbox_id, signal_name), HOUSEKEEPING_S)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
 
     def delete(self, sandbox_id: str) -> None:
         """Safe to call twice, on a container that never got created and on one whose
