@@ -150,3 +150,14 @@ def read_cpu_ns(pid: int, proc: Path = PROC) -> int | None:
         except (FileNotFoundError, ProcessLookupError):
             continue  # a thread that ended between the listing and the read
     return total
+
+
+def read_name(pid: int, comm: str, proc: Path = PROC) -> str:
+    """What a process is called in words: its argv[0]'s last component (runsc's processes
+    all have the comm "exe"; their argv[0] says runsc-sandbox, runsc-gofer), else its comm."""
+    try:
+        argv0 = (proc / str(pid) / "cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return comm
+    name = argv0.decode("utf-8", errors="replace").rsplit("/", 1)[-1]
+    return name or comm

@@ -102,8 +102,8 @@ def measure(where: Where, observe: Observe) -> HostFootprint:
         memory, stat = procmem.read_memory(pid), procmem.read_stat(pid)
         if memory is None or stat is None:
             raise NotMeasured(f"process {pid} of the sandbox ended while it was measured")
-        counted.append(HostProcess(pid, procmem.read_name(pid, stat.comm), how, memory.rss_kib, memory.pss_kib,
-                                   memory.uss_kib))
+        counted.append(HostProcess(pid, procmem.read_name(pid, stat.comm), how,
+                                   memory.rss_kib, memory.pss_kib, memory.uss_kib))
     return HostFootprint(tuple(counted), where.cgroup and str(memory_cgroup(where.cgroup)),
                          _cgroup_kib(where.cgroup), (end_ns - start_ns) / 1e6 / elapsed, elapsed)
 

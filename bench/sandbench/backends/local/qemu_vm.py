@@ -178,8 +178,9 @@ def _follow(child: subprocess.Popen[bytes], deadline_ns: int, boot: Boot,
                 if data:
                     seen = len(reader.lines)
                     reader.feed(data, time.monotonic_ns())
-                    for line in reader.lines[seen:] if on_line else []:
-                        on_line(line.text)
+                    if on_line is not None:
+                        for line in reader.lines[seen:]:
+                            on_line(line.text)
                 else:
                     reader.close(now)
                     poller.unregister(console)
