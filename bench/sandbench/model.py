@@ -163,6 +163,9 @@ class Observe:
     settle_s: float
     #: Seconds over which the host CPU the idle sandbox spends is read.
     window_s: float
+    #: For sandboxes held together: stop starting more once the host's MemAvailable would
+    #: fall below this many MiB (the next sandbox priced at the dearest one so far).
+    floor_mib: int = 0
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,10 @@ class HostFootprint:
     #: CPU time of the counted processes over the window, in ms per second of wall time.
     idle_cpu_ms_per_s: float | None
     window_s: float
+    #: Sandboxes measured together (density), and how much the host's MemAvailable fell
+    #: from before the first was started to when they were measured (other tenants move it).
+    sandboxes: int = 1
+    available_drop_kib: int | None = None
 
 
 @dataclass(frozen=True)
@@ -212,6 +219,9 @@ class Case:
     rootfs_dirs: tuple[str, ...] = ()
     #: Set when the backend is to measure the sandbox from the host while it runs.
     observe: Observe | None = None
+    #: How many identical sandboxes of this case the backend holds alive together and
+    #: measures as one (density); None: one sandbox, run to its end.
+    together: int | None = None
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from sandbench.backends.local import proc
 from sandbench.backends.local.cgroups import CGROUP_ROOT
@@ -29,6 +29,10 @@ class Where:
     roots: frozenset[int]
     #: Its OCI cgroupsPath (/sandbench/ID), or None for a sandbox without a cgroup.
     cgroup: str | None = None
+
+
+class HoldFailed(Exception):
+    """A sandbox to be held running (density) could not be started; the message says why."""
 
 
 class NotMeasured(Exception):
@@ -80,13 +84,18 @@ def _cpu_ns(pids: dict[int, str]) -> tuple[int, set[int]]:
         {pid for pid, ns in read.items() if ns is not None}
 
 
-def measure(where: Where, observe: Observe) -> HostFootprint:
-    """Read the sandbox's footprint now: CPU over ``observe.window_s``, then memory. Raises
-    NotMeasured when none of its processes is there to read."""
-    found = processes(where)
-    if not found:
-        raise NotMeasured(f"no process of the sandbox was found (roots {sorted(where.roots)}, "
-                          f"cgroup {where.cgroup})")
+def measure(where: Where | Sequence[Where], observe: Observe) -> HostFootprint:
+    """Read the footprint of one sandbox (or of several held together) now: CPU over
+    ``observe.window_s``, then memory. Raises NotMeasured when a sandbox has no process there
+    to read, or one ended while it was read."""
+    places = [where] if isinstance(where, Where) else list(where)
+    found: dict[int, str] = {}
+    for place in places:
+        mine = processes(place)
+        if not mine:
+            raise NotMeasured(f"no process of the sandbox was found (roots "
+                              f"{sorted(place.roots)}, cgroup {place.cgroup})")
+        found.update(mine)
     start_ns, _ = _cpu_ns(found)
     started = time.monotonic()
     time.sleep(observe.window_s)
@@ -104,8 +113,13 @@ def measure(where: Where, observe: Observe) -> HostFootprint:
             raise NotMeasured(f"process {pid} of the sandbox ended while it was measured")
         counted.append(HostProcess(pid, procmem.read_name(pid, stat.comm), how,
                                    memory.rss_kib, memory.pss_kib, memory.uss_kib))
-    return HostFootprint(tuple(counted), where.cgroup and str(memory_cgroup(where.cgroup)),
-                         _cgroup_kib(where.cgroup), (end_ns - start_ns) / 1e6 / elapsed, elapsed)
+    charged = [_cgroup_kib(p.cgroup) for p in places if p.cgroup is not None]
+    cgroup = (str(memory_cgroup(places[0].cgroup)) if len(places) == 1 and places[0].cgroup
+              else f"{len(charged)} sandbox cgroups" if charged else None)
+    return HostFootprint(tuple(counted), cgroup,
+                         sum(k for k in charged if k is not None) if charged and None not in
+                         charged else None,
+                         (end_ns - start_ns) / 1e6 / elapsed, elapsed, sandboxes=len(places))
 
 
 def hold_and_measure(execution: Execution, pid: int, where: Where, observe: Observe,

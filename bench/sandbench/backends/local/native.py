@@ -66,6 +66,24 @@ class NativeRuntime:
             shutil.rmtree(sandbox, ignore_errors=True)
         return execution
 
+    def hold(self, case: Case, sandbox_id: str, timeout_s: float) -> footprint.Where:
+        """Start one probe and leave it running (density); ``delete`` ends it."""
+        sandbox = self.scratch / sandbox_id
+        sandbox.mkdir(parents=True, exist_ok=True)
+        paths = self._host_paths(case, sandbox)
+        argv = [*self.wrapper, *(_host_path(arg, paths) for arg in case.argv)]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **case.env}
+        try:
+            with (open(sandbox / "stdout", "wb") as out, open(sandbox / "stderr", "wb") as err,
+                  proc.signals_held()):
+                child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=err, env=env, cwd=sandbox,
+                                         start_new_session=True)
+                self._children[sandbox_id] = child
+        except OSError as exc:
+            raise footprint.HoldFailed(f"native: {exc}") from exc
+        return footprint.Where(frozenset({child.pid}))
+
     def delete(self, sandbox_id: str) -> None:
         """Kill the sandbox's whole process group if it still runs and remove its files; safe
         to call twice."""

@@ -103,12 +103,38 @@ class OciRuntime:
             volume=str(volume), cpus=self.resources.cpus, memory_mib=self.resources.memory_mib)
         (bundle / "config.json").write_text(json.dumps(config, indent=1))
 
+    def hold(self, case: Case, sandbox_id: str, timeout_s: float) -> footprint.Where:
+        """Create and start one sandbox and leave it running (density): where its processes
+        are. Raises HoldFailed with the runtime's reason; ``delete`` ends it."""
+        execution = Execution()
+        bundle = self.scratch / sandbox_id
+        pid = None
+        try:
+            pid = self._create(case, sandbox_id, bundle, execution, timeout_s)
+            if pid is not None:
+                started = proc.run_tool(self._cmd("start", sandbox_id), timeout_s)
+                if started.returncode != 0:
+                    execution.error = (f"{self.name} start failed (exit {started.returncode}):"
+                                       f" {proc.last_line(started.stderr)}")
+        except (mounts.MountError, OSError, subprocess.TimeoutExpired) as exc:
+            execution.error = f"{self.name}: {exc}"
+        if execution.error is not None or pid is None:
+            raise footprint.HoldFailed(execution.error or f"{self.name} gave no pid")
+        return footprint.Where(frozenset({pid}), oci_config.cgroups_path(sandbox_id))
+
     def _run(self, case: Case, sandbox_id: str, bundle: Path, execution: Execution,
              timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        pid = self._create(case, sandbox_id, bundle, execution, timeout_s)
+        if pid is not None:
+            self._start_and_wait(sandbox_id, pid, execution, deadline, case.observe)
+
+    def _create(self, case: Case, sandbox_id: str, bundle: Path, execution: Execution,
+                timeout_s: float) -> int | None:
+        """`create` the container: its init's pid, or None with ``execution.error`` set."""
         bundle.mkdir(parents=True)
         self._bundle(case, sandbox_id, bundle)
         pid_file = bundle / "pid"
-        deadline = time.monotonic() + timeout_s
         with (open(bundle / "stdout", "wb") as out, open(bundle / "stderr", "wb") as err,
               proc.signals_held()):
             execution.mark_now("request")
@@ -128,9 +154,8 @@ class OciRuntime:
         if created.wait() != 0:
             reason = proc.last_line(proc.read_text(bundle / "stderr"))
             execution.error = f"{self.name} create failed (exit {created.returncode}): {reason}"
-            return
-        pid = int(pid_file.read_text().strip())
-        self._start_and_wait(sandbox_id, pid, execution, deadline, case.observe)
+            return None
+        return int(pid_file.read_text().strip())
 
     def _start_and_wait(self, sandbox_id: str, pid: int, execution: Execution,
                         deadline: float, observe: Observe | None = None) -> None:
