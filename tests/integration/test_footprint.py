@@ -29,6 +29,8 @@ def cache(tmp_path: Path, workload_image: WorkloadImage, sandbench_cache: Path) 
     if find_binary(runtime_table()["runsc"], sandbench_cache) is None:
         pytest.fail("runsc is neither on PATH nor built in the cache: `make gvisor` builds it")
     private = private_cache(sandbench_cache, tmp_path / "cache")
+    # runsc is found under the cache (built by `make gvisor`): the shared one.
+    (private / "gvisor").symlink_to(sandbench_cache / "gvisor")
     yield private
     mounts.unmount_all(private)
 
