@@ -163,3 +163,78 @@ def test_bad_parameters_name_the_value() -> None:
         get("density").params({"counts": [0, 4]})
     params = get("density").params({"counts": [16, 1, 4]})
     assert [c.together for c in get("density").cases(params)] == [1, 4, 16]
+
+
+def test_kubernetes_memory_quantities_in_mib() -> None:
+    from sandbench.backends.kubernetes.overhead import quantity_mib
+    from sandbench.errors import BadInput
+
+    assert quantity_mib("130Mi") == 130
+    assert quantity_mib("2Gi") == 2048
+    assert quantity_mib("1048576") == 1
+    assert quantity_mib("500M") == pytest.approx(500e6 / 2**20)
+    with pytest.raises(BadInput, match="'13 Mi'"):
+        quantity_mib("13 Mi")
+
+
+#: node.k8s.io/v1 RuntimeClass as the API reference gives it: the fields a patched manifest
+#: may hold, the handler a DNS label, podFixed a map of resource names to quantities.
+RUNTIME_CLASS_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "handler"],
+    "properties": {
+        "apiVersion": {"const": "node.k8s.io/v1"}, "kind": {"const": "RuntimeClass"},
+        "metadata": {"type": "object", "required": ["name"],
+                     "properties": {"name": {"type": "string"},
+                                    "labels": {"type": "object"}}},
+        "handler": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                    "maxLength": 63},
+        "overhead": {"type": "object", "additionalProperties": False, "properties": {
+            "podFixed": {"type": "object", "additionalProperties": {
+                "type": "string",
+                "pattern": r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$"}}}},
+        "scheduling": {"type": "object"},
+    },
+}
+
+
+def test_the_recommended_patch_is_a_valid_runtime_class() -> None:
+    import jsonschema
+
+    from sandbench.analysis.footprint import Recommendation
+    from sandbench.backends.kubernetes.overhead import (Overhead, merge_patch,
+                                                        patched_manifest)
+
+    found = Recommendation(0.95, 40.2, 39.9, 40.6, 0.10, 12)
+    row = Overhead("kata-qemu", "qemu", 320.0, "320Mi", found, 40.0)
+    # 40.2 * 1.1 = 44.22 -> 45Mi; kata-qemu's declared cpu stays.
+    assert merge_patch(row) == {"overhead": {"podFixed": {"memory": "45Mi"}}}
+    manifest = patched_manifest(row)
+    assert manifest is not None
+    jsonschema.validate(manifest, RUNTIME_CLASS_SCHEMA)
+    assert manifest["overhead"]["podFixed"] == {"memory": "45Mi", "cpu": "250m"}
+    assert manifest["handler"] == "kata-qemu"
+    assert patched_manifest(Overhead("runc", "", None, None, None, None)) is None
+
+
+def test_pod_figures_from_a_kubelet_summary() -> None:
+    from sandbench.backends.kubernetes.podstats import pod_footprint
+
+    summary = {"pods": [{"podRef": {"name": "p", "namespace": "ns"},
+                         "cpu": {"usageNanoCores": 2_500_000},
+                         "memory": {"time": "2026-12-01T22:00:10Z", "workingSetBytes": 50 << 20},
+                         "containers": [{"name": "workload",
+                                         "memory": {"workingSetBytes": 1 << 20}}]}]}
+    taken = 1796162410.0  # 2026-12-01T22:00:10Z
+    found = pod_footprint(summary, "ns", "p", taken - 1)
+    assert found is not None and found.pod_working_set_kib == 50 * 1024
+    assert found.containers_kib == {"workload": 1024} and found.cpu_ms_per_s == 2.5
+    # Stats taken before the pod settled are not this measurement's.
+    assert pod_footprint(summary, "ns", "p", taken + 1) is None
+    assert pod_footprint(summary, "ns", "other", 0) is None
+    workload = get("footprint")
+    case = workload.cases(workload.params({}))[0]
+    execution = Execution(stdout='{"probe":"idle","realtime_ns":1,"hold_s":30,"rss_kib":700}\n',
+                          pod_footprint=found)
+    values = {v.metric.name: v.value for v in workload.parse(case, execution)}
+    assert values["pod_overhead_mib"] == 49 and values["idle_cpu_ms_per_s"] == 2.5

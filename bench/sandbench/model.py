@@ -201,6 +201,22 @@ class HostFootprint:
 
 
 @dataclass(frozen=True)
+class PodFootprint:
+    """What one running pod cost its node, as the kubelet's summary API reports it (its
+    cAdvisor/CRI stats): the pod's cgroup and its containers' working sets."""
+
+    #: The pod cgroup's working set (memory.usage minus inactive file), KiB.
+    pod_working_set_kib: int
+    #: Its containers' working sets, KiB, by container name.
+    containers_kib: dict[str, int]
+    #: The pod's CPU rate as the kubelet computed it (usageNanoCores), in ms per second.
+    cpu_ms_per_s: float | None
+    #: Where the figures came from, in words (e.g. "kubelet /stats/summary via the API
+    #: server's node proxy").
+    source: str
+
+
+@dataclass(frozen=True)
 class Case:
     """One sandbox execution a workload asks for in a round: what runs inside, with what."""
 
@@ -252,6 +268,9 @@ class Execution:
     #: not, ``footprint_error`` says why.
     footprint: HostFootprint | None = None
     footprint_error: str | None = None
+    #: The same on a cluster, from the node's kubelet (a pod's processes are not the harness's
+    #: to read).
+    pod_footprint: PodFootprint | None = None
 
     def relate(self, offset: ClockOffset | MissingOffset) -> None:
         """Add an offset between two clocks, measured or with why it is missing."""

@@ -54,6 +54,7 @@ CANDIDATES: list[tuple[str, str, str, dict[str, str], str, str]] = [
     ("syscalls", "syscall", "ns_per_op", {"op": "getpid"}, "multiplied", ""),
     ("io", "io", "bandwidth", {}, "multiplied", ""),
     ("memory", "footprint", "overhead_pss_mib", {}, "added", "MiB per sandbox"),
+    ("memory", "footprint", "pod_overhead_mib", {}, "added", "MiB per pod"),
 ]
 WHATS = ("start", "syscalls", "io", "memory")
 

@@ -29,6 +29,8 @@ DENSITY_METRIC = "total_host_pss_mib"
 SANDBOXES = "sandboxes"
 #: The per-sandbox figure a RuntimeClass's overhead is compared with.
 OVERHEAD_METRIC = "overhead_pss_mib"
+#: The same on a cluster, from the kubelet's working sets.
+POD_OVERHEAD_METRIC = "pod_overhead_mib"
 CONFIDENCE = 0.95
 
 

@@ -21,7 +21,8 @@ from sandbench.report.labels import Runtimes, interval, number
 
 #: The per-sandbox metrics shown, in this order.
 PER_SANDBOX = ("overhead_pss_mib", "host_pss_mib", "host_uss_mib", "cgroup_memory_mib",
-               "idle_cpu_ms_per_s", "workload_rss_mib")
+               "idle_cpu_ms_per_s", "workload_rss_mib", "pod_overhead_mib",
+               "pod_working_set_mib")
 
 
 def decision(summary: RunSummary, runtimes: Runtimes) -> list[dict[str, Any]]:

@@ -13,8 +13,8 @@ from collections import Counter
 
 from pydantic import Field, model_validator
 
-from sandbench.model import (Better, Case, Execution, HostFootprint, Metric, Observe, Status,
-                             Value)
+from sandbench.model import (Better, Case, Execution, HostFootprint, Metric, Observe,
+                             PodFootprint, Status, Value)
 from sandbench.workloads.base import PROBE, Params, ParseError, Workload, probe_header
 
 KIB_PER_MIB = 1024.0
@@ -32,7 +32,17 @@ WORKLOAD_RSS = Metric("workload_rss_mib", "MiB", Better.LOWER,
 OVERHEAD_PSS = Metric("overhead_pss_mib", "MiB", Better.LOWER,
                       "host PSS minus the workload's own RSS: what the sandbox itself costs")
 
+POD_WORKING_SET = Metric("pod_working_set_mib", "MiB", Better.LOWER,
+                         "the pod cgroup's working set, as the node's kubelet reports it")
+CONTAINER_WORKING_SET = Metric("container_working_set_mib", "MiB", Better.LOWER,
+                               "the workload container's working set, as the kubelet reports it")
+POD_OVERHEAD = Metric("pod_overhead_mib", "MiB", Better.LOWER,
+                      "pod working set minus its containers': what the sandbox itself costs, "
+                      "as far as it is inside the pod's cgroup")
+
 METRICS = (OVERHEAD_PSS, HOST_PSS, HOST_USS, CGROUP_MEMORY, IDLE_CPU, WORKLOAD_RSS)
+#: What a cluster backend yields instead of the host-side figures.
+POD_METRICS = (POD_OVERHEAD, POD_WORKING_SET, CONTAINER_WORKING_SET)
 
 
 class FootprintParams(Params):
@@ -69,8 +79,8 @@ class Footprint(Workload):
     name = "footprint"
     description = "what an idle sandbox costs the host: PSS, USS, cgroup memory, idle CPU"
     params_model = FootprintParams
-    metrics = METRICS
-    headline = ("overhead_pss_mib", "host_pss_mib", "idle_cpu_ms_per_s")
+    metrics = (*METRICS, *POD_METRICS)
+    headline = ("overhead_pss_mib", "host_pss_mib", "pod_overhead_mib", "idle_cpu_ms_per_s")
     headline_note = "memory beyond the workload's own, and the idle CPU"
 
     def cases(self, params: Params) -> list[Case]:
@@ -86,6 +96,8 @@ class Footprint(Workload):
             raise ParseError(f"probe idle rss_kib is {rss_kib!r} "
                              f"({header.get('rss_error', 'no reason given')})")
         rss = Value(WORKLOAD_RSS, rss_kib / KIB_PER_MIB, clock="sandbox")
+        if execution.pod_footprint is not None:
+            return [rss, *pod_values(execution.pod_footprint)]
         found = execution.footprint
         if found is None:
             why = execution.footprint_error or "the backend did not measure the sandbox"
@@ -113,4 +125,18 @@ def host_values(found: HostFootprint, workload_rss_kib: int) -> list[Value]:
     if found.idle_cpu_ms_per_s is not None:
         values.append(Value(IDLE_CPU, found.idle_cpu_ms_per_s, labels,
                             clock=f"host schedstat over {found.window_s:.2f} s"))
+    return values
+
+
+def pod_values(found: PodFootprint) -> list[Value]:
+    """The values of one pod measured by its kubelet (working sets, not PSS)."""
+    containers = sum(found.containers_kib.values())
+    values = [
+        Value(POD_OVERHEAD, (found.pod_working_set_kib - containers) / KIB_PER_MIB,
+              clock=found.source),
+        Value(POD_WORKING_SET, found.pod_working_set_kib / KIB_PER_MIB, clock=found.source),
+        Value(CONTAINER_WORKING_SET, containers / KIB_PER_MIB, clock=found.source),
+    ]
+    if found.cpu_ms_per_s is not None:
+        values.append(Value(IDLE_CPU, found.cpu_ms_per_s, clock=f"{found.source} (pod)"))
     return values

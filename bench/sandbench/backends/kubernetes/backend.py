@@ -17,7 +17,8 @@ from kubernetes.client.exceptions import ApiException
 
 from sandbench import image
 from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
-from sandbench.backends.kubernetes import access, api, classes, clock, kubelet, kubevirt, manifests
+from sandbench.backends.kubernetes import (access, api, classes, clock, kubelet, kubevirt,
+                                           manifests, podstats)
 from sandbench.backends.kubernetes.lifecycle import (PLANNED, PodFailed, PodProgress, PodRun,
                                                      exit_code, terminated_reason)
 from sandbench.backends.kubernetes.nodes import choose_node, node_facts
@@ -25,7 +26,7 @@ from sandbench.backends.kubernetes.watcher import RunWatch
 from sandbench.facts import ssh
 from sandbench.facts import node as sshfacts
 from sandbench.image.inputs import PROBE_IN_IMAGE as PROBE
-from sandbench.model import Case, Clock, ClockOffset, Execution, MissingOffset, Value
+from sandbench.model import Case, Clock, ClockOffset, Execution, MissingOffset, Observe, Value
 from sandbench.spec import KubernetesSettings, Resources
 
 #: The start phases read across the harness's clock and a pod's (a VM's console stamps are
@@ -34,6 +35,9 @@ POD_CROSS_CLOCK = ("create_to_workload",)
 VM_CROSS_CLOCK = ("create_to_kernel", "create_to_init", "create_to_workload")
 #: How long deleting the run's namespace may take before cleanup gives up waiting.
 NAMESPACE_DELETE_S = 120.0
+#: Seconds a footprint waits for the kubelet's stats of a settled pod: its housekeeping runs
+#: about every 10 s (15 s at most), so two periods are plenty.
+STATS_WAIT_S = 40.0
 
 
 class KubernetesBackend(Backend):
@@ -271,6 +275,9 @@ class KubernetesBackend(Backend):
         try:
             progress = PodProgress(execution)
             run.create(execution)
+            if case.observe is not None:
+                self._observe(run, events, progress, case.observe, execution, timeout_s)
+                return execution
             run.follow(events, progress, time.monotonic() + timeout_s, until_ready=False)
             status = run.status()
             execution.exit_code = exit_code(status)
@@ -286,6 +293,24 @@ class KubernetesBackend(Backend):
             run.delete()
             self._live.pop(run.name, None)
         return execution
+
+    def _observe(self, run: PodRun, events: Any, progress: PodProgress, observe: Observe,
+                 execution: Execution, timeout_s: float) -> None:
+        """Footprint: once the pod is Ready, wait for the kubelet's stats of it taken after
+        the settle time, keep the probe's output, and leave the pod to be deleted (its probe
+        idles; its exit status is not the point)."""
+        deadline = time.monotonic() + timeout_s
+        run.follow(events, progress, deadline, until_ready=True)
+        not_before = time.time() + observe.settle_s
+        try:
+            execution.pod_footprint = podstats.wait_for(
+                self.apis.core, self.node_name, self.namespace, run.name, not_before,
+                min(deadline, time.monotonic() + STATS_WAIT_S))
+        except (podstats.NoStats, ApiException, OSError, ValueError,
+                urllib3.exceptions.HTTPError) as exc:
+            reason = api.api_message(exc) if isinstance(exc, ApiException) else str(exc)
+            execution.footprint_error = f"pod stats not read: {reason}"
+        execution.stdout = run.log()
 
     def _scrape(self) -> dict[str, kubelet.Totals] | None:
         if not self._metrics_ok:

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from sandbench.analysis.footprint import OVERHEAD_METRIC, Recommendation, recommend
+from sandbench.analysis.footprint import (OVERHEAD_METRIC, POD_OVERHEAD_METRIC, Recommendation,
+                                          recommend)
 from sandbench.analysis.summary import RunSummary
 from sandbench.backends.kubernetes import classes
 from sandbench.errors import BadInput
@@ -62,7 +63,11 @@ def compare(summary: RunSummary, quantile: float = 0.95, margin: float = 0.10) -
     """Every known RuntimeClass against the run's overhead samples (read once, from the
     summary's good values)."""
     good = summary.good
-    mine = good[(good["workload"] == "footprint") & (good["metric"] == OVERHEAD_METRIC)]
+    footprint = good[good["workload"] == "footprint"]
+    # The host's PSS where the run could read it (local), else the kubelet's pod figure.
+    metric = next((m for m in (OVERHEAD_METRIC, POD_OVERHEAD_METRIC)
+                   if (footprint["metric"] == m).any()), OVERHEAD_METRIC)
+    mine = footprint[footprint["metric"] == metric]
     runtimes = {str(r) for r in mine["runtime"]}
     rows = []
     for name, manifest in classes.manifests().items():

@@ -1,0 +1,71 @@
+"""A running pod's footprint from the kubelet's summary API (/stats/summary), read through the
+API server's node proxy.
+
+The kubelet refreshes these stats on its own housekeeping period (about 10 s), so a pod is
+read only once the stats it reports were taken after the pod had run for the settle time:
+until then the answer is about an earlier moment of the pod, or absent. The pod's working set
+covers its cgroup (the containers, the pause container, and whatever the runtime runs in the
+pod's cgroup: gVisor's sentry and gofer); a runtime's shim outside that cgroup is not in it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from typing import Any
+
+from sandbench.model import PodFootprint
+
+SOURCE = "kubelet /stats/summary via the API server's node proxy"
+
+
+class NoStats(Exception):
+    """The kubelet had no fresh stats of the pod in time; the message says what it had."""
+
+
+def read_summary(core: Any, node: str) -> dict[str, Any]:
+    answer = core.connect_get_node_proxy_with_path(node, "stats/summary",
+                                                   _preload_content=False)
+    result: dict[str, Any] = json.loads(answer.data)
+    return result
+
+
+def _stamp(text: str | None) -> float | None:
+    if not text:
+        return None
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def pod_footprint(summary: dict[str, Any], namespace: str, name: str,
+                  not_before: float) -> PodFootprint | None:
+    """The pod's figures from one summary, if they were taken at or after ``not_before``
+    (Unix seconds) and hold a working set; None otherwise."""
+    for pod in summary.get("pods") or []:
+        ref = pod.get("podRef") or {}
+        if ref.get("namespace") != namespace or ref.get("name") != name:
+            continue
+        memory = pod.get("memory") or {}
+        taken = _stamp(memory.get("time"))
+        if taken is None or taken < not_before or "workingSetBytes" not in memory:
+            return None
+        containers = {str(c.get("name")): int((c.get("memory") or {}).get("workingSetBytes", 0))
+                      // 1024 for c in pod.get("containers") or []}
+        cores = (pod.get("cpu") or {}).get("usageNanoCores")
+        return PodFootprint(int(memory["workingSetBytes"]) // 1024, containers,
+                            cores / 1e6 if isinstance(cores, (int, float)) else None, SOURCE)
+    return None
+
+
+def wait_for(core: Any, node: str, namespace: str, name: str, not_before: float,
+             deadline: float) -> PodFootprint:
+    """Read the summary every second until it has the pod's stats taken after
+    ``not_before``; raises NoStats at the deadline (time.monotonic)."""
+    while True:
+        found = pod_footprint(read_summary(core, node), namespace, name, not_before)
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise NoStats(f"the kubelet reported no stats of pod {namespace}/{name} taken after "
+                          "it settled before the probe's hold ran out")
+        time.sleep(1.0)
