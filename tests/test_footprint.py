@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from sandbench.analysis import stats
 from sandbench.analysis.footprint import fit_line, recommend
-from sandbench.backends.local.density import available_kib, stop_reason
+from sandbench.backends.floor import stop_reason
+from sandbench.backends.local.density import available_kib
 from sandbench.facts import procmem
 from sandbench.model import Execution, HostFootprint, HostProcess, Status
 from sandbench.workloads import get

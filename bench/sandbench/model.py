@@ -214,6 +214,10 @@ class PodFootprint:
     #: Where the figures came from, in words (e.g. "kubelet /stats/summary via the API
     #: server's node proxy").
     source: str
+    #: Pods measured together (density), and how much the node's available memory fell from
+    #: before the first was created to when they were measured.
+    pods: int = 1
+    available_drop_kib: int | None = None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ from sandbench.analysis.stats import SEED, Floats
 
 #: The metric density is fitted on, and the label holding N.
 DENSITY_METRIC = "total_host_pss_mib"
+#: On a cluster, where the kubelet's working sets stand in for host PSS.
+POD_DENSITY_METRIC = "total_pod_working_set_mib"
 SANDBOXES = "sandboxes"
 #: The per-sandbox figure a RuntimeClass's overhead is compared with.
 OVERHEAD_METRIC = "overhead_pss_mib"
@@ -129,7 +131,10 @@ class DensityCurve:
 def density_curves(good: pd.DataFrame, failed: pd.DataFrame) -> list[DensityCurve]:
     """Each runtime's curve from the good and failed density samples (label_values hold N)."""
     curves = []
-    mine = good[(good["workload"] == "density") & (good["metric"] == DENSITY_METRIC)]
+    density = good[good["workload"] == "density"]
+    metric = POD_DENSITY_METRIC if (density["metric"] == POD_DENSITY_METRIC).any() \
+        else DENSITY_METRIC
+    mine = density[density["metric"] == metric]
     lost = failed[(failed["workload"] == "density") & (failed["metric"] == DENSITY_METRIC)]
     for runtime in sorted(set(mine["runtime"]) | set(lost["runtime"])):
         rows = mine[mine["runtime"] == runtime]

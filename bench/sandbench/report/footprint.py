@@ -95,7 +95,8 @@ def density_chart(curves: list[DensityCurve], runtimes: Runtimes) -> list[Chart]
             figure.add_trace(go.Scatter(x=xs, y=curve.fit.intercept + curve.fit.slope * xs,
                                         mode="lines", name=f"{name} fit",
                                         line={"color": colour, "dash": "dot"}))
-    figure.update_layout(**layout("total host PSS (MiB)", x_title="sandboxes held together"))
+    figure.update_layout(**layout("total host PSS, or pods' working set (MiB)",
+                                  x_title="sandboxes held together"))
     return [chart("density", "Density: host PSS of N sandboxes held together", "footprint",
                   "Each point is one measurement of N idle sandboxes together; the dotted line "
                   "is the least-squares fit whose slope is the cost of one more sandbox and "

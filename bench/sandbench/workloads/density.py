@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from sandbench.model import Better, Case, Execution, Metric, Observe, Status, Value
+from sandbench.model import Better, Case, Execution, Metric, Observe, PodFootprint, Status, Value
 from sandbench.workloads.base import PROBE, Params, ParseError, Workload, probe_header
 from sandbench.workloads.footprint import KIB_PER_MIB, counted_label
 
@@ -22,10 +22,14 @@ TOTAL_USS = Metric("total_host_uss_mib", "MiB", Better.LOWER,
 AVAILABLE_DROP = Metric("available_drop_mib", "MiB", Better.LOWER,
                         "fall of the host's MemAvailable from before the first sandbox to the "
                         "measurement (other tenants move it too)")
+TOTAL_POD_WORKING_SET = Metric("total_pod_working_set_mib", "MiB", Better.LOWER,
+                               "the N pods' cgroup working sets together, as the kubelet "
+                               "reports them (a cluster's figure where host PSS is not read)")
 TOTAL_CPU = Metric("total_idle_cpu_ms_per_s", "ms/s", Better.LOWER,
                    "host CPU of the N idle sandboxes together, ms per second")
 
 METRICS = (TOTAL_PSS, TOTAL_USS, AVAILABLE_DROP, TOTAL_CPU)
+POD_METRICS = (TOTAL_POD_WORKING_SET,)
 #: The label saying how many sandboxes a sample's case held together.
 SANDBOXES = "sandboxes"
 
@@ -63,8 +67,8 @@ class Density(Workload):
     name = "density"
     description = "N idle sandboxes held together at several N: marginal and fixed host cost"
     params_model = DensityParams
-    metrics = METRICS
-    headline = ("total_host_pss_mib",)
+    metrics = (*METRICS, *POD_METRICS)
+    headline = ("total_host_pss_mib", "total_pod_working_set_mib")
     headline_note = "host PSS of all N sandboxes together, per N"
 
     def cases(self, params: Params) -> list[Case]:
@@ -77,6 +81,8 @@ class Density(Workload):
 
     def parse(self, case: Case, execution: Execution) -> list[Value]:
         probe_header(execution.stdout, "idle")  # the first sandbox's probe did idle
+        if execution.pod_footprint is not None:
+            return _pod_values(case, execution.pod_footprint)
         found = execution.footprint
         if found is None:
             why = execution.footprint_error or "the backend did not measure the sandboxes"
@@ -97,3 +103,16 @@ class Density(Workload):
             values.append(Value(TOTAL_CPU, found.idle_cpu_ms_per_s, labels,
                                 clock=f"host schedstat over {found.window_s:.2f} s"))
         return values
+
+
+def _pod_values(case: Case, found: PodFootprint) -> list[Value]:
+    if found.pods != case.together:
+        raise ParseError(f"{found.pods} pods were measured, not {case.together}")
+    values = [Value(TOTAL_POD_WORKING_SET, found.pod_working_set_kib / KIB_PER_MIB,
+                    clock=found.source)]
+    if found.available_drop_kib is not None:
+        values.append(Value(AVAILABLE_DROP, found.available_drop_kib / KIB_PER_MIB,
+                            clock=f"{found.source} (node availableBytes)"))
+    if found.cpu_ms_per_s is not None:
+        values.append(Value(TOTAL_CPU, found.cpu_ms_per_s, clock=f"{found.source} (pods)"))
+    return values

@@ -8,6 +8,7 @@ is brought onto the harness clock by an offset measured per RuntimeClass (clock.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from sandbench import image
 from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
+from sandbench.backends.floor import stop_reason
 from sandbench.backends.kubernetes import (access, api, classes, clock, kubelet, kubevirt,
                                            manifests, podstats)
 from sandbench.backends.kubernetes.lifecycle import (PLANNED, PodFailed, PodProgress, PodRun,
@@ -260,6 +262,8 @@ class KubernetesBackend(Backend):
     # -- sandboxes ------------------------------------------------------------------------
 
     def execute(self, runtime: str, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
+        if case.together is not None and runtime not in self.vm_runtimes:
+            return self._together(runtime, case, sandbox_id, timeout_s)
         offset = self.offset(runtime)
         if case.workload == "start":
             self._offset_used.add(runtime)
@@ -311,6 +315,58 @@ class KubernetesBackend(Backend):
             reason = api.api_message(exc) if isinstance(exc, ApiException) else str(exc)
             execution.footprint_error = f"pod stats not read: {reason}"
         execution.stdout = run.log()
+
+    def _together(self, runtime: str, case: Case, sandbox_id: str,
+                  timeout_s: float) -> Execution:
+        """Density: the case's pods created one after another and held Ready together, then
+        read from the kubelet as one and deleted; no more are created once the node's
+        available memory would fall below the floor."""
+        assert case.together is not None and case.observe is not None
+        assert self._watch is not None
+        wanted, observe = case.together, case.observe
+        execution = Execution(labels={"sandboxes": str(wanted)})
+        deadline = time.monotonic() + timeout_s
+        runs: list[PodRun] = []
+        try:
+            before = podstats.node_available_kib(podstats.read_summary(self.apis.core,
+                                                                       self.node_name))
+            for number in range(wanted):
+                available = podstats.node_available_kib(
+                    podstats.read_summary(self.apis.core, self.node_name))
+                why = stop_reason(number, wanted, available, before, observe.floor_mib * 1024)
+                if why is not None:
+                    execution.error = why.replace("host's MemAvailable", "node's available memory")
+                    return execution
+                run = self._pod(f"{sandbox_id}-{number:03d}", runtime, case)
+                events = self._watch.subscribe(run.name)
+                self._live[run.name] = run
+                runs.append(run)
+                try:
+                    run.create(Execution())
+                    run.follow(events, PodProgress(Execution()), deadline, until_ready=True)
+                finally:
+                    self._watch.unsubscribe(run.name)
+            not_before = time.time() + observe.settle_s
+            stats_deadline = min(deadline, time.monotonic() + STATS_WAIT_S)
+            found = [podstats.wait_for(self.apis.core, self.node_name, self.namespace, r.name,
+                                       not_before, stats_deadline) for r in runs]
+            after = podstats.node_available_kib(podstats.read_summary(self.apis.core,
+                                                                      self.node_name))
+            execution.pod_footprint = dataclasses.replace(
+                podstats.together(found), available_drop_kib=before - after)
+            execution.stdout = runs[0].log()
+        except PodFailed as exc:
+            execution.error = f"pod {len(runs)} of {wanted} did not become Ready: {exc}"
+        except (podstats.NoStats, ApiException, OSError, ValueError,
+                urllib3.exceptions.HTTPError) as exc:
+            reason = api.api_message(exc) if isinstance(exc, ApiException) else str(exc)
+            execution.footprint_error = f"pod stats not read: {reason}"
+            execution.stdout = runs[0].log() if runs else ""
+        finally:
+            for run in runs:
+                run.delete()
+                self._live.pop(run.name, None)
+        return execution
 
     def _scrape(self) -> dict[str, kubelet.Totals] | None:
         if not self._metrics_ok:

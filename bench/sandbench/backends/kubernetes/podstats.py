@@ -69,3 +69,23 @@ def wait_for(core: Any, node: str, namespace: str, name: str, not_before: float,
             raise NoStats(f"the kubelet reported no stats of pod {namespace}/{name} taken after "
                           "it settled before the probe's hold ran out")
         time.sleep(1.0)
+
+
+def node_available_kib(summary: dict[str, Any]) -> int:
+    """The node's available memory as its kubelet reports it, KiB."""
+    available = ((summary.get("node") or {}).get("memory") or {}).get("availableBytes")
+    if not isinstance(available, int):
+        raise NoStats("the kubelet's summary has no node memory.availableBytes")
+    return available // 1024
+
+
+def together(found: list[PodFootprint]) -> PodFootprint:
+    """Pods held together, as one: working sets and CPU summed, containers by name."""
+    containers: dict[str, int] = {}
+    for pod in found:
+        for name, kib in pod.containers_kib.items():
+            containers[name] = containers.get(name, 0) + kib
+    rates = [p.cpu_ms_per_s for p in found]
+    return PodFootprint(sum(p.pod_working_set_kib for p in found), containers,
+                        None if None in rates else sum(r for r in rates if r is not None),
+                        SOURCE, pods=len(found))

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from sandbench.backends.floor import stop_reason
 from sandbench.backends.local import footprint, proc
 from sandbench.facts import procmem
 from sandbench.model import Case, Execution, Observe
@@ -42,18 +43,6 @@ def available_kib(meminfo: str | None = None) -> int:
         if line.startswith("MemAvailable:"):
             return int(line.split()[1])
     raise procmem.ProcFormatError("/proc/meminfo has no MemAvailable line")
-
-
-def stop_reason(started: int, wanted: int, available: int, before: int,
-                floor_kib: int) -> str | None:
-    """Why no more sandboxes should start, or None: the next one, priced at the mean fall of
-    MemAvailable per sandbox so far (at least 1 MiB), would take the host below the floor."""
-    per_sandbox = max((before - available) / started, 1024.0) if started else 1024.0
-    if available - per_sandbox < floor_kib:
-        return (f"stopped at {started} of {wanted} sandboxes: the host's MemAvailable is "
-                f"{available // 1024} MiB and the next sandbox (about {per_sandbox / 1024:.0f}"
-                f" MiB) would take it below the {floor_kib // 1024} MiB floor")
-    return None
 
 
 def execute_together(driver: Holding, runtime: str, case: Case, sandbox_id: str,
