@@ -50,3 +50,23 @@ def test_pod_overhead_per_runtime_class_and_a_patch_the_api_server_accepts(
                                  capture_output=True, text=True, check=False)
         assert applied.returncode == 0, applied.stderr
         assert "(server dry run)" in applied.stdout
+
+
+def test_density_of_pods_held_together(tmp_path: Path) -> None:
+    spec = tmp_path / "density.yaml"
+    spec.write_text(yaml.safe_dump({
+        "backend": "kubernetes", "runtimes": ["runc", "gvisor"], "baseline": "runc",
+        "rounds": 1, "warmup": 0, "timeout_s": 180,
+        "kubernetes": {"image": IMAGE, "pull_policy": "Never"},
+        "workloads": {"density": {"params": {"counts": [1, 2, 3], "settle_s": 1.0,
+                                             "window_s": 1.0}}}}))
+    out = tmp_path / "runs"
+    result = sandbench("run", str(spec), "--out", str(out))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    (run_dir,) = list(out.iterdir())
+    from sandbench.analysis.summary import summarize_run
+
+    curves = {c.runtime: c for c in summarize_run(load_run(run_dir)).density}
+    assert [n for n, _ in curves["gvisor"].points] == [1, 2, 3]
+    fit = curves["gvisor"].fit
+    assert fit is not None and fit.slope > 5
