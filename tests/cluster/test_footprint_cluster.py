@@ -18,6 +18,8 @@ pytestmark = pytest.mark.cluster
 
 IMAGE = os.environ.get("SANDBENCH_WORKLOAD_IMAGE", "")
 KUBECTL = os.environ.get("SANDBENCH_KUBECTL", "kubectl")
+#: The API server will not proxy to a node named 127.0.0.1: the kubelet is read directly.
+KUBELET_URL = "https://127.0.0.1:10250/metrics"
 
 
 def test_pod_overhead_per_runtime_class_and_a_patch_the_api_server_accepts(
@@ -26,7 +28,7 @@ def test_pod_overhead_per_runtime_class_and_a_patch_the_api_server_accepts(
     spec.write_text(yaml.safe_dump({
         "backend": "kubernetes", "runtimes": ["runc", "crun", "gvisor"], "baseline": "runc",
         "rounds": 2, "warmup": 0, "timeout_s": 120,
-        "kubernetes": {"image": IMAGE, "pull_policy": "Never"},
+        "kubernetes": {"image": IMAGE, "pull_policy": "Never", "kubelet_url": KUBELET_URL},
         "workloads": {"footprint": {"params": {"settle_s": 1.0, "window_s": 1.0,
                                                "hold_s": 90}}}}))
     out = tmp_path / "runs"
@@ -57,7 +59,7 @@ def test_density_of_pods_held_together(tmp_path: Path) -> None:
     spec.write_text(yaml.safe_dump({
         "backend": "kubernetes", "runtimes": ["runc", "gvisor"], "baseline": "runc",
         "rounds": 1, "warmup": 0, "timeout_s": 180,
-        "kubernetes": {"image": IMAGE, "pull_policy": "Never"},
+        "kubernetes": {"image": IMAGE, "pull_policy": "Never", "kubelet_url": KUBELET_URL},
         "workloads": {"density": {"params": {"counts": [1, 2, 3], "settle_s": 1.0,
                                              "window_s": 1.0}}}}))
     out = tmp_path / "runs"

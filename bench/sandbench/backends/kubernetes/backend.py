@@ -298,6 +298,10 @@ class KubernetesBackend(Backend):
             self._live.pop(run.name, None)
         return execution
 
+    @property
+    def _summary_url(self) -> str | None:
+        return podstats.summary_url(self.settings.kubelet_url)
+
     def _observe(self, run: PodRun, events: Any, progress: PodProgress, observe: Observe,
                  execution: Execution, timeout_s: float) -> None:
         """Footprint: once the pod is Ready, wait for the kubelet's stats of it taken after
@@ -309,7 +313,7 @@ class KubernetesBackend(Backend):
         try:
             execution.pod_footprint = podstats.wait_for(
                 self.apis.core, self.node_name, self.namespace, run.name, not_before,
-                min(deadline, time.monotonic() + STATS_WAIT_S))
+                min(deadline, time.monotonic() + STATS_WAIT_S), self._summary_url)
         except (podstats.NoStats, ApiException, OSError, ValueError,
                 urllib3.exceptions.HTTPError) as exc:
             reason = api.api_message(exc) if isinstance(exc, ApiException) else str(exc)
@@ -328,11 +332,11 @@ class KubernetesBackend(Backend):
         deadline = time.monotonic() + timeout_s
         runs: list[PodRun] = []
         try:
-            before = podstats.node_available_kib(podstats.read_summary(self.apis.core,
-                                                                       self.node_name))
+            before = podstats.node_available_kib(podstats.read_summary(
+                self.apis.core, self.node_name, self._summary_url))
             for number in range(wanted):
-                available = podstats.node_available_kib(
-                    podstats.read_summary(self.apis.core, self.node_name))
+                available = podstats.node_available_kib(podstats.read_summary(
+                    self.apis.core, self.node_name, self._summary_url))
                 why = stop_reason(number, wanted, available, before, observe.floor_mib * 1024)
                 if why is not None:
                     execution.error = why.replace("host's MemAvailable", "node's available memory")
@@ -349,9 +353,10 @@ class KubernetesBackend(Backend):
             not_before = time.time() + observe.settle_s
             stats_deadline = min(deadline, time.monotonic() + STATS_WAIT_S)
             found = [podstats.wait_for(self.apis.core, self.node_name, self.namespace, r.name,
-                                       not_before, stats_deadline) for r in runs]
-            after = podstats.node_available_kib(podstats.read_summary(self.apis.core,
-                                                                      self.node_name))
+                                       not_before, stats_deadline, self._summary_url)
+                     for r in runs]
+            after = podstats.node_available_kib(podstats.read_summary(
+                self.apis.core, self.node_name, self._summary_url))
             execution.pod_footprint = dataclasses.replace(
                 podstats.together(found), available_drop_kib=before - after)
             execution.stdout = runs[0].log()

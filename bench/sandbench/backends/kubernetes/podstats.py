@@ -13,7 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+import urllib.parse
 from typing import Any
+
+import urllib3
 
 from sandbench.model import PodFootprint
 
@@ -24,10 +27,28 @@ class NoStats(Exception):
     """The kubelet had no fresh stats of the pod in time; the message says what it had."""
 
 
-def read_summary(core: Any, node: str) -> dict[str, Any]:
-    answer = core.connect_get_node_proxy_with_path(node, "stats/summary",
-                                                   _preload_content=False)
-    result: dict[str, Any] = json.loads(answer.data)
+def summary_url(kubelet_url: str | None) -> str | None:
+    """The summary's URL on the kubelet the settings' ``kubelet_url`` (its /metrics) names:
+    an API server that will not proxy to the node's address (a node named 127.0.0.1)
+    refuses with "address not allowed"."""
+    if not kubelet_url:
+        return None
+    parts = urllib.parse.urlsplit(kubelet_url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/stats/summary", "", ""))
+
+
+def read_summary(core: Any, node: str, url: str | None = None) -> dict[str, Any]:
+    """The kubelet's summary, from ``url`` when given, else through the node proxy."""
+    if url is not None:
+        # The kubelet's serving certificate is self-signed, as for its /metrics.
+        answer = urllib3.PoolManager(cert_reqs="CERT_NONE").request("GET", url, timeout=10)
+        if answer.status != 200:
+            raise OSError(f"{url} answered {answer.status}")
+        data: bytes = answer.data
+    else:
+        data = core.connect_get_node_proxy_with_path(node, "stats/summary",
+                                                     _preload_content=False).data
+    result: dict[str, Any] = json.loads(data)
     return result
 
 
@@ -38,7 +59,7 @@ def _stamp(text: str | None) -> float | None:
 
 
 def pod_footprint(summary: dict[str, Any], namespace: str, name: str,
-                  not_before: float) -> PodFootprint | None:
+                  not_before: float, source: str = SOURCE) -> PodFootprint | None:
     """The pod's figures from one summary, if they were taken at or after ``not_before``
     (Unix seconds) and hold a working set; None otherwise."""
     for pod in summary.get("pods") or []:
@@ -53,16 +74,18 @@ def pod_footprint(summary: dict[str, Any], namespace: str, name: str,
                       // 1024 for c in pod.get("containers") or []}
         cores = (pod.get("cpu") or {}).get("usageNanoCores")
         return PodFootprint(int(memory["workingSetBytes"]) // 1024, containers,
-                            cores / 1e6 if isinstance(cores, (int, float)) else None, SOURCE)
+                            cores / 1e6 if isinstance(cores, (int, float)) else None, source)
     return None
 
 
 def wait_for(core: Any, node: str, namespace: str, name: str, not_before: float,
-             deadline: float) -> PodFootprint:
+             deadline: float, url: str | None = None) -> PodFootprint:
     """Read the summary every second until it has the pod's stats taken after
     ``not_before``; raises NoStats at the deadline (time.monotonic)."""
     while True:
-        found = pod_footprint(read_summary(core, node), namespace, name, not_before)
+        source = f"kubelet /stats/summary at {url}" if url else SOURCE
+        found = pod_footprint(read_summary(core, node, url), namespace, name, not_before,
+                              source)
         if found is not None:
             return found
         if time.monotonic() > deadline:
