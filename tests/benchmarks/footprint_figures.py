@@ -96,17 +96,17 @@ def cross_check(cache: Path) -> None:
                             check=True).stdout
         pids = [int(line.split()[0]) for line in ps.splitlines()
                 if sandbox_id in line and "ps -eo" not in line]
-        by_hand = 0
-        for pid in pids:
-            for line in open(f"/proc/{pid}/smaps"):
-                if line.startswith("Pss:"):
-                    by_hand += int(line.split()[1])
+        by_hand = _pss_by_hand(pids)
+        # The same processes sandbench counted, their full smaps summed by hand: the method
+        # (smaps_rollup) against the long way, with the set of processes held equal.
+        same_set = _pss_by_hand([p.pid for p in measured.processes])
         print(f"\ncross-check, one runsc sandbox: sandbench {ours} KiB over "
               f"{len(measured.processes)} processes "
               f"({', '.join(sorted(p.comm for p in measured.processes))}); "
               f"by hand (ps names the sandbox id; /proc/PID/smaps Pss lines summed) {by_hand} "
               f"KiB over {len(pids)} processes; difference {ours - by_hand:+d} KiB "
-              f"({(ours - by_hand) / by_hand:+.1%})")
+              f"({(ours - by_hand) / by_hand:+.1%}); sandbench's own {len(measured.processes)} "
+              f"processes by hand: {same_set} KiB, difference {ours - same_set:+d} KiB")
         missing = {p.pid for p in measured.processes} - set(pids)
         if missing:
             print(f"  processes sandbench counted that ps does not name the sandbox in: "
@@ -115,15 +115,30 @@ def cross_check(cache: Path) -> None:
         backend.cleanup()
 
 
+def _pss_by_hand(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        for line in open(f"/proc/{pid}/smaps"):
+            if line.startswith("Pss:"):
+                total += int(line.split()[1])
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--footprint-run", type=Path, default=None,
+                        help="a footprint run already made: report it instead of running one")
+    parser.add_argument("--only-cross-check", action="store_true")
     args = parser.parse_args()
+    if args.only_cross_check:
+        cross_check(Path(os.environ.get("SANDBENCH_CACHE", Path.home() / ".cache" / "sandbench")))
+        return
     out = args.out or Path(tempfile.mkdtemp(prefix="footprint-figures-"))
     cache = Path(os.environ.get("SANDBENCH_CACHE", Path.home() / ".cache" / "sandbench"))
     host_state("start")
-    per_sandbox(run(out / "footprint", {
+    per_sandbox(args.footprint_run or run(out / "footprint", {
         "backend": "local", "runtimes": ["native", "runc", "crun", "runsc", "qemu"],
         "baseline": "native", "rounds": args.rounds, "warmup": 1,
         "workloads": {"footprint": {"params": {"hold_s": 10}}}}))

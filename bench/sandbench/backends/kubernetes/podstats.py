@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import time
 import urllib.parse
+import warnings
 from typing import Any
 
 import urllib3
@@ -40,8 +41,11 @@ def summary_url(kubelet_url: str | None) -> str | None:
 def read_summary(core: Any, node: str, url: str | None = None) -> dict[str, Any]:
     """The kubelet's summary, from ``url`` when given, else through the node proxy."""
     if url is not None:
-        # The kubelet's serving certificate is self-signed, as for its /metrics.
-        answer = urllib3.PoolManager(cert_reqs="CERT_NONE").request("GET", url, timeout=10)
+        # The kubelet's serving certificate is self-signed, as for its /metrics; read once a
+        # second, urllib3's warning about it would bury the run's own output.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            answer = urllib3.PoolManager(cert_reqs="CERT_NONE").request("GET", url, timeout=10)
         if answer.status != 200:
             raise OSError(f"{url} answered {answer.status}")
         data: bytes = answer.data
