@@ -239,3 +239,17 @@ def test_pod_figures_from_a_kubelet_summary() -> None:
                           pod_footprint=found)
     values = {v.metric.name: v.value for v in workload.parse(case, execution)}
     assert values["pod_overhead_mib"] == 49 and values["idle_cpu_ms_per_s"] == 2.5
+
+
+def test_a_captured_kubelet_summary_of_a_pod_not_read_yet() -> None:
+    import json
+
+    from sandbench.backends.kubernetes.podstats import node_available_kib, pod_footprint
+
+    # Captured from the test cluster 7 s after a runc pod started: the kubelet had read the
+    # container (225280 bytes) but not yet the pod's cgroup (workingSetBytes 0).
+    summary = json.loads((GOLDEN.parent / "kubelet_stats_summary.json").read_text())
+    (pod,) = summary["pods"]
+    name, namespace = pod["podRef"]["name"], pod["podRef"]["namespace"]
+    assert pod_footprint(summary, namespace, name, 0) is None
+    assert node_available_kib(summary) == 19485655040 // 1024

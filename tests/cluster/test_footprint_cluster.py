@@ -59,6 +59,9 @@ def test_density_of_pods_held_together(tmp_path: Path) -> None:
     spec.write_text(yaml.safe_dump({
         "backend": "kubernetes", "runtimes": ["runc", "gvisor"], "baseline": "runc",
         "rounds": 1, "warmup": 0, "timeout_s": 180,
+        # A pod requests the spec's CPUs: at 1 CPU each, this 2-core node holds 2 (the third
+        # is unschedulable, and the case says so).
+        "resources": {"cpus": 0.1, "memory_mib": 64},
         "kubernetes": {"image": IMAGE, "pull_policy": "Never", "kubelet_url": KUBELET_URL},
         "workloads": {"density": {"params": {"counts": [1, 2, 3], "settle_s": 1.0,
                                              "window_s": 1.0}}}}))

@@ -68,9 +68,9 @@ def runtimeclasses_recommend(run_dir: Path, quantile: float, margin: float,
     if not any(row.recommendation for row in rows):
         raise BadInput(f"{str(run_dir)!r} has no footprint samples of any RuntimeClass's "
                        "runtime; run `sandbench run --workloads footprint` first")
-    show.print(f"overhead.podFixed memory against {summary.run.run_id} (overhead_pss_mib: "
-               f"host PSS beyond the workload's own RSS; recommended = p{quantile * 100:g} "
-               f"+ {margin:.0%}, 95% bootstrap interval)", highlight=False, soft_wrap=True)
+    show.print(f"overhead.podFixed memory against {summary.run.run_id} ({overhead.MEASURED_AS}; "
+               f"recommended = p{quantile * 100:g} + {margin:.0%}, 95% bootstrap interval)",
+               highlight=False, soft_wrap=True)
     for row in rows:
         show.print(_line(row), highlight=False, soft_wrap=True)
     for row in rows:

@@ -23,6 +23,11 @@ from sandbench.analysis.summary import RunSummary
 from sandbench.backends.kubernetes import classes
 from sandbench.errors import BadInput
 
+#: What the measured overhead is, for the command's header.
+MEASURED_AS = ("measured: overhead_pss_mib, host PSS beyond the workload's own RSS, on a local "
+               "run; pod_overhead_mib, the kubelet's pod working set beyond its containers', "
+               "on a cluster")
+
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _BYTES = {None: 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
           "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
