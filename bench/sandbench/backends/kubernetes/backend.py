@@ -8,7 +8,6 @@ is brought onto the harness clock by an offset measured per RuntimeClass (clock.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,8 @@ from kubernetes.client.exceptions import ApiException
 
 from sandbench import image
 from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
-from sandbench.backends.floor import stop_reason
 from sandbench.backends.kubernetes import (access, api, classes, clock, kubelet, kubevirt,
-                                           manifests, podstats)
+                                           manifests, podfootprint, podstats)
 from sandbench.backends.kubernetes.lifecycle import (PLANNED, PodFailed, PodProgress, PodRun,
                                                      exit_code, terminated_reason)
 from sandbench.backends.kubernetes.nodes import choose_node, node_facts
@@ -28,7 +26,7 @@ from sandbench.backends.kubernetes.watcher import RunWatch
 from sandbench.facts import ssh
 from sandbench.facts import node as sshfacts
 from sandbench.image.inputs import PROBE_IN_IMAGE as PROBE
-from sandbench.model import Case, Clock, ClockOffset, Execution, MissingOffset, Observe, Value
+from sandbench.model import Case, Clock, ClockOffset, Execution, MissingOffset, Value
 from sandbench.spec import KubernetesSettings, Resources
 
 #: The start phases read across the harness's clock and a pod's (a VM's console stamps are
@@ -37,9 +35,6 @@ POD_CROSS_CLOCK = ("create_to_workload",)
 VM_CROSS_CLOCK = ("create_to_kernel", "create_to_init", "create_to_workload")
 #: How long deleting the run's namespace may take before cleanup gives up waiting.
 NAMESPACE_DELETE_S = 120.0
-#: Seconds a footprint waits for the kubelet's stats of a settled pod: its housekeeping runs
-#: about every 10 s (15 s at most), so two periods are plenty.
-STATS_WAIT_S = 40.0
 
 
 class KubernetesBackend(Backend):
@@ -263,7 +258,7 @@ class KubernetesBackend(Backend):
 
     def execute(self, runtime: str, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
         if case.together is not None and runtime not in self.vm_runtimes:
-            return self._together(runtime, case, sandbox_id, timeout_s)
+            return podfootprint.together(self._held(), runtime, case, sandbox_id, timeout_s)
         offset = self.offset(runtime)
         if case.workload == "start":
             self._offset_used.add(runtime)
@@ -280,7 +275,8 @@ class KubernetesBackend(Backend):
             progress = PodProgress(execution)
             run.create(execution)
             if case.observe is not None:
-                self._observe(run, events, progress, case.observe, execution, timeout_s)
+                podfootprint.observe(self._held(), run, events, progress, case.observe,
+                                     execution, timeout_s)
                 return execution
             run.follow(events, progress, time.monotonic() + timeout_s, until_ready=False)
             status = run.status()
@@ -298,80 +294,11 @@ class KubernetesBackend(Backend):
             self._live.pop(run.name, None)
         return execution
 
-    @property
-    def _summary_url(self) -> str | None:
-        return podstats.summary_url(self.settings.kubelet_url)
-
-    def _observe(self, run: PodRun, events: Any, progress: PodProgress, observe: Observe,
-                 execution: Execution, timeout_s: float) -> None:
-        """Footprint: once the pod is Ready, wait for the kubelet's stats of it taken after
-        the settle time, keep the probe's output, and leave the pod to be deleted (its probe
-        idles; its exit status is not the point)."""
-        deadline = time.monotonic() + timeout_s
-        run.follow(events, progress, deadline, until_ready=True)
-        not_before = time.time() + observe.settle_s
-        try:
-            execution.pod_footprint = podstats.wait_for(
-                self.apis.core, self.node_name, self.namespace, run.name, not_before,
-                min(deadline, time.monotonic() + STATS_WAIT_S), self._summary_url)
-        except (podstats.NoStats, ApiException, OSError, ValueError,
-                urllib3.exceptions.HTTPError) as exc:
-            reason = api.api_message(exc) if isinstance(exc, ApiException) else str(exc)
-            execution.footprint_error = f"pod stats not read: {reason}"
-        execution.stdout = run.log()
-
-    def _together(self, runtime: str, case: Case, sandbox_id: str,
-                  timeout_s: float) -> Execution:
-        """Density: the case's pods created one after another and held Ready together, then
-        read from the kubelet as one and deleted; no more are created once the node's
-        available memory would fall below the floor."""
-        assert case.together is not None and case.observe is not None
+    def _held(self) -> podfootprint.Held:
         assert self._watch is not None
-        wanted, observe = case.together, case.observe
-        execution = Execution(labels={"sandboxes": str(wanted)})
-        deadline = time.monotonic() + timeout_s
-        runs: list[PodRun] = []
-        try:
-            before = podstats.node_available_kib(podstats.read_summary(
-                self.apis.core, self.node_name, self._summary_url))
-            for number in range(wanted):
-                available = podstats.node_available_kib(podstats.read_summary(
-                    self.apis.core, self.node_name, self._summary_url))
-                why = stop_reason(number, wanted, available, before, observe.floor_mib * 1024)
-                if why is not None:
-                    execution.error = why.replace("host's MemAvailable", "node's available memory")
-                    return execution
-                run = self._pod(f"{sandbox_id}-{number:03d}", runtime, case)
-                events = self._watch.subscribe(run.name)
-                self._live[run.name] = run
-                runs.append(run)
-                try:
-                    run.create(Execution())
-                    run.follow(events, PodProgress(Execution()), deadline, until_ready=True)
-                finally:
-                    self._watch.unsubscribe(run.name)
-            not_before = time.time() + observe.settle_s
-            stats_deadline = min(deadline, time.monotonic() + STATS_WAIT_S)
-            found = [podstats.wait_for(self.apis.core, self.node_name, self.namespace, r.name,
-                                       not_before, stats_deadline, self._summary_url)
-                     for r in runs]
-            after = podstats.node_available_kib(podstats.read_summary(
-                self.apis.core, self.node_name, self._summary_url))
-            execution.pod_footprint = dataclasses.replace(
-                podstats.together(found), available_drop_kib=before - after)
-            execution.stdout = runs[0].log()
-        except PodFailed as exc:
-            execution.error = f"pod {len(runs)} of {wanted} did not become Ready: {exc}"
-        except (podstats.NoStats, ApiException, OSError, ValueError,
-                urllib3.exceptions.HTTPError) as exc:
-            reason = api.api_message(exc) if isinstance(exc, ApiException) else str(exc)
-            execution.footprint_error = f"pod stats not read: {reason}"
-            execution.stdout = runs[0].log() if runs else ""
-        finally:
-            for run in runs:
-                run.delete()
-                self._live.pop(run.name, None)
-        return execution
+        return podfootprint.Held(self.apis.core, self.node_name, self.namespace,
+                                 podstats.summary_url(self.settings.kubelet_url), self._watch,
+                                 self._live, self._pod)
 
     def _scrape(self) -> dict[str, kubelet.Totals] | None:
         if not self._metrics_ok:
