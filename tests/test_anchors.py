@@ -34,7 +34,7 @@ def text(fragment: str) -> str:
 
 
 def test_the_data_file_holds_the_figures_as_published() -> None:
-    (anchor,) = published().anchors
+    (anchor,) = [a for a in published().anchors if a.id == "gvisor-performance-guide-syscall"]
     # website/performance/syscall.csv in google/gvisor, unchanged since 2019-05-13.
     assert {f.as_published: f.value for f in anchor.figures} == {
         "runc": 1939.0, "runsc": 38219.0, "runsc-kvm": 763.0}
@@ -79,3 +79,20 @@ def test_no_table_without_the_rows_it_anchors(tmp_path: Path) -> None:
     summary = summarize_run(run)
     assert anchor_tables(summary, runtimes(run.info, run.samples["runtime"].unique())) == {}
     assert PUBLISHED not in build_report(run).html
+
+
+def test_the_memory_anchors_hold_the_figures_as_published() -> None:
+    anchors = {a.id: a for a in published().anchors}
+    density = anchors["gvisor-performance-guide-density"]
+    # website/performance/density.csv in google/gvisor: density.empty, memory_usage, bytes.
+    assert {f.as_published: f.value for f in density.figures} == {
+        "runc density.empty": 4092149.76, "runsc density.empty": 23695032.32}
+    assert density.reference is None and density.unit == "bytes"
+    assert 23695032.32 * density.per_unit == np.float64(23695032.32 / 2**20)
+    (bound,) = anchors["firecracker-specification-overhead"].figures
+    assert bound.value == 5.0 and bound.matches == {}
+    kata = anchors["kata-checkmetrics-memory-footprint"]
+    # checkmetrics' memory-footprint midval, KB (smem): 122832.40 qemu, 127220.25 clh.
+    assert [f.value for f in kata.figures] == [122832.40, 127220.25]
+    assert all(a.workload == "footprint" and a.metric == "host_pss_mib"
+               for a in (density, kata))

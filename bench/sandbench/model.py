@@ -109,10 +109,11 @@ class Value:
 
 
 #: Labels that describe the sandbox a value was measured in (how QEMU ran, gVisor's platform,
-#: what an io target is under that runtime), not what was measured: kept on every sample, but
+#: what an io target is under that runtime, which host processes a footprint counted and in
+#: which cgroup), not what was measured: kept on every sample, but
 #: not part of what makes two samples comparable, so a TCG guest's getpid still sits in one row
 #: with the containers' getpid, and gVisor's rootfs with runc's.
-CONTEXT_LABELS = frozenset({"accel", "platform", "storage"})
+CONTEXT_LABELS = frozenset({"accel", "platform", "storage", "counted", "cgroup"})
 
 
 def utc_now() -> str:
@@ -153,6 +154,73 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class Observe:
+    """A case that asks the backend to measure the running sandbox from the host: the probe
+    idles while the backend counts what the sandbox's host processes hold and spend."""
+
+    #: Seconds after the workload started before memory is read: the runtime's start-up
+    #: allocations settle (a sentry's first GC, a VM's guest finishing its init).
+    settle_s: float
+    #: Seconds over which the host CPU the idle sandbox spends is read.
+    window_s: float
+    #: For sandboxes held together: stop starting more once the host's MemAvailable would
+    #: fall below this many MiB (the next sandbox priced at the dearest one so far).
+    floor_mib: int = 0
+
+
+@dataclass(frozen=True)
+class HostProcess:
+    """One host process a sandbox added, as measured: how it was found and what it held."""
+
+    pid: int
+    comm: str
+    #: How it was found: "cgroup" (in the sandbox's cgroup), "tree" (below the process the
+    #: runtime started), or both ("cgroup+tree").
+    found_by: str
+    rss_kib: int
+    pss_kib: int
+    uss_kib: int
+
+
+@dataclass(frozen=True)
+class HostFootprint:
+    """What one running sandbox cost the host, read from the host while it idled."""
+
+    processes: tuple[HostProcess, ...]
+    #: The sandbox's memory cgroup (a v1 path under /sys/fs/cgroup/memory, or v2) and what it
+    #: charged (memory.usage_in_bytes, which includes its page cache); None without one.
+    cgroup: str | None
+    cgroup_memory_kib: int | None
+    #: CPU time of the counted processes over the window, in ms per second of wall time.
+    idle_cpu_ms_per_s: float | None
+    window_s: float
+    #: Sandboxes measured together (density), and how much the host's MemAvailable fell
+    #: from before the first was started to when they were measured (other tenants move it).
+    sandboxes: int = 1
+    available_drop_kib: int | None = None
+
+
+@dataclass(frozen=True)
+class PodFootprint:
+    """What one running pod cost its node, as the kubelet's summary API reports it (its
+    cAdvisor/CRI stats): the pod's cgroup and its containers' working sets."""
+
+    #: The pod cgroup's working set (memory.usage minus inactive file), KiB.
+    pod_working_set_kib: int
+    #: Its containers' working sets, KiB, by container name.
+    containers_kib: dict[str, int]
+    #: The pod's CPU rate as the kubelet computed it (usageNanoCores), in ms per second.
+    cpu_ms_per_s: float | None
+    #: Where the figures came from, in words (e.g. "kubelet /stats/summary via the API
+    #: server's node proxy").
+    source: str
+    #: Pods measured together (density), and how much the node's available memory fell from
+    #: before the first was created to when they were measured.
+    pods: int = 1
+    available_drop_kib: int | None = None
+
+
+@dataclass(frozen=True)
 class Case:
     """One sandbox execution a workload asks for in a round: what runs inside, with what."""
 
@@ -169,6 +237,11 @@ class Case:
     #: (not the volume). A runtime without a root filesystem of its own (native) gives each a
     #: fresh host directory, so a case never writes where the host keeps its files.
     rootfs_dirs: tuple[str, ...] = ()
+    #: Set when the backend is to measure the sandbox from the host while it runs.
+    observe: Observe | None = None
+    #: How many identical sandboxes of this case the backend holds alive together and
+    #: measures as one (density); None: one sandbox, run to its end.
+    together: int | None = None
 
 
 @dataclass
@@ -195,6 +268,13 @@ class Execution:
     #: Values the backend measured itself, beside the workload's (the kubelet's own
     #: sandbox creation time, say); recorded only when the workload's output parses.
     extra: list[Value] = field(default_factory=list)
+    #: What the host measured of the running sandbox (a case with ``observe``); when it could
+    #: not, ``footprint_error`` says why.
+    footprint: HostFootprint | None = None
+    footprint_error: str | None = None
+    #: The same on a cluster, from the node's kubelet (a pod's processes are not the harness's
+    #: to read).
+    pod_footprint: PodFootprint | None = None
 
     def relate(self, offset: ClockOffset | MissingOffset) -> None:
         """Add an offset between two clocks, measured or with why it is missing."""

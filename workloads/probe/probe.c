@@ -10,6 +10,8 @@
  *                                       CLOCK_REALTIME ns (clock offset)
  *   probe syscall [iterations]          time common syscalls, print ns/op
  *   probe fio <dir> <jobfile> [args]    test O_DIRECT in <dir>, exec fio
+ *   probe idle <hold_s>                 report own RSS, block up to hold_s
+ *                                       seconds or until SIGTERM, exit 0
  *
  * Every mode prints exactly one JSON line first (fio mode: fio's JSON
  * follows it). "realtime_ns" is CLOCK_REALTIME read before anything else
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -369,6 +372,52 @@ static int mode_clock(int64_t stamp, int argc, char **argv) {
     }
 }
 
+/* ---- idle mode ----------------------------------------------------- */
+
+/* The sandbox stays up, doing nothing, while the harness measures what it
+ * costs the host. The probe's own resident set (VmRSS as this sandbox's
+ * kernel reports it) is what the workload itself holds: the harness
+ * subtracts it. SIGTERM is the harness saying it is done: a clean exit. */
+static volatile sig_atomic_t released;
+
+static void on_release(int sig) { (void)sig; released = 1; }
+
+static long own_rss_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0) { kib = strtol(line + 6, NULL, 10); break; }
+    fclose(f);
+    return kib;
+}
+
+static int mode_idle(int64_t stamp, int argc, char **argv) {
+    struct sigaction sa = {.sa_handler = on_release};
+    sigaction(SIGTERM, &sa, NULL);
+    long hold = argc > 2 ? strtol(argv[2], NULL, 10) : 30;
+    long rss = own_rss_kib();
+    if (rss >= 0)
+        printf("{\"probe\":\"idle\",\"realtime_ns\":%lld,\"hold_s\":%ld,\"rss_kib\":%ld}\n",
+               (long long)stamp, hold, rss);
+    else
+        printf("{\"probe\":\"idle\",\"realtime_ns\":%lld,\"hold_s\":%ld,\"rss_kib\":null,"
+               "\"rss_error\":\"%s\"}\n", (long long)stamp, hold, strerror(errno));
+    if (fflush(stdout) != 0) return 1;
+    int64_t until = now_ns(CLOCK_MONOTONIC) + (int64_t)hold * 1000000000LL;
+    while (!released) {
+        int64_t left = until - now_ns(CLOCK_MONOTONIC);
+        if (left <= 0) break;
+        struct timespec nap = {.tv_sec = left / 1000000000LL, .tv_nsec = left % 1000000000LL};
+        nanosleep(&nap, NULL); /* EINTR on SIGTERM: the loop sees released */
+    }
+    printf("{\"probe\":\"end\",\"realtime_ns\":%lld,\"released\":%s}\n",
+           (long long)now_ns(CLOCK_REALTIME), released ? "true" : "false");
+    if (fflush(stdout) != 0) return 1;
+    return 0;
+}
+
 int main(int argc, char **argv) {
     /* First instruction of the workload: everything before this line is
      * sandbox start-up cost, everything after is ours. */
@@ -379,12 +428,14 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "clock") == 0) return mode_clock(stamp, argc, argv);
     if (strcmp(mode, "syscall") == 0) return mode_syscall(stamp, argc, argv);
     if (strcmp(mode, "fio") == 0) return mode_fio(stamp, argc, argv);
+    if (strcmp(mode, "idle") == 0) return mode_idle(stamp, argc, argv);
 
     fprintf(stderr,
             "usage: probe start [linger_s]\n"
             "       probe clock <port>\n"
             "       probe syscall [iterations]\n"
             "       probe fio <dir> <jobfile> [fio args...]\n"
+            "       probe idle <hold_s>\n"
             "unknown mode '%s'\n", mode);
     return 2;
 }

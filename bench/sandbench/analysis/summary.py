@@ -14,7 +14,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from sandbench.analysis import stats
+from sandbench.analysis import decision, footprint, stats
 from sandbench.results import Run
 
 #: What one summary row is about: (runtime, workload, metric, labels), as stats.GROUP.
@@ -41,6 +41,19 @@ class RunSummary:
         """Each Key's good values, for the tests that judge a change."""
         return {tuple(str(k) for k in key): values.to_numpy(dtype=np.float64)
                 for key, values in self.good.groupby(stats.GROUP, sort=False)["value"]}
+
+    @cached_property
+    def decision(self) -> list[decision.DecisionLine]:
+        """Each runtime's one-line cost against the baseline, from this table and values."""
+        emulated = frozenset(r for r in set(self.table["runtime"])
+                             if self.run.info.runtime_facts(str(r)).get("emulated"))
+        return decision.decision_lines(self.table, self.values, self.run.info.baseline or "",
+                                       emulated, list(self.run.info.spec.runtimes))
+
+    @cached_property
+    def density(self) -> list[footprint.DensityCurve]:
+        """Each runtime's density sweep, fitted (empty without density samples)."""
+        return footprint.density_curves(self.good, self.rows[self.rows["status"] == "failed"])
 
     @cached_property
     def by_key(self) -> pd.DataFrame:

@@ -35,7 +35,8 @@ class Figure(BaseModel):
     value: float = Field(gt=0)
     """The published value, in the anchor's unit, exactly as published."""
     matches: dict[Literal["runtime", "platform"], str]
-    """Which of our runtimes it is set beside: by runtime name or by its ``platform`` label."""
+    """Which of our runtimes it is set beside: by runtime name or by its ``platform`` label;
+    empty when none of ours is that runtime (Kata's clh, Firecracker)."""
 
 
 class Anchor(BaseModel):
@@ -58,8 +59,13 @@ class Anchor(BaseModel):
     """The labels of our rows the figures are set beside (context labels left out)."""
     unit: str
     figures: list[Figure] = Field(min_length=1)
-    reference: str
-    """The ``as_published`` name every figure is divided by; its match is our divisor."""
+    reference: str | None = None
+    """The ``as_published`` name every figure is divided by; its match is our divisor. None:
+    the figures are absolute (memory), set beside our medians converted by ``per_unit``."""
+    per_unit: float = Field(1.0, gt=0)
+    """What one published unit is in our metric's unit (bytes to MiB: 1/1048576)."""
+    our_unit: str = ""
+    """Our metric's unit, for an absolute anchor's converted column."""
 
 
 class AnchorFile(BaseModel):
@@ -109,8 +115,32 @@ def _match(figure: Figure, platforms: dict[str, str]) -> str | None:
     return None
 
 
+def _absolute(anchor: Anchor, rows: pd.DataFrame, summary: RunSummary,
+              runtimes: Runtimes) -> dict[str, Any]:
+    """Published absolute figures beside our medians, no ratios."""
+    platforms = _platforms(rows)
+    ours = _against(rows, summary, None)
+    out = []
+    for figure in anchor.figures:
+        runtime = _match(figure, platforms)
+        row = _row(figure.as_published, None, figure.value, runtime, ours, platforms, runtimes)
+        row["published_ours"] = number(figure.value * anchor.per_unit)
+        out.append(row)
+    matched = {r for r in (_match(f, platforms) for f in anchor.figures) if r}
+    for runtime in [r for r in runtimes.order if r in platforms and r not in matched]:
+        row = _row("", None, None, runtime, ours, platforms, runtimes)
+        row["published_ours"] = "—"
+        out.append(row)
+    return {"absolute": True, "title": anchor.title, "source": anchor.source,
+            "data": anchor.data, "published": anchor.published, "machine": anchor.machine,
+            "notes": anchor.notes, "what": f"{anchor.metric}", "unit": anchor.unit,
+            "our_unit": anchor.our_unit, "label": PUBLISHED, "rows": out}
+
+
 def _table(anchor: Anchor, rows: pd.DataFrame, summary: RunSummary,
            runtimes: Runtimes) -> dict[str, Any]:
+    if anchor.reference is None:
+        return _absolute(anchor, rows, summary, runtimes)
     platforms = _platforms(rows)
     matched = {f.as_published: _match(f, platforms) for f in anchor.figures}
     reference = matched.get(anchor.reference)
@@ -120,7 +150,7 @@ def _table(anchor: Anchor, rows: pd.DataFrame, summary: RunSummary,
                 platforms, runtimes) for f in anchor.figures]
     unmatched = [r for r in runtimes.order if r in platforms and r not in matched.values()]
     out += [_row("", None, None, r, ours, platforms, runtimes) for r in unmatched]
-    return {"title": anchor.title, "source": anchor.source, "data": anchor.data,
+    return {"absolute": False, "title": anchor.title, "source": anchor.source, "data": anchor.data,
             "published": anchor.published, "machine": anchor.machine, "notes": anchor.notes,
             "what": f"{anchor.metric} [{stats.labels_key(anchor.labels)}]", "unit": anchor.unit,
             "reference": anchor.reference, "our_reference": runtimes.name(reference)

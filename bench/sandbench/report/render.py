@@ -24,7 +24,7 @@ from sandbench import __version__
 from sandbench.analysis import stats
 from sandbench.analysis.summary import RunSummary, summarize_run
 from sandbench.formats import RunMeta
-from sandbench.report import tables, trends, verdict_section
+from sandbench.report import footprint, tables, trends, verdict_section
 from sandbench.report.anchors import anchor_tables
 from sandbench.report.bars import bar_charts
 from sandbench.report.charts import Chart, template_json, workload_order
@@ -44,7 +44,7 @@ STATUS_NOTES = {
                "restarted): the numbers cover only what was measured before.",
 }
 SECTION_TITLES = {"start": "Start latency", "syscall": "System calls", "io": "Storage I/O",
-                  "trends": "Trends over the history"}
+                  "footprint": "Footprint", "trends": "Trends over the history"}
 
 
 @dataclass(frozen=True)
@@ -82,10 +82,13 @@ def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None
         summary = summarize_run(run)
     names = runtimes(run.info, run.samples["runtime"].unique())
     charts = make_charts(summary.rows, summary.table, names)
+    charts += footprint.density_chart(summary.density, names)
     found = trends.trends(summary, history, names) if history is not None else None
     charts += found.charts if found else []
     context = {
         "verdicts": verdict_section.sections(summary, baseline),
+        "decision": footprint.decision(summary, names),
+        "footprint": footprint.section(summary, names),
         "trends": trends.context(found),
         "run": header(run),
         "notes": notes(run.info, names),
@@ -114,6 +117,8 @@ def make_charts(rows: pd.DataFrame, summary: pd.DataFrame, names: Runtimes) -> l
     """Distributions for start latency, bars of medians for every other workload."""
     charts: list[Chart] = []
     for workload in workload_order(summary["workload"]):
+        if workload == "density":
+            continue  # its curve is in the footprint section (footprint.density_chart)
         if workload == "start":
             charts += start_charts(rows, summary, names)
         else:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sandbench.errors import BadInput
 from sandbench.workloads.base import Params, ParseError, Workload
+from sandbench.workloads.density import Density
+from sandbench.workloads.footprint import Footprint
 from sandbench.workloads.io import Io
 from sandbench.workloads.start import Start
 from sandbench.workloads.syscall import Syscall
@@ -22,7 +24,7 @@ def _registry(*workloads: Workload) -> dict[str, Workload]:
     return known
 
 
-WORKLOADS = _registry(Start(), Syscall(), Io())
+WORKLOADS = _registry(Start(), Syscall(), Io(), Footprint(), Density())
 
 
 def get(name: str) -> Workload:

@@ -17,7 +17,8 @@ from kubernetes.client.exceptions import ApiException
 
 from sandbench import image
 from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
-from sandbench.backends.kubernetes import access, api, classes, clock, kubelet, kubevirt, manifests
+from sandbench.backends.kubernetes import (access, api, classes, clock, kubelet, kubevirt,
+                                           manifests, podfootprint, podstats)
 from sandbench.backends.kubernetes.lifecycle import (PLANNED, PodFailed, PodProgress, PodRun,
                                                      exit_code, terminated_reason)
 from sandbench.backends.kubernetes.nodes import choose_node, node_facts
@@ -256,6 +257,8 @@ class KubernetesBackend(Backend):
     # -- sandboxes ------------------------------------------------------------------------
 
     def execute(self, runtime: str, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
+        if case.together is not None and runtime not in self.vm_runtimes:
+            return podfootprint.together(self._held(), runtime, case, sandbox_id, timeout_s)
         offset = self.offset(runtime)
         if case.workload == "start":
             self._offset_used.add(runtime)
@@ -271,6 +274,10 @@ class KubernetesBackend(Backend):
         try:
             progress = PodProgress(execution)
             run.create(execution)
+            if case.observe is not None:
+                podfootprint.observe(self._held(), run, events, progress, case.observe,
+                                     execution, timeout_s)
+                return execution
             run.follow(events, progress, time.monotonic() + timeout_s, until_ready=False)
             status = run.status()
             execution.exit_code = exit_code(status)
@@ -286,6 +293,12 @@ class KubernetesBackend(Backend):
             run.delete()
             self._live.pop(run.name, None)
         return execution
+
+    def _held(self) -> podfootprint.Held:
+        assert self._watch is not None
+        return podfootprint.Held(self.apis.core, self.node_name, self.namespace,
+                                 podstats.summary_url(self.settings.kubelet_url), self._watch,
+                                 self._live, self._pod)
 
     def _scrape(self) -> dict[str, kubelet.Totals] | None:
         if not self._metrics_ok:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sandbench import image, owner
 from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
-from sandbench.backends.local import cgroups, mounts
+from sandbench.backends.local import cgroups, density, mounts
 from sandbench.backends.local.driver import Driver, Place, RuntimeEntry
 from sandbench.backends.local.kinds import KINDS, runtime_table
 from sandbench.backends.local.oci import STATE_ROOT
@@ -105,15 +105,27 @@ class LocalBackend(Backend):
 
     def execute(self, runtime: str, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
         driver = self._driver(runtime)
-        self._live.add((runtime, sandbox_id))
-        # Live until deleted: when a signal cuts execute short, cleanup() deletes it.
-        execution = driver.execute(case, sandbox_id, timeout_s)
-        self._live.discard((runtime, sandbox_id))
+        if case.together is not None:
+            execution = self._together(runtime, driver, case, sandbox_id, timeout_s)
+        else:
+            self._live.add((runtime, sandbox_id))
+            # Live until deleted: when a signal cuts execute short, cleanup() deletes it.
+            execution = driver.execute(case, sandbox_id, timeout_s)
+            self._live.discard((runtime, sandbox_id))
         if self._owner is not None and not self._owner.intact():
             execution.error = (f"destroyed from outside the run: the run's scratch directory "
                                f"{str(self.scratch)!r} was deleted while the sandbox ran"
                                + (f" ({execution.error})" if execution.error else ""))
         return execution
+
+    def _together(self, runtime: str, driver: Driver, case: Case, sandbox_id: str,
+                  timeout_s: float) -> Execution:
+        """Density: the case's sandboxes held running together (native and OCI runtimes)."""
+        if not isinstance(driver, density.Holding):
+            return Execution(error=f"runtime {runtime!r} cannot hold sandboxes running "
+                                   "together here (density runs on native, runc, crun, runsc)")
+        return density.execute_together(driver, runtime, case, sandbox_id, timeout_s,
+                                        self._live)
 
     def interference(self) -> list[str]:
         if self._owner is not None and not self._owner.intact():

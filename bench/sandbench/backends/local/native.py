@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sandbench.backends.base import Finding, Progress
-from sandbench.backends.local import proc
+from sandbench.backends.local import footprint, proc
 from sandbench.backends.local.driver import Driver, Kind, Place, RuntimeEntry
 from sandbench.facts import host as hostfacts
 from sandbench.image import WorkloadImage
 from sandbench.image.inputs import IMAGE_DIR
-from sandbench.model import VOLUME, Case, Clock, ClockOffset, Execution
+from sandbench.model import VOLUME, Case, Clock, ClockOffset, Execution, Observe
 
 SAME_CLOCK = ClockOffset(Clock.SANDBOX_REALTIME, Clock.HOST_REALTIME, 0, 0, "same process clock")
 PLANNED = ("request", "workload", "exit")
@@ -55,7 +55,7 @@ class NativeRuntime:
         argv = [*self.wrapper, *(_host_path(arg, paths) for arg in case.argv)]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **case.env}
         try:
-            self._run(argv, env, sandbox, execution, timeout_s)
+            self._run(argv, env, sandbox, execution, timeout_s, case.observe)
         except OSError as exc:
             execution.error = f"native: {exc}"
         finally:
@@ -65,6 +65,24 @@ class NativeRuntime:
             execution.stderr = proc.read_text(sandbox / "stderr")
             shutil.rmtree(sandbox, ignore_errors=True)
         return execution
+
+    def hold(self, case: Case, sandbox_id: str, timeout_s: float) -> footprint.Where:
+        """Start one probe and leave it running (density); ``delete`` ends it."""
+        sandbox = self.scratch / sandbox_id
+        sandbox.mkdir(parents=True, exist_ok=True)
+        paths = self._host_paths(case, sandbox)
+        argv = [*self.wrapper, *(_host_path(arg, paths) for arg in case.argv)]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **case.env}
+        try:
+            with (open(sandbox / "stdout", "wb") as out, open(sandbox / "stderr", "wb") as err,
+                  proc.signals_held()):
+                child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=err, env=env, cwd=sandbox,
+                                         start_new_session=True)
+                self._children[sandbox_id] = child
+        except OSError as exc:
+            raise footprint.HoldFailed(f"native: {exc}") from exc
+        return footprint.Where(frozenset({child.pid}))
 
     def delete(self, sandbox_id: str) -> None:
         """Kill the sandbox's whole process group if it still runs and remove its files; safe
@@ -82,13 +100,17 @@ class NativeRuntime:
             del self._children[sandbox_id]
 
     def _run(self, argv: list[str], env: dict[str, str], sandbox: Path, execution: Execution,
-             timeout_s: float) -> None:
+             timeout_s: float, observe: Observe | None = None) -> None:
         with (open(sandbox / "stdout", "wb") as out, open(sandbox / "stderr", "wb") as err,
               proc.signals_held()):
             execution.mark_now("request")
             child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                      env=env, cwd=sandbox, start_new_session=True)
             self._children[sandbox.name] = child
+        if observe is not None:
+            # The probe and what it forked, as a sandbox's processes: no cgroup of its own.
+            footprint.hold_and_measure(execution, child.pid, footprint.Where(frozenset({child.pid})),
+                                       observe, lambda: proc.terminate(child.pid))
         exited = proc.wait_exit(child.pid, timeout_s)
         if exited is None:
             proc.end_group(child)

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sandbench.backends.base import Finding, Progress
-from sandbench.backends.local import cgroups, gvisor, mounts, oci_config, proc
+from sandbench.backends.local import cgroups, footprint, gvisor, mounts, oci_config, proc
 from sandbench.backends.local.driver import Driver, Kind, Owned, Place, RuntimeEntry
 from sandbench.facts import host as hostfacts
 from sandbench.image import WorkloadImage
-from sandbench.model import Case, Clock, ClockOffset, Execution
+from sandbench.model import Case, Clock, ClockOffset, Execution, Observe
 from sandbench.spec import Resources
 
 #: The container shares the host's kernel and so its CLOCK_REALTIME: the offset is exactly 0.
@@ -103,12 +103,38 @@ class OciRuntime:
             volume=str(volume), cpus=self.resources.cpus, memory_mib=self.resources.memory_mib)
         (bundle / "config.json").write_text(json.dumps(config, indent=1))
 
+    def hold(self, case: Case, sandbox_id: str, timeout_s: float) -> footprint.Where:
+        """Create and start one sandbox and leave it running (density): where its processes
+        are. Raises HoldFailed with the runtime's reason; ``delete`` ends it."""
+        execution = Execution()
+        bundle = self.scratch / sandbox_id
+        pid = None
+        try:
+            pid = self._create(case, sandbox_id, bundle, execution, timeout_s)
+            if pid is not None:
+                started = proc.run_tool(self._cmd("start", sandbox_id), timeout_s)
+                if started.returncode != 0:
+                    execution.error = (f"{self.name} start failed (exit {started.returncode}):"
+                                       f" {proc.last_line(started.stderr)}")
+        except (mounts.MountError, OSError, subprocess.TimeoutExpired) as exc:
+            execution.error = f"{self.name}: {exc}"
+        if execution.error is not None or pid is None:
+            raise footprint.HoldFailed(execution.error or f"{self.name} gave no pid")
+        return footprint.Where(frozenset({pid}), oci_config.cgroups_path(sandbox_id))
+
     def _run(self, case: Case, sandbox_id: str, bundle: Path, execution: Execution,
              timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        pid = self._create(case, sandbox_id, bundle, execution, timeout_s)
+        if pid is not None:
+            self._start_and_wait(sandbox_id, pid, execution, deadline, case.observe)
+
+    def _create(self, case: Case, sandbox_id: str, bundle: Path, execution: Execution,
+                timeout_s: float) -> int | None:
+        """`create` the container: its init's pid, or None with ``execution.error`` set."""
         bundle.mkdir(parents=True)
         self._bundle(case, sandbox_id, bundle)
         pid_file = bundle / "pid"
-        deadline = time.monotonic() + timeout_s
         with (open(bundle / "stdout", "wb") as out, open(bundle / "stderr", "wb") as err,
               proc.signals_held()):
             execution.mark_now("request")
@@ -128,12 +154,11 @@ class OciRuntime:
         if created.wait() != 0:
             reason = proc.last_line(proc.read_text(bundle / "stderr"))
             execution.error = f"{self.name} create failed (exit {created.returncode}): {reason}"
-            return
-        pid = int(pid_file.read_text().strip())
-        self._start_and_wait(sandbox_id, pid, execution, deadline)
+            return None
+        return int(pid_file.read_text().strip())
 
     def _start_and_wait(self, sandbox_id: str, pid: int, execution: Execution,
-                        deadline: float) -> None:
+                        deadline: float, observe: Observe | None = None) -> None:
         execution.mark_now("start")
         started = proc.run_tool(self._cmd("start", sandbox_id), deadline - time.monotonic())
         if started.returncode != 0:
@@ -142,6 +167,10 @@ class OciRuntime:
             execution.error = (f"{self.name} start failed (exit {started.returncode}): "
                                f"{proc.last_line(started.stderr)}")
             return
+        if observe is not None:
+            where = footprint.Where(frozenset({pid}), oci_config.cgroups_path(sandbox_id))
+            footprint.hold_and_measure(execution, pid, where, observe,
+                                       lambda: self._signal(sandbox_id, "TERM"))
         exited = proc.wait_exit(pid, deadline - time.monotonic())
         if exited is None:
             proc.kill(pid)
@@ -156,6 +185,14 @@ class OciRuntime:
         # Read before delete removes the cgroup.
         if cgroups.oom_kills(oci_config.cgroups_path(sandbox_id)):
             execution.oom = f"memory limit {self.resources.memory_mib} MiB"
+
+    def _signal(self, sandbox_id: str, signal_name: str) -> None:
+        """Signal the container's workload through the runtime (runsc's pid file names its
+        sandbox process, not the workload inside)."""
+        try:
+            proc.run_tool(self._cmd("kill", sandbox_id, signal_name), HOUSEKEEPING_S)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
 
     def delete(self, sandbox_id: str) -> None:
         """Safe to call twice, on a container that never got created and on one whose

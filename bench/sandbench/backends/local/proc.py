@@ -62,6 +62,14 @@ def kill(pid: int) -> None:
         pass
 
 
+def terminate(pid: int) -> None:
+    """SIGTERM: ask the process to end (an idle probe exits cleanly on it)."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
 def kill_group(pid: int) -> None:
     """SIGKILL the process group ``pid`` leads (a sandbox spawned with start_new_session):
     the probe and whatever it forked (fio), or a VM and its wrapper."""

@@ -35,12 +35,13 @@ from typing import Any, Literal
 from sandbench.backends import guest_protocol
 from sandbench.backends.base import BackendError, Finding, Progress
 from sandbench.backends.guest_protocol import CommandLineError, Console
-from sandbench.backends.local import proc, qemu_accel, qemu_vm
+from sandbench.backends.local import footprint, proc, qemu_accel, qemu_vm
 from sandbench.backends.local.driver import Driver, Kind, Place, RuntimeEntry
 from sandbench.facts import host as hostfacts
 from sandbench.image import WorkloadImage
 from sandbench.image.guest import GuestImage
-from sandbench.model import Case, Clock, Execution
+from sandbench.facts.procmem import ProcFormatError
+from sandbench.model import Case, Clock, Execution, Observe
 
 PLANNED = ("request", "kernel", "init", "workload", "exit")
 #: Seconds allowed for qemu-img and cp, which take milliseconds.
@@ -86,7 +87,7 @@ class QemuRuntime:
             append = guest_protocol.kernel_cmdline(case.argv, case.env, nonce)
             argv = qemu_vm.vm_argv(self.config, self.accel.accel, self.guest, append,
                                    self._disks(sandbox), sandbox / qemu_vm.PID_FILE)
-            self._run(argv, sandbox, nonce, execution, timeout_s)
+            self._run(argv, sandbox, nonce, execution, timeout_s, case.observe)
         except (OSError, subprocess.SubprocessError, CommandLineError) as exc:
             execution.error = f"{self.name}: {exc}"
         finally:
@@ -107,11 +108,15 @@ class QemuRuntime:
         return [(overlay, "qcow2"), (data, "raw")]
 
     def _run(self, argv: list[str], sandbox: Path, nonce: str, execution: Execution,
-             timeout_s: float) -> None:
+             timeout_s: float, observe: Observe | None = None) -> None:
         request_ns = time.monotonic_ns()
         execution.mark("request", Clock.HOST_MONOTONIC, request_ns)
         execution.mark("request", Clock.HOST_REALTIME, time.time_ns())
-        boot = qemu_vm.run_vm(argv, sandbox, request_ns + int(timeout_s * 1e9))
+        watch = _Watch(sandbox, nonce, execution, observe) if observe else None
+        boot = qemu_vm.run_vm(argv, sandbox, request_ns + int(timeout_s * 1e9),
+                              watch.on_line if watch else None)
+        if watch is not None and not watch.done:
+            execution.footprint_error = "the guest's probe never said it idled"
         console = guest_protocol.read_console(boot.lines, nonce)
         execution.stdout = console.stdout
         execution.stderr = guest_protocol.annotate(boot.lines, request_ns)
@@ -132,6 +137,32 @@ class QemuRuntime:
         sandbox = self.scratch / sandbox_id
         qemu_vm.kill(sandbox / qemu_vm.PID_FILE)
         shutil.rmtree(sandbox, ignore_errors=True)
+
+
+class _Watch:
+    """Measures the VM from the host once the guest's init says the workload began, after
+    the settle time. The guest cannot be signalled: its workload idles for its whole hold,
+    and the settling and measuring must fit in it."""
+
+    def __init__(self, sandbox: Path, nonce: str, execution: Execution,
+                 observe: Observe) -> None:
+        self.sandbox, self.nonce, self.execution, self.observe = sandbox, nonce, execution, observe
+        self.done = False
+
+    def on_line(self, text: str) -> None:
+        if self.done or f"{guest_protocol.BEGIN} {self.nonce}" not in text:
+            return
+        self.done = True
+        pid = qemu_vm.verified_pid(self.sandbox / qemu_vm.PID_FILE)
+        if pid is None:
+            self.execution.footprint_error = "QEMU's pid file names no live QEMU"
+            return
+        time.sleep(self.observe.settle_s)
+        try:
+            self.execution.footprint = footprint.measure(
+                footprint.Where(frozenset({pid})), self.observe)
+        except (footprint.NotMeasured, OSError, ProcFormatError) as exc:
+            self.execution.footprint_error = str(exc)
 
 
 def _error(boot: qemu_vm.Boot, console: Console, timeout_s: float) -> str | None:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sandbench.backends.guest_protocol import ConsoleLine
 from sandbench.backends.local import proc
@@ -125,9 +125,11 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace").rstrip("\r")
 
 
-def run_vm(argv: list[str], sandbox: Path, deadline_ns: int) -> Boot:
+def run_vm(argv: list[str], sandbox: Path, deadline_ns: int,
+           on_line: Callable[[str], None] | None = None) -> Boot:
     """Run QEMU until it exits or the deadline passes (then kill it); never raises for
-    what the guest does. ``sandbox`` holds its stderr and pid file."""
+    what the guest does. ``sandbox`` holds its stderr and pid file; ``on_line`` is called
+    with each console line as it arrives (a footprint is measured while the guest idles)."""
     boot = Boot()
     child: subprocess.Popen[bytes] | None = None
     try:
@@ -135,7 +137,7 @@ def run_vm(argv: list[str], sandbox: Path, deadline_ns: int) -> Boot:
         with open(sandbox / STDERR_FILE, "wb") as err, proc.signals_held():
             child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=err, start_new_session=True)
-        boot.exit_ns, boot.timed_out = _follow(child, deadline_ns, boot)
+        boot.exit_ns, boot.timed_out = _follow(child, deadline_ns, boot, on_line)
     finally:
         if child is not None:
             # The whole group: a wrapper's QEMU too, not only the process spawned.
@@ -147,8 +149,8 @@ def run_vm(argv: list[str], sandbox: Path, deadline_ns: int) -> Boot:
     return boot
 
 
-def _follow(child: subprocess.Popen[bytes], deadline_ns: int,
-            boot: Boot) -> tuple[int | None, bool]:
+def _follow(child: subprocess.Popen[bytes], deadline_ns: int, boot: Boot,
+            on_line: Callable[[str], None] | None = None) -> tuple[int | None, bool]:
     """Read the console until QEMU has exited and closed it; (exit time, timed out)."""
     assert child.stdout is not None
     console = child.stdout.fileno()
@@ -174,7 +176,11 @@ def _follow(child: subprocess.Popen[bytes], deadline_ns: int,
                     continue
                 data = os.read(console, 65536)
                 if data:
+                    seen = len(reader.lines)
                     reader.feed(data, time.monotonic_ns())
+                    if on_line is not None:
+                        for line in reader.lines[seen:]:
+                            on_line(line.text)
                 else:
                     reader.close(now)
                     poller.unregister(console)
@@ -186,7 +192,7 @@ def _follow(child: subprocess.Popen[bytes], deadline_ns: int,
         os.close(pidfd)
 
 
-def _verified_pid(pid_file: Path) -> int | None:
+def verified_pid(pid_file: Path) -> int | None:
     """The pid in a pid file, if that process is still the QEMU that wrote it."""
     try:
         pid = int(pid_file.read_text().strip())
@@ -198,7 +204,7 @@ def _verified_pid(pid_file: Path) -> int | None:
 
 def kill(pid_file: Path) -> int | None:
     """Kill the QEMU of a pid file if it still runs, and wait for it to go; its pid, or None."""
-    pid = _verified_pid(pid_file)
+    pid = verified_pid(pid_file)
     if pid is None:
         return None
     proc.kill(pid)
