@@ -10,6 +10,10 @@
  *                                       CLOCK_REALTIME ns (clock offset)
  *   probe syscall [iterations]          time common syscalls, print ns/op
  *   probe fio <dir> <jobfile> [args]    test O_DIRECT in <dir>, exec fio
+ *   probe rr <addr> <port> <n> <bytes>  n TCP round trips of <bytes> each to an
+ *                                       rr-serve peer; p50/p99 ns (net.c)
+ *   probe rr-serve <addr> <port>        echo every message back, forever
+ *   probe iperf3 [args]                 stamp, exec iperf3 -J [args]
  *
  * Every mode prints exactly one JSON line first (fio mode: fio's JSON
  * follows it). "realtime_ns" is CLOCK_REALTIME read before anything else
@@ -369,6 +373,8 @@ static int mode_clock(int64_t stamp, int argc, char **argv) {
     }
 }
 
+#include "net.c"
+
 int main(int argc, char **argv) {
     /* First instruction of the workload: everything before this line is
      * sandbox start-up cost, everything after is ours. */
@@ -379,6 +385,8 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "clock") == 0) return mode_clock(stamp, argc, argv);
     if (strcmp(mode, "syscall") == 0) return mode_syscall(stamp, argc, argv);
     if (strcmp(mode, "fio") == 0) return mode_fio(stamp, argc, argv);
+    if (strncmp(mode, "rr", 2) == 0 || strcmp(mode, "iperf3") == 0)
+        return mode_net(stamp, argc, argv);
 
     fprintf(stderr,
             "usage: probe start [linger_s]\n"
