@@ -20,6 +20,9 @@ FORMAT_VERSION = 1
 #: Where every sandbox has its volume, whatever runs it: a bind mount, an emptyDir, a VM's
 #: data disk. Workloads name it; backends provide it.
 VOLUME = "/data"
+#: Where a case's argv (and its peer's) names the peer's address: the backend writes there
+#: the address it gave the peer (locally the host side of a veth pair; on a cluster, a pod's IP).
+PEER = "{peer}"
 
 
 class Status(StrEnum):
@@ -111,8 +114,9 @@ class Value:
 #: Labels that describe the sandbox a value was measured in (how QEMU ran, gVisor's platform,
 #: what an io target is under that runtime), not what was measured: kept on every sample, but
 #: not part of what makes two samples comparable, so a TCG guest's getpid still sits in one row
-#: with the containers' getpid, and gVisor's rootfs with runc's.
-CONTEXT_LABELS = frozenset({"accel", "platform", "storage"})
+#: with the containers' getpid, and gVisor's rootfs with runc's; nor the net workload's path to
+#: its peer (a veth, or a VM's tap behind it), so every runtime's throughput shares a row.
+CONTEXT_LABELS = frozenset({"accel", "platform", "storage", "net_path"})
 
 
 def utc_now() -> str:
@@ -169,6 +173,21 @@ class Case:
     #: (not the volume). A runtime without a root filesystem of its own (native) gives each a
     #: fresh host directory, so a case never writes where the host keeps its files.
     rootfs_dirs: tuple[str, ...] = ()
+    #: A process the sandbox talks to over the network, which the backend runs beside it and
+    #: ends with it; None: the sandbox has no network but its own loopback.
+    peer: Peer | None = None
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The other end of a network case: a command the backend runs outside the sandbox, on
+    the far side of the sandbox's network path, started and listening before the sandbox."""
+
+    #: The peer's command; the workload image's paths in it (the probe) are mapped to where
+    #: the backend keeps them, and model.PEER in it becomes the peer's address.
+    argv: tuple[str, ...]
+    #: TCP ports the peer listens on once it is ready: the sandbox starts after that.
+    ports: tuple[int, ...]
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sandbench.errors import BadInput
 from sandbench.workloads.base import Params, ParseError, Workload
 from sandbench.workloads.io import Io
+from sandbench.workloads.net import Net
 from sandbench.workloads.start import Start
 from sandbench.workloads.syscall import Syscall
 
@@ -22,7 +23,7 @@ def _registry(*workloads: Workload) -> dict[str, Workload]:
     return known
 
 
-WORKLOADS = _registry(Start(), Syscall(), Io())
+WORKLOADS = _registry(Start(), Syscall(), Io(), Net())
 
 
 def get(name: str) -> Workload:

@@ -7,6 +7,7 @@ Every sandbox starts from the unpacked workload image built by ``sandbench image
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 from sandbench import image, owner
 from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
-from sandbench.backends.local import cgroups, mounts
+from sandbench.backends.local import cgroups, mounts, netpath
 from sandbench.backends.local.driver import Driver, Place, RuntimeEntry
 from sandbench.backends.local.kinds import KINDS, runtime_table
 from sandbench.backends.local.oci import STATE_ROOT
@@ -47,6 +48,8 @@ class LocalBackend(Backend):
         self._image: image.WorkloadImage | None = None
         self._drivers: dict[str, Driver] = {}
         self._live: set[tuple[str, str]] = set()
+        #: Network paths of sandboxes in flight, by sandbox id: cleanup() deletes them.
+        self._paths: dict[str, netpath.NetPath] = {}
         self._owner: owner.OwnerLock | None = None
 
     def known_runtimes(self) -> dict[str, str]:
@@ -107,12 +110,41 @@ class LocalBackend(Backend):
         driver = self._driver(runtime)
         self._live.add((runtime, sandbox_id))
         # Live until deleted: when a signal cuts execute short, cleanup() deletes it.
-        execution = driver.execute(case, sandbox_id, timeout_s)
+        if case.peer is None:
+            execution = driver.execute(case, sandbox_id, timeout_s)
+        else:
+            execution = self._execute_networked(driver, case, sandbox_id, timeout_s)
         self._live.discard((runtime, sandbox_id))
         if self._owner is not None and not self._owner.intact():
             execution.error = (f"destroyed from outside the run: the run's scratch directory "
                                f"{str(self.scratch)!r} was deleted while the sandbox ran"
                                + (f" ({execution.error})" if execution.error else ""))
+        return execution
+
+    def _execute_networked(self, driver: Driver, case: Case, sandbox_id: str,
+                           timeout_s: float) -> Execution:
+        """A sandbox on a network path of its own, its peer running at the far end; the path
+        is deleted after the sandbox, on every way out."""
+        assert case.peer is not None and self._image is not None
+        path = netpath.NetPath(sandbox_id, self.scratch / f"{sandbox_id}-peer")
+        self._paths[sandbox_id] = path
+        try:
+            path.create()
+            path.start_peer(case.peer, self._image.rootfs)
+            execution = driver.execute(
+                dataclasses.replace(case, argv=netpath.with_peer_address(case.argv)),
+                sandbox_id, timeout_s, netns=path.sandbox_netns)
+        except netpath.NetPathError as exc:
+            execution = Execution(error=f"network path: {exc}")
+        finally:
+            driver.delete(sandbox_id)
+            peer_output = path.peer_output()
+            path.delete()
+            del self._paths[sandbox_id]
+            shutil.rmtree(path.logs, ignore_errors=True)
+        execution.labels.update(netpath.LABELS)
+        if execution.error and peer_output:
+            execution.stderr += f"\n--- the peer's output ---\n{peer_output}"
         return execution
 
     def interference(self) -> list[str]:
@@ -127,6 +159,10 @@ class LocalBackend(Backend):
             self._drivers[runtime].delete(sandbox_id)
             self._live.discard((runtime, sandbox_id))
             deleted.append(sandbox_id)
+        for sandbox_id, path in sorted(self._paths.items()):
+            path.delete()
+            deleted.append(f"network path {sandbox_id}")
+        self._paths.clear()
         for driver in self._drivers.values():
             deleted += driver.close()
         for kind in KINDS.values():
@@ -157,6 +193,9 @@ class LocalBackend(Backend):
             swept, live_ones = KINDS[entry.kind].sweep(name, entry, everywhere, kept.owns)
             deleted += swept
             containers |= live_ones
+        for netns in netpath.present():
+            if not kept.owns(netpath.sandbox_of(netns)) and netpath.remove(netns):
+                deleted.append(f"network namespace {netns}")
         for run in dead:
             for kind in KINDS.values():
                 deleted += kind.sweep_scratch(run)

@@ -77,8 +77,14 @@ class QemuRuntime:
             "guest_kernel": self.guest.kernel_package, "workload_mark": WORKLOAD_MARK,
         }
 
-    def execute(self, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
+    def execute(self, case: Case, sandbox_id: str, timeout_s: float,
+                netns: str | None = None) -> Execution:
         execution = Execution(planned=PLANNED, labels={"accel": self.accel.accel})
+        if netns is not None:
+            # Not user networking in its place: slirp would measure QEMU's own TCP proxy.
+            execution.error = (f"{self.name}: VMs get no network device yet, so no path to "
+                               "the peer (a tap in the sandbox's namespace is the plan)")
+            return execution
         sandbox = self.scratch / sandbox_id
         try:
             sandbox.mkdir(parents=True)
