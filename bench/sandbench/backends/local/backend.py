@@ -23,8 +23,9 @@ from sandbench.facts import host as hostfacts
 from sandbench.model import Case, Execution
 from sandbench.spec import Resources
 
-#: Seconds a cgroup with no container is left alone by gc: a `create` in flight makes the
-#: cgroup before the runtime records the container (it takes well under a second).
+#: Seconds a cgroup with no container (or a network namespace pair with no peer yet) is left
+#: alone by gc: a `create` in flight makes the cgroup before the runtime records the container
+#: (it takes well under a second).
 CGROUP_GRACE_S = 60.0
 
 
@@ -193,8 +194,14 @@ class LocalBackend(Backend):
             swept, live_ones = KINDS[entry.kind].sweep(name, entry, everywhere, kept.owns)
             deleted += swept
             containers |= live_ones
+        # A pair's peer runs in its run's scratch directory; a pair without one yet is a
+        # sandbox being set up, once it is older than any set-up takes.
         for netns in netpath.present():
-            if not kept.owns(netpath.sandbox_of(netns)) and netpath.remove(netns):
+            sandbox_id = netpath.sandbox_of(netns)
+            if kept.owns(sandbox_id, netpath.peer_dir(sandbox_id)) \
+                    or netpath.age_s(netns) < CGROUP_GRACE_S:
+                continue
+            if netpath.remove(netns):
                 deleted.append(f"network namespace {netns}")
         for run in dead:
             for kind in KINDS.values():

@@ -94,7 +94,9 @@ class NetPath:
               open(self.logs / "peer.stderr", "wb") as err, proc.signals_held()):
             self._peer = subprocess.Popen(
                 ["ip", "netns", "exec", self.peer_netns, *argv], stdin=subprocess.DEVNULL,
-                stdout=out, stderr=err, start_new_session=True)
+                stdout=out, stderr=err, start_new_session=True,
+                # In the run's scratch directory: gc reads whose it is from there.
+                cwd=self.logs)
         deadline = time.monotonic() + SETUP_S
         while not set(peer.ports) <= listening(self._peer.pid):
             if self._peer.poll() is not None:
@@ -157,16 +159,42 @@ def sandbox_of(netns: str) -> str:
     return netns.removeprefix(NETNS_PREFIX).rsplit("-", 1)[0]
 
 
+def _pids(netns: str) -> list[int]:
+    try:
+        listed = proc.run_tool(["ip", "netns", "pids", netns], SETUP_S).stdout.split()
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [int(pid) for pid in listed if pid.isdigit()]
+
+
+def peer_dir(sandbox_id: str) -> Path | None:
+    """The directory a sandbox's peer runs in (in its run's scratch directory), while it
+    runs: where gc learns which run a namespace pair belongs to."""
+    for pid in _pids(names(sandbox_id)[0]):
+        try:
+            return Path(os.readlink(f"/proc/{pid}/cwd"))
+        except OSError:
+            continue
+    return None
+
+
+def age_s(netns: str) -> float:
+    """Seconds since ``netns`` was made (its bind mount's file); 0 when it is gone."""
+    try:
+        return time.time() - (NETNS_DIR / netns).stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def remove(netns: str) -> bool:
     """Kill what still runs in ``netns`` (a peer whose harness died) and delete it; whether
     it was there."""
     if not (NETNS_DIR / netns).exists():
         return False
+    for pid in _pids(netns):
+        proc.kill(pid)
     try:
-        pids = proc.run_tool(["ip", "netns", "pids", netns], SETUP_S).stdout.split()
-        for pid in pids:
-            proc.kill(int(pid))
         proc.run_tool(["ip", "netns", "delete", netns], SETUP_S)
-    except (OSError, subprocess.TimeoutExpired, ValueError):
+    except (OSError, subprocess.TimeoutExpired):
         pass
     return True
