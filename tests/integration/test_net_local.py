@@ -14,6 +14,7 @@ from conftest import sandbench
 from leaks import leftovers, private_cache, stop_at_random
 from sandbench.backends.local import find_binary, netpath, runtime_table
 from sandbench.image import WorkloadImage
+from sandbench.report.render import build_report
 from sandbench.results import load_run
 
 pytestmark = pytest.mark.integration
@@ -71,6 +72,13 @@ def test_runsc_ran_its_own_netstack(net_run: tuple[Path, Path]) -> None:
     runsc = run.samples[(run.samples["runtime"] == "runsc")
                         & (run.samples["metric"] == "throughput")]
     assert {labels["platform"] for labels in runsc["labels"]} == {"systrap"}
+
+
+def test_the_report_has_a_network_section(net_run: tuple[Path, Path]) -> None:
+    html = build_report(load_run(net_run[0]), embed_js=False).html
+    assert '<section id="section-net">' in html and "<h2>Network</h2>" in html
+    assert "net_path=veth" in html and "--network=sandbox" in html
+    assert 'data-chart="net-bars-throughput"' in html
 
 
 def test_nothing_left_behind(net_run: tuple[Path, Path], cache: Path) -> None:
