@@ -85,6 +85,24 @@ def test_nothing_left_behind(net_run: tuple[Path, Path], cache: Path) -> None:
     assert leftovers(cache, net_run[1]) == []
 
 
+def test_qemu_reaches_the_peer_through_a_tap_on_the_veth(
+        tmp_path: Path, cache: Path) -> None:
+    """One VM per case (TCG here): short, so the whole file stays near a minute."""
+    spec = tmp_path / "qemu.yaml"
+    spec.write_text(SPEC.replace("[native, runc, crun, runsc]", "[qemu]"))
+    out = tmp_path / "out"
+    result = sandbench("run", str(spec), "--no-report", "--out", str(out),
+                       "--cache-dir", str(cache))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    (run_dir,) = list(out.iterdir())
+    samples = load_run(run_dir).samples
+    net = samples[samples["metric"].isin(["throughput", "rr_latency_p50", "rr_latency_p99"])]
+    assert len(net) == 4 and (net["status"] == "ok").all(), net[["metric", "reason"]].to_string()
+    for labels in net["labels"]:
+        assert labels["net_path"] == netpath.VM_PATH and labels["accel"] in ("tcg", "kvm")
+    assert leftovers(cache, out) == []
+
+
 def test_a_path_has_no_default_route(tmp_path: Path) -> None:
     path = netpath.NetPath("sandbench-nettest-00000", tmp_path / "peer")
     try:

@@ -66,10 +66,13 @@ GUEST_KERNEL_PACKAGE = "linux-image-cloud-amd64"
 #: Modules the guest init loads, with their dependencies from modules.dep; ones the kernel
 #: has built in (ext4, the 8250 serial console in Debian's cloud flavour) are skipped.
 GUEST_MODULES: tuple[str, ...] = ("virtio_pci", "virtio_blk", "ext4")
+#: Modules the guest init loads only for a VM with a network device (the net workload), so
+#: every other VM boots exactly as before.
+GUEST_NET_MODULES: tuple[str, ...] = ("virtio_net",)
 #: busybox applets the guest init calls (workloads/guest/init), as symlinks in the initramfs.
 GUEST_APPLETS: tuple[str, ...] = (
-    "base64", "cat", "chroot", "dmesg", "env", "insmod", "mkdir", "mount", "poweroff", "reboot",
-    "sh", "usleep",
+    "base64", "cat", "chroot", "dmesg", "env", "insmod", "ip", "mkdir", "mount", "poweroff",
+    "reboot", "sh", "usleep",
 )
 #: Sizes of the workload disk and of the data disk, MiB. Both are sparse files: only what is
 #: written takes space. They bound the io workload's size_mib on each target.
@@ -110,6 +113,7 @@ def input_hash() -> str:
         "guest": {
             "kernel_package": GUEST_KERNEL_PACKAGE,
             "modules": list(GUEST_MODULES),
+            "net_modules": list(GUEST_NET_MODULES),
             "applets": list(GUEST_APPLETS),
             "disks_mib": [GUEST_ROOT_DISK_MIB, GUEST_DATA_DISK_MIB],
             "inodes": [GUEST_ROOT_INODES, GUEST_DATA_INODES],

@@ -16,7 +16,9 @@ from sandbench.report.labels import Runtimes
 WORKLOAD = "net"
 #: What each path label means, in words.
 PATHS = {"veth": "a veth pair between two network namespaces the run made, on this host, with "
-                 "no default route in either: nothing left the machine"}
+                 "no default route in either: nothing left the machine",
+         "tap+bridge+veth": "the VM's virtio-net device on a tap, bridged in the sandbox's "
+                            "namespace to the same veth pair (the guest holds the address)"}
 DIRECTIONS = {"sandbox_to_peer": "the sandbox sends (iperf3's client in the sandbox)",
               "peer_to_sandbox": "the peer sends (iperf3 -R)",
               "round_trip": "the sandbox sends a message and waits for the peer's echo "

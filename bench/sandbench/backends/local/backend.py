@@ -143,7 +143,8 @@ class LocalBackend(Backend):
             path.delete()
             del self._paths[sandbox_id]
             shutil.rmtree(path.logs, ignore_errors=True)
-        execution.labels.update(netpath.LABELS)
+        # A driver that took another path says so in its own net_path label.
+        execution.labels = {**netpath.LABELS, **execution.labels}
         if execution.error and peer_output:
             execution.stderr += f"\n--- the peer's output ---\n{peer_output}"
         return execution

@@ -120,6 +120,26 @@ class NetPath:
             remove(netns)
 
 
+#: The tap a VM's network device is on, bridged to the veth in the sandbox's namespace.
+TAP, BRIDGE = "tap0", "br0"
+#: The net_path label of a VM's samples: its virtio-net device, a tap, a bridge, the veth.
+VM_PATH = "tap+bridge+veth"
+
+
+def bridge_tap(netns: str) -> str:
+    """Give the sandbox's end of the path to a VM: its address goes to the guest (which
+    configures it itself), and the veth and a new tap are bridged in the namespace, so the
+    guest's frames reach the peer's end unrouted. Returns the tap's name."""
+    _ip("-n", netns, "address", "flush", "dev", LINK)
+    _ip("-n", netns, "link", "add", BRIDGE, "type", "bridge")
+    _ip("-n", netns, "tuntap", "add", "dev", TAP, "mode", "tap")
+    for device in (LINK, TAP):
+        _ip("-n", netns, "link", "set", device, "master", BRIDGE)
+    for device in (TAP, BRIDGE):
+        _ip("-n", netns, "link", "set", device, "up")
+    return TAP
+
+
 def with_peer_address(argv: list[str] | tuple[str, ...]) -> list[str]:
     return [arg.replace(PEER, PEER_ADDRESS) for arg in argv]
 
