@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import random
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import sandbench
 from leaks import leftovers, private_cache, stop_at_random
+from sandbench import owner
 from sandbench.backends.local import find_binary, netpath, runtime_table
 from sandbench.image import WorkloadImage
 from sandbench.report.render import build_report
@@ -101,6 +104,35 @@ def test_qemu_reaches_the_peer_through_a_tap_on_the_veth(
     for labels in net["labels"]:
         assert labels["net_path"] == netpath.VM_PATH and labels["accel"] in ("tcg", "kvm")
     assert leftovers(cache, out) == []
+
+
+def test_gc_deletes_the_path_of_a_killed_run(tmp_path: Path, cache: Path) -> None:
+    """SIGKILL while a net sandbox runs: its namespaces and peer outlive the harness, and
+    gc takes them, as the peer runs in the dead run's scratch directory."""
+    out = tmp_path / "out"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "sandbench", "run", "--workloads", "net", "--runtimes", "runc",
+         "--rounds", "20", "--out", str(out), "--no-report", "--cache-dir", str(cache)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(netpath.peer_dir(netpath.sandbox_of(n)) for n in _of(out)):
+            assert time.monotonic() < deadline and child.poll() is None, "no net sandbox ran"
+            time.sleep(0.05)
+    finally:
+        child.kill()
+        child.wait()
+    assert _of(out), "the killed run left no namespace to test gc with"
+    result = sandbench("gc", "--cache-dir", str(cache))
+    assert result.returncode == 0, result.stderr
+    assert "network namespace sbnet-" in result.stdout, result.stdout
+    assert leftovers(cache, out) == []
+
+
+def _of(out: Path) -> list[str]:
+    prefixes = tuple(owner.sandbox_prefix(run.name) for run in out.iterdir()) \
+        if out.is_dir() else ()
+    return [n for n in netpath.present() if prefixes and netpath.sandbox_of(n).startswith(prefixes)]
 
 
 def test_a_path_has_no_default_route(tmp_path: Path) -> None:

@@ -195,15 +195,15 @@ class LocalBackend(Backend):
             swept, live_ones = KINDS[entry.kind].sweep(name, entry, everywhere, kept.owns)
             deleted += swept
             containers |= live_ones
-        # A pair's peer runs in its run's scratch directory; a pair without one yet is a
-        # sandbox being set up, once it is older than any set-up takes.
-        for netns in netpath.present():
-            sandbox_id = netpath.sandbox_of(netns)
-            if kept.owns(sandbox_id, netpath.peer_dir(sandbox_id)) \
-                    or netpath.age_s(netns) < CGROUP_GRACE_S:
+        # A pair's peer runs in its run's scratch directory, which says whose it is; a pair
+        # without a peer is a sandbox being set up, unless it is older than any set-up takes.
+        for sandbox_id in sorted({netpath.sandbox_of(n) for n in netpath.present()}):
+            peer = netpath.peer_dir(sandbox_id)
+            if kept.owns(sandbox_id, peer) \
+                    or (peer is None and netpath.age_s(sandbox_id) < CGROUP_GRACE_S):
                 continue
-            if netpath.remove(netns):
-                deleted.append(f"network namespace {netns}")
+            deleted += [f"network namespace {netns}" for netns in netpath.names(sandbox_id)
+                        if netpath.remove(netns)]
         for run in dead:
             for kind in KINDS.values():
                 deleted += kind.sweep_scratch(run)

@@ -198,12 +198,16 @@ def peer_dir(sandbox_id: str) -> Path | None:
     return None
 
 
-def age_s(netns: str) -> float:
-    """Seconds since ``netns`` was made (its bind mount's file); 0 when it is gone."""
-    try:
-        return time.time() - (NETNS_DIR / netns).stat().st_mtime
-    except OSError:
-        return 0.0
+def age_s(sandbox_id: str) -> float:
+    """Seconds since the younger of a sandbox's namespaces was made (its file under
+    /run/netns); 0 when neither is there."""
+    ages = []
+    for netns in names(sandbox_id):
+        try:
+            ages.append(time.time() - (NETNS_DIR / netns).stat().st_mtime)
+        except OSError:
+            continue
+    return min(ages, default=0.0)
 
 
 def remove(netns: str) -> bool:
