@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from sandbench import resources
 from sandbench.backends.local import netpath, oci_config
 from sandbench.backends.local.oci import with_network_flags
 from sandbench.image import inputs
-from sandbench.model import PEER, Execution
+from sandbench.model import PEER, SANDBOX, Execution
 from sandbench.workloads import ParseError, get
 from sandbench.workloads.net import RR_P50, RR_P99, THROUGHPUT, parse_iperf3, parse_rr
 
@@ -23,16 +24,33 @@ from sandbench.workloads.net import RR_P50, RR_P99, THROUGHPUT, parse_iperf3, pa
 def test_three_cases_each_with_a_peer_and_no_address() -> None:
     workload = get("net")
     found = workload.cases(workload.params({"duration_s": 1, "round_trips": 50}))
-    assert [c.name for c in found] == ["send", "receive", "rr"]
+    assert [c.name for c in found] == ["send", "receive", "rr", "rr_peer"]
     assert [c.labels["direction"] for c in found] == [
-        "sandbox_to_peer", "peer_to_sandbox", "round_trip"]
-    for case in found:
+        "sandbox_to_peer", "peer_to_sandbox", "sandbox_to_peer", "peer_to_sandbox"]
+    for case in found[:3]:
         assert case.peer is not None and case.peer.ports
         # The workload names no address: the backend writes the peer's in place of PEER.
         assert PEER in case.argv and PEER in case.peer.argv
         assert not any("10.213" in arg for arg in case.argv)
     assert "-R" in found[1].argv and "-R" not in found[0].argv
     assert found[2].argv[-2:] == ["50", "1"]
+    # The other way round: the sandbox serves on its own address, the peer is the client.
+    rr_peer = found[3]
+    assert rr_peer.peer is not None and rr_peer.peer.ports == ()
+    assert SANDBOX in rr_peer.argv and rr_peer.argv[-1] == "once"
+    assert SANDBOX in rr_peer.peer.argv and rr_peer.peer.argv[-3:-1] == ("50", "1")
+
+
+def test_rr_peer_reads_the_peers_output_and_its_clock() -> None:
+    workload = get("net")
+    case = workload.cases(workload.params({}))[3]
+    served = '{"probe":"rr-serve","realtime_ns":1}\n'
+    p50, p99 = workload.parse(case, Execution(stdout=served,
+                                              peer_stdout=golden("probe_rr_runc.out")))
+    assert (p50.value, p99.value) == (11.103, 29.625)
+    assert p50.clock == "peer_monotonic" and p50.labels["direction"] == "peer_to_sandbox"
+    with pytest.raises(ParseError, match="printed nothing"):
+        workload.parse(case, Execution(stdout=served))
 
 
 def test_iperf3_send_golden() -> None:
@@ -62,7 +80,7 @@ def test_iperf3_truncated_json() -> None:
 
 
 def test_rr_golden_in_microseconds() -> None:
-    p50, p99 = parse_rr(golden("probe_rr_runc.out"), {"direction": "round_trip"})
+    p50, p99 = parse_rr(golden("probe_rr_runc.out"), {"direction": "sandbox_to_peer"})
     assert (p50.metric, p99.metric) == (RR_P50, RR_P99)
     assert (p50.value, p99.value) == (11.103, 29.625)
     assert p50.clock == "sandbox_monotonic"
@@ -88,7 +106,7 @@ def test_oci_config_joins_the_prepared_namespace() -> None:
 
 
 def test_peer_paths_and_address() -> None:
-    assert netpath.with_peer_address(["-c", PEER]) == ["-c", netpath.PEER_ADDRESS]
+    assert netpath.with_addresses(["-c", PEER, SANDBOX]) == ["-c", netpath.PEER_ADDRESS, netpath.SANDBOX_ADDRESS]
     assert netpath._host_arg("/sandbench/probe", Path("/img")) == "/img/sandbench/probe"
     assert netpath.names("sandbench-1-00001") == ("sbnet-sandbench-1-00001-peer",
                                                   "sbnet-sandbench-1-00001-box")
@@ -122,6 +140,27 @@ def test_probe_rr_against_its_echo(tmp_path: Path) -> None:
     assert p50.value is not None and p99.value is not None and 0 < p50.value <= p99.value
     assert '"round_trips":200,"warmup":20,"bytes":64' in out
 
+
+def test_probe_rr_waits_for_a_late_echo(tmp_path: Path) -> None:
+    """The client started first retries until the echo listens; the echo with ``once``
+    exits after that one connection."""
+    probe = tmp_path / "probe"
+    subprocess.run(["gcc", *inputs.CFLAGS, "-o", str(probe),
+                    str(resources.workloads_dir() / inputs.PROBE_SOURCE)], check=True)
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = str(free.getsockname()[1])
+    client = subprocess.Popen([str(probe), "rr", "127.0.0.1", port, "100", "1", "30"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        echo = subprocess.run([str(probe), "rr-serve", "127.0.0.1", port, "once"],
+                              capture_output=True, text=True, timeout=30)
+        out, _ = client.communicate(timeout=30)
+    finally:
+        client.kill()
+    assert echo.returncode == 0 and client.returncode == 0
+    assert parse_rr(out, {})[0].value
 
 def test_probe_rr_refused_is_an_error_line(tmp_path: Path) -> None:
     probe = tmp_path / "probe"

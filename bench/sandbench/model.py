@@ -23,6 +23,8 @@ VOLUME = "/data"
 #: Where a case's argv (and its peer's) names the peer's address: the backend writes there
 #: the address it gave the peer (locally the host side of a veth pair; on a cluster, a pod's IP).
 PEER = "{peer}"
+#: The same for the sandbox's own address, where a case's sandbox is the server.
+SANDBOX = "{sandbox}"
 
 
 class Status(StrEnum):
@@ -186,8 +188,10 @@ class Peer:
     #: The peer's command; the workload image's paths in it (the probe) are mapped to where
     #: the backend keeps them, and model.PEER in it becomes the peer's address.
     argv: tuple[str, ...]
-    #: TCP ports the peer listens on once it is ready: the sandbox starts after that.
-    ports: tuple[int, ...]
+    #: TCP ports the peer listens on once it is ready: the sandbox starts after that. None:
+    #: the peer is the client of a server in the sandbox; it starts first, retries until the
+    #: sandbox listens, and what it prints is the measurement (Execution.peer_stdout).
+    ports: tuple[int, ...] = ()
 
 
 @dataclass
@@ -211,6 +215,8 @@ class Execution:
     labels: dict[str, str] = field(default_factory=dict)
     #: The marks this backend observes when all goes well, so a failure can name what it missed.
     planned: tuple[str, ...] = ()
+    #: What the case's peer printed (a peer that measures: Peer.ports empty), once it exited.
+    peer_stdout: str = ""
     #: Values the backend measured itself, beside the workload's (the kubelet's own
     #: sandbox creation time, say); recorded only when the workload's output parses.
     extra: list[Value] = field(default_factory=list)
@@ -275,4 +281,6 @@ class Execution:
         text = self.stdout
         if self.stderr:
             text += "\n--- stderr ---\n" + self.stderr
+        if self.peer_stdout:
+            text += "\n--- the peer's stdout ---\n" + self.peer_stdout
         return text

@@ -1,11 +1,15 @@
 /*
  * The net workload's probe modes, included by probe.c (one static binary).
  *
- *   rr <addr> <port> <n> <bytes>   client: n round trips of <bytes> over one TCP
+ *   rr <addr> <port> <n> <bytes> [wait_s]
+ *                                  client: n round trips of <bytes> over one TCP
  *                                  connection, each timed on CLOCK_MONOTONIC;
- *                                  prints one line with p50/p99 (nearest rank)
- *   rr-serve <addr> <port>         peer: echo each message back, one connection
- *                                  after another, until killed
+ *                                  prints one line with p50/p99 (nearest rank).
+ *                                  A refused connect is retried for up to wait_s
+ *                                  (default 0): a server in a sandbox may still
+ *                                  be starting
+ *   rr-serve <addr> <port> [once]  echo each message back, one connection after
+ *                                  another, until killed (once: after the first)
  *   iperf3 [args]                  stamp, then exec iperf3 -J [args]
  *
  * TCP_NODELAY on both ends: without it Nagle's algorithm and delayed ACKs
@@ -63,7 +67,8 @@ static int mode_rr(int64_t stamp, int argc, char **argv) {
     long bytes = argc > 5 ? strtol(argv[5], NULL, 10) : 0;
     if (argc < 6 || net_addr(&sa, argv[2], argv[3]) != 0 || n < 1 || bytes < 1
             || bytes > RR_MAX_BYTES) {
-        fprintf(stderr, "usage: probe rr <ipv4> <port> <round trips >= 1> <bytes 1..%d>\n",
+        fprintf(stderr, "usage: probe rr <ipv4> <port> <round trips >= 1> <bytes 1..%d> "
+                "[wait_s]\n",
                 RR_MAX_BYTES);
         return 2;
     }
@@ -71,10 +76,21 @@ static int mode_rr(int64_t stamp, int argc, char **argv) {
     int64_t *rtt = calloc((size_t)n, sizeof *rtt);
     int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
     if (!rtt || fd < 0) { net_error("rr", stamp, "socket"); return 1; }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        net_error("rr", stamp, "connect"); return 1;
+    long wait_s = argc > 6 ? strtol(argv[6], NULL, 10) : 0;
+    int64_t give_up = now_ns(CLOCK_MONOTONIC) + wait_s * 1000000000LL;
+    while (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        /* Refused: nobody listens yet; unreachable: no one has the address yet (a VM's
+         * guest before it configures it). Anything else, or too long, is an error. */
+        int later = errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ETIMEDOUT;
+        if (!later || now_ns(CLOCK_MONOTONIC) > give_up) {
+            net_error("rr", stamp, "connect"); return 1;
+        }
+        close(fd);
+        usleep(10000);
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) { net_error("rr", stamp, "socket"); return 1; }
     }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     long warm = n / 10 > 0 ? n / 10 : 1;
     for (long i = -warm; i < n; i++) {
         int64_t t0 = now_ns(CLOCK_MONOTONIC);
@@ -101,7 +117,7 @@ static int mode_rr(int64_t stamp, int argc, char **argv) {
 static int mode_rr_serve(int64_t stamp, int argc, char **argv) {
     struct sockaddr_in sa;
     if (argc < 4 || net_addr(&sa, argv[2], argv[3]) != 0) {
-        fprintf(stderr, "usage: probe rr-serve <ipv4> <port>\n");
+        fprintf(stderr, "usage: probe rr-serve <ipv4> <port> [once]\n");
         return 2;
     }
     int srv = socket(AF_INET, SOCK_STREAM, 0), one = 1;
@@ -121,6 +137,7 @@ static int mode_rr_serve(int64_t stamp, int argc, char **argv) {
         while ((got = read(conn, buf, sizeof buf)) > 0)
             if (net_full(conn, buf, (size_t)got, 1) != 0) break;
         close(conn);
+        if (argc > 4 && strcmp(argv[4], "once") == 0) return 0;
     }
 }
 

@@ -19,10 +19,11 @@ PATHS = {"veth": "a veth pair between two network namespaces the run made, on th
                  "no default route in either: nothing left the machine",
          "tap+bridge+veth": "the VM's virtio-net device on a tap, bridged in the sandbox's "
                             "namespace to the same veth pair (the guest holds the address)"}
-DIRECTIONS = {"sandbox_to_peer": "the sandbox sends (iperf3's client in the sandbox)",
-              "peer_to_sandbox": "the peer sends (iperf3 -R)",
-              "round_trip": "the sandbox sends a message and waits for the peer's echo "
-                            "(the probe's rr; TCP_NODELAY on both ends)"}
+DIRECTIONS = {"sandbox_to_peer": "the sandbox sends: iperf3's client in the sandbox; for round "
+                                 "trips, the sandbox sends each message and waits for the "
+                                 "peer's echo, timed in the sandbox",
+              "peer_to_sandbox": "the peer sends: iperf3 -R; for round trips, the echo runs in "
+                                 "the sandbox and the peer times its messages to it"}
 
 
 def network_notes(samples: pd.DataFrame, meta: RunMeta, runtimes: Runtimes) -> list[str]:
@@ -34,7 +35,9 @@ def network_notes(samples: pd.DataFrame, meta: RunMeta, runtimes: Runtimes) -> l
     directions = sorted({str(labels.get("direction")) for labels in net["labels"]
                          if labels and labels.get("direction")})
     notes.append("Directions: " + "; ".join(f"{d}: {DIRECTIONS.get(d, d)}"
-                                            for d in directions) + ".")
+                                            for d in directions)
+                 + ". Round trips are of one small message each way over one TCP connection, "
+                   "TCP_NODELAY on both ends.")
     for name in runtimes.order:
         flags = meta.runtime_facts(name).get("network_flags")
         if flags and name in set(net["runtime"]):

@@ -133,8 +133,11 @@ class LocalBackend(Backend):
             path.create()
             path.start_peer(case.peer, self._image.rootfs)
             execution = driver.execute(
-                dataclasses.replace(case, argv=netpath.with_peer_address(case.argv)),
+                dataclasses.replace(case, argv=netpath.with_addresses(case.argv)),
                 sandbox_id, timeout_s, netns=path.sandbox_netns)
+            if not case.peer.ports:
+                # A client peer: its last lines may come just after the sandbox exited.
+                execution.peer_stdout = path.wait_peer(netpath.SETUP_S)
         except netpath.NetPathError as exc:
             execution = Execution(error=f"network path: {exc}")
         finally:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sandbench.backends.local import proc
 from sandbench.image.inputs import IMAGE_DIR
-from sandbench.model import PEER, Peer
+from sandbench.model import PEER, SANDBOX, Peer
 
 #: Where `ip netns` keeps its namespaces; only the ones named NETNS_PREFIX... are sandbench's.
 NETNS_DIR = Path("/run/netns")
@@ -108,6 +108,12 @@ class NetPath:
                                    f"{list(peer.ports)} within {SETUP_S:.0f} s")
             time.sleep(0.005)
 
+    def wait_peer(self, timeout_s: float) -> str:
+        """Wait for a peer that ends by itself (a client) and return its stdout."""
+        if self._peer is not None:
+            proc.wait_exit(self._peer.pid, timeout_s)
+        return proc.read_text(self.logs / "peer.stdout")
+
     def peer_output(self) -> str:
         return proc.read_text(self.logs / "peer.stdout") + proc.read_text(self.logs / "peer.stderr")
 
@@ -137,15 +143,19 @@ def bridge_tap(netns: str) -> str:
         _ip("-n", netns, "link", "set", device, "master", BRIDGE)
     for device in (TAP, BRIDGE):
         _ip("-n", netns, "link", "set", device, "up")
+    # A client peer that started first may have learnt the address at the veth's MAC, which
+    # no longer answers for it: forgotten, it asks again and finds the guest's.
+    _ip("-n", names(sandbox_of(netns))[0], "neigh", "flush", "dev", LINK)
     return TAP
 
 
-def with_peer_address(argv: list[str] | tuple[str, ...]) -> list[str]:
-    return [arg.replace(PEER, PEER_ADDRESS) for arg in argv]
+def with_addresses(argv: list[str] | tuple[str, ...]) -> list[str]:
+    """``argv`` with model.PEER and model.SANDBOX replaced by this path's addresses."""
+    return [arg.replace(PEER, PEER_ADDRESS).replace(SANDBOX, SANDBOX_ADDRESS) for arg in argv]
 
 
 def _host_arg(arg: str, image_rootfs: Path) -> str:
-    arg = arg.replace(PEER, PEER_ADDRESS)
+    arg = with_addresses([arg])[0]
     if arg.startswith(IMAGE_DIR + "/"):
         return str(image_rootfs) + arg
     return arg
