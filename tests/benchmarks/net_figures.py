@@ -1,5 +1,5 @@
-"""The net workload's figures for issue 15 (not run in CI): iperf3 throughput both ways and
-request/response latency under native, runc, crun, runsc (systrap) and qemu (TCG where KVM does
+"""The net workload's figures for issue 15 (not run in CI): iperf3 throughput and
+request/response latency, both ways each, under native, runc, crun, runsc (systrap) and qemu (TCG where KVM does
 not work here, as its samples' accel label says), as medians with 95% bootstrap intervals and
 ratios to runc from sandbench's own summary; then one independent cross-check: iperf3 run by
 hand between two namespaces made here with `ip` (not sandbench's code), against sandbench's
