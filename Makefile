@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # Debian packages the harness uses. python3-venv: Debian's python3 needs it for `-m venv`.
 # qemu-system-x86, qemu-utils: the qemu runtime; kmod (depmod): the guest's initramfs. The guest
 # kernel is fetched with apt-get download, not installed.
-APT_PACKAGES := runc crun fio busybox-static mmdebstrap gcc libc6-dev hyperfine \
+APT_PACKAGES := runc crun fio iperf3 busybox-static mmdebstrap gcc libc6-dev hyperfine \
                 python3-venv e2fsprogs iproute2 skopeo qemu-system-x86 qemu-utils kmod
 
 # Only the tests need these, so `make demo` does not install them. chromium: the report's browser

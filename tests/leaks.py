@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbench import owner
-from sandbench.backends.local import mounts
+from sandbench.backends.local import mounts, netpath
 from sandbench.results import load_meta
 
 #: What a private cache shares with the user's: the built image and the accelerator decision.
@@ -70,13 +70,15 @@ def _processes_in(root: Path) -> list[str]:
 
 
 def leftovers(cache: Path, out: Path) -> list[str]:
-    """Containers, cgroups, mounts, processes and scratch left by the runs in ``out`` that
+    """Containers, cgroups, network namespaces, mounts, processes and scratch left by the runs in ``out`` that
     used ``cache``; and any run.json still saying "running" once its owner is gone."""
     prefixes = [owner.sandbox_prefix(run.name) + "-" for run in out.iterdir() if run.is_dir()]
     found = [f"{rt} container {c}" for c, rt in _containers().items()
              if c.startswith(tuple(prefixes)) and prefixes]
     found += [f"cgroup {c}" for c in sorted(_cgroups())
               if prefixes and Path(c).name.startswith(tuple(prefixes))]
+    found += [f"network namespace {n}" for n in netpath.present()
+              if prefixes and netpath.sandbox_of(n).startswith(tuple(prefixes))]
     scratch = cache / "scratch"
     found += [f"mount {m}" for m in mounts.mounts_under(scratch)] if scratch.exists() else []
     found += [f"scratch {d}" for d in sorted(scratch.iterdir())] if scratch.is_dir() else []
@@ -101,14 +103,14 @@ class Stopped:
 
 def stop_at_random(cache: Path, out: Path, rng: random.Random, *, latest_s: float = 2.5,
                    runtimes: str = "native,runc,crun", after_samples: int = 0,
-                   second_signal: bool = False) -> Stopped:
+                   second_signal: bool = False, workloads: str = "start") -> Stopped:
     """Start a run, send it SIGINT or SIGTERM at a random moment up to ``latest_s`` after its
     run directory appears (Python's imports take seconds on a busy machine, and are not what
     is tested) or after its first ``after_samples`` samples, a second Ctrl-C soon after when
     asked (the double Ctrl-C), and wait for it to end."""
     before = set(out.iterdir()) if out.exists() else set()
     child = subprocess.Popen(
-        [sys.executable, "-m", "sandbench", "run", "--workloads", "start", "--rounds", "50",
+        [sys.executable, "-m", "sandbench", "run", "--workloads", workloads, "--rounds", "50",
          "--runtimes", runtimes, "--out", str(out), "--no-report", "--cache-dir", str(cache)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "COLUMNS": "200"})

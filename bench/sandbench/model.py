@@ -20,6 +20,11 @@ FORMAT_VERSION = 1
 #: Where every sandbox has its volume, whatever runs it: a bind mount, an emptyDir, a VM's
 #: data disk. Workloads name it; backends provide it.
 VOLUME = "/data"
+#: Where a case's argv (and its peer's) names the peer's address: the backend writes there
+#: the address it gave the peer (locally the host side of a veth pair; on a cluster, a pod's IP).
+PEER = "{peer}"
+#: The same for the sandbox's own address, where a case's sandbox is the server.
+SANDBOX = "{sandbox}"
 
 
 class Status(StrEnum):
@@ -112,8 +117,9 @@ class Value:
 #: what an io target is under that runtime, which host processes a footprint counted and in
 #: which cgroup), not what was measured: kept on every sample, but
 #: not part of what makes two samples comparable, so a TCG guest's getpid still sits in one row
-#: with the containers' getpid, and gVisor's rootfs with runc's.
-CONTEXT_LABELS = frozenset({"accel", "platform", "storage", "counted", "cgroup"})
+#: with the containers' getpid, and gVisor's rootfs with runc's; nor the net workload's path to
+#: its peer (a veth, or a VM's tap behind it), so every runtime's throughput shares a row.
+CONTEXT_LABELS = frozenset({"accel", "platform", "storage", "counted", "cgroup", "net_path"})
 
 
 def utc_now() -> str:
@@ -242,6 +248,23 @@ class Case:
     #: How many identical sandboxes of this case the backend holds alive together and
     #: measures as one (density); None: one sandbox, run to its end.
     together: int | None = None
+    #: A process the sandbox talks to over the network, which the backend runs beside it and
+    #: ends with it; None: the sandbox has no network but its own loopback.
+    peer: Peer | None = None
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The other end of a network case: a command the backend runs outside the sandbox, on
+    the far side of the sandbox's network path, started and listening before the sandbox."""
+
+    #: The peer's command; the workload image's paths in it (the probe) are mapped to where
+    #: the backend keeps them, and model.PEER in it becomes the peer's address.
+    argv: tuple[str, ...]
+    #: TCP ports the peer listens on once it is ready: the sandbox starts after that. None:
+    #: the peer is the client of a server in the sandbox; it starts first, retries until the
+    #: sandbox listens, and what it prints is the measurement (Execution.peer_stdout).
+    ports: tuple[int, ...] = ()
 
 
 @dataclass
@@ -265,6 +288,8 @@ class Execution:
     labels: dict[str, str] = field(default_factory=dict)
     #: The marks this backend observes when all goes well, so a failure can name what it missed.
     planned: tuple[str, ...] = ()
+    #: What the case's peer printed (a peer that measures: Peer.ports empty), once it exited.
+    peer_stdout: str = ""
     #: Values the backend measured itself, beside the workload's (the kubelet's own
     #: sandbox creation time, say); recorded only when the workload's output parses.
     extra: list[Value] = field(default_factory=list)
@@ -336,4 +361,6 @@ class Execution:
         text = self.stdout
         if self.stderr:
             text += "\n--- stderr ---\n" + self.stderr
+        if self.peer_stdout:
+            text += "\n--- the peer's stdout ---\n" + self.peer_stdout
         return text

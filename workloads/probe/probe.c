@@ -12,6 +12,10 @@
  *   probe fio <dir> <jobfile> [args]    test O_DIRECT in <dir>, exec fio
  *   probe idle <hold_s>                 report own RSS, block up to hold_s
  *                                       seconds or until SIGTERM, exit 0
+ *   probe rr <addr> <port> <n> <bytes>  n TCP round trips of <bytes> each to an
+ *                                       rr-serve peer; p50/p99 ns (net.c)
+ *   probe rr-serve <addr> <port>        echo every message back, forever
+ *   probe iperf3 [args]                 stamp, exec iperf3 -J [args]
  *
  * Every mode prints exactly one JSON line first (fio mode: fio's JSON
  * follows it). "realtime_ns" is CLOCK_REALTIME read before anything else
@@ -417,6 +421,7 @@ static int mode_idle(int64_t stamp, int argc, char **argv) {
     if (fflush(stdout) != 0) return 1;
     return 0;
 }
+#include "net.c"
 
 int main(int argc, char **argv) {
     /* First instruction of the workload: everything before this line is
@@ -429,6 +434,8 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "syscall") == 0) return mode_syscall(stamp, argc, argv);
     if (strcmp(mode, "fio") == 0) return mode_fio(stamp, argc, argv);
     if (strcmp(mode, "idle") == 0) return mode_idle(stamp, argc, argv);
+    if (strncmp(mode, "rr", 2) == 0 || strcmp(mode, "iperf3") == 0)
+        return mode_net(stamp, argc, argv);
 
     fprintf(stderr,
             "usage: probe start [linger_s]\n"

@@ -32,7 +32,8 @@ VERBOSE_HELP = ("Every metric in the summary table, not only each workload's hea
 @click.option("--backend", help="Where sandboxes run: " + "; ".join(
     f"{name} ({about})" for name, about in backends.DESCRIPTIONS.items()) + ".")
 @click.option("--runtimes", help="Comma-separated runtimes, e.g. native,runc,crun.")
-@click.option("--workloads", "workload_names", help="Comma-separated workloads: start,syscall,io,footprint,density.")
+@click.option("--workloads", "workload_names",
+              help="Comma-separated workloads: start,syscall,io,footprint,density,net.")
 @click.option("--rounds", type=click.IntRange(min=1, max=MAX_ROUNDS),
               help=f"Measured rounds for every workload, at most {MAX_ROUNDS:,} (each round is "
                    "a fresh sandbox per case and runtime).")

@@ -190,12 +190,13 @@ def _download(package: str, into: Path, log_path: Path) -> Path:
 
 def _write_initramfs(rootfs: Path, kernel: _Kernel, dest: Path) -> list[str]:
     modules = initramfs.module_closure(kernel.modules_dir, inputs.GUEST_MODULES)
+    net_modules = initramfs.module_closure(kernel.modules_dir, inputs.GUEST_NET_MODULES)
     busybox = rootfs / "bin" / "busybox"
     if not busybox.is_file():
         raise ImageBuildError(f"the workload image has no {str(busybox)!r} for the guest's init")
     initramfs.write_newc(initramfs.entries(
         init=inputs.guest_init(), busybox=busybox, applets=inputs.GUEST_APPLETS,
-        modules_dir=kernel.modules_dir, modules=modules), dest)
+        modules_dir=kernel.modules_dir, modules=modules, net_modules=net_modules), dest)
     return [initramfs.module_name(path) for path in modules]
 
 

@@ -27,6 +27,8 @@ DIRECTORIES = ("bin", "dev", "etc", "etc/sandbench", "lib", "lib/modules", "mnt"
                "tmp")
 #: Where the init reads the modules to load, in order, one file name per line.
 MODULE_LIST = "etc/sandbench/modules"
+#: The modules a VM with a network device loads after those, in load order.
+NET_MODULE_LIST = "etc/sandbench/net-modules"
 #: /dev/console: character device 5:1.
 CONSOLE = (5, 1)
 
@@ -117,18 +119,23 @@ def _file(path: str, source: Path, mode: int) -> Entry:
 
 
 def entries(*, init: Path, busybox: Path, applets: Sequence[str], modules_dir: Path,
-            modules: Sequence[str]) -> list[Entry]:
-    """Everything the initramfs holds. ``modules`` come from module_closure, in load order."""
+            modules: Sequence[str], net_modules: Sequence[str] = ()) -> list[Entry]:
+    """Everything the initramfs holds. ``modules`` come from module_closure, in load order;
+    ``net_modules`` too, less those already in ``modules``."""
+    net_modules = [path for path in net_modules if path not in modules]
+    all_modules = [*modules, *net_modules]
     found = [Entry(d, stat.S_IFDIR | 0o755) for d in DIRECTORIES]
     found.append(Entry("dev/console", stat.S_IFCHR | 0o600, rdev=CONSOLE))
     found.append(_file("init", init, 0o755))
     found.append(_file("bin/busybox", busybox, 0o755))
     found += [Entry(f"bin/{applet}", stat.S_IFLNK | 0o777, b"busybox") for applet in applets]
-    names = [path.rsplit("/", 1)[-1] for path in modules]
+    names = [path.rsplit("/", 1)[-1] for path in all_modules]
     if len(set(names)) != len(names):
         raise ImageBuildError(f"two kernel modules share a file name: {sorted(names)}")
     found += [_file(f"lib/modules/{name}", modules_dir / path, 0o644)
-              for name, path in zip(names, modules)]
-    listing = "".join(f"{name}\n" for name in names).encode()
-    found.append(Entry(MODULE_LIST, stat.S_IFREG | 0o644, listing))
+              for name, path in zip(names, all_modules)]
+    for list_path, count in ((MODULE_LIST, slice(0, len(modules))),
+                             (NET_MODULE_LIST, slice(len(modules), None))):
+        listing = "".join(f"{name}\n" for name in names[count]).encode()
+        found.append(Entry(list_path, stat.S_IFREG | 0o644, listing))
     return found

@@ -24,8 +24,9 @@ SUITE = "bookworm"
 #: The mirror the host's own apt sources use (deb.debian.org), reachable from here.
 MIRROR = "http://deb.debian.org/debian"
 
-#: fio and its libraries, and a shell for debugging (`kubectl exec ... sh`); nothing else.
-PACKAGES: tuple[str, ...] = ("fio", "busybox-static")
+#: fio and its libraries, iperf3 (the net workload's throughput client), and a shell for
+#: debugging (`kubectl exec ... sh`); nothing else.
+PACKAGES: tuple[str, ...] = ("fio", "iperf3", "busybox-static")
 
 #: Files dropped while unpacking. fio drags in python3 (its helper scripts) and perl via its
 #: dependency chain; neither runs in a sandbox, and dropping them and the docs takes the
@@ -49,6 +50,8 @@ IMAGE_REPOSITORY = "localhost/sandbench/workload"
 
 #: Where the inputs live inside workloads_dir(), and where they go in the image.
 PROBE_SOURCE = Path("probe/probe.c")
+#: The net workload's probe modes, #included by probe.c.
+PROBE_NET_SOURCE = Path("probe/net.c")
 FIO_JOB = Path("io/sandbench.fio")
 #: The image's own directory: sandbench's files in the image, nothing else.
 IMAGE_DIR = "/sandbench"
@@ -63,10 +66,13 @@ GUEST_KERNEL_PACKAGE = "linux-image-cloud-amd64"
 #: Modules the guest init loads, with their dependencies from modules.dep; ones the kernel
 #: has built in (ext4, the 8250 serial console in Debian's cloud flavour) are skipped.
 GUEST_MODULES: tuple[str, ...] = ("virtio_pci", "virtio_blk", "ext4")
+#: Modules the guest init loads only for a VM with a network device (the net workload), so
+#: every other VM boots exactly as before.
+GUEST_NET_MODULES: tuple[str, ...] = ("virtio_net",)
 #: busybox applets the guest init calls (workloads/guest/init), as symlinks in the initramfs.
 GUEST_APPLETS: tuple[str, ...] = (
-    "base64", "cat", "chroot", "dmesg", "env", "insmod", "mkdir", "mount", "poweroff", "reboot",
-    "sh", "usleep",
+    "base64", "cat", "chroot", "dmesg", "env", "insmod", "ip", "mkdir", "mount", "poweroff",
+    "reboot", "sh", "usleep",
 )
 #: Sizes of the workload disk and of the data disk, MiB. Both are sparse files: only what is
 #: written takes space. They bound the io workload's size_mib on each target.
@@ -101,10 +107,13 @@ def input_hash() -> str:
         "path_excludes": list(PATH_EXCLUDES),
         "cflags": list(CFLAGS),
         "probe.c": hashlib.sha256(probe_source().read_bytes()).hexdigest(),
+        "net.c": hashlib.sha256(
+            (resources.workloads_dir() / PROBE_NET_SOURCE).read_bytes()).hexdigest(),
         "sandbench.fio": hashlib.sha256(fio_job().read_bytes()).hexdigest(),
         "guest": {
             "kernel_package": GUEST_KERNEL_PACKAGE,
             "modules": list(GUEST_MODULES),
+            "net_modules": list(GUEST_NET_MODULES),
             "applets": list(GUEST_APPLETS),
             "disks_mib": [GUEST_ROOT_DISK_MIB, GUEST_DATA_DISK_MIB],
             "inodes": [GUEST_ROOT_INODES, GUEST_DATA_INODES],

@@ -105,7 +105,8 @@ def _compile_probe(rootfs: Path, log_path: Path) -> None:
 
 def _smoke_test(rootfs: Path, log_path: Path) -> None:
     """Run the probe and fio inside the tree so a broken image fails here, not in a run."""
-    for args in ([inputs.PROBE_IN_IMAGE, "start"], ["/usr/bin/fio", "--version"]):
+    for args in ([inputs.PROBE_IN_IMAGE, "start"], ["/usr/bin/fio", "--version"],
+                 ["/usr/bin/iperf3", "--version"]):
         _run_logged(["chroot", str(rootfs), *args], log_path, "smoke test")
 
 

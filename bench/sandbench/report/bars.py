@@ -45,6 +45,10 @@ STYLES = {
     "io": BarStyle(inner="job", outer=("target", "direct"),
                    caption="Median per target (rootfs or volume), direct or buffered I/O, and "
                            "fio job; whiskers: 95% bootstrap interval of the median."),
+    "net": BarStyle(inner="direction",
+                    caption="Median per direction; whiskers: 95% bootstrap interval of the "
+                            "median. Every runtime talks to the same native peer over the same "
+                            "kind of path."),
 }
 
 

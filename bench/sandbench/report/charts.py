@@ -26,7 +26,7 @@ from sandbench.report.labels import EMULATED, Runtimes
 #: figure it would weigh ~7 kB and cost plotly.py 10 ms to copy.
 TEMPLATE = "plotly_white"
 #: Workloads shown first, in this order; any other follows by name.
-WORKLOAD_ORDER = ["start", "syscall", "io"]
+WORKLOAD_ORDER = ["start", "syscall", "io", "net"]
 
 # In JSON these characters occur only inside strings, where \u escapes mean the same thing;
 # escaped, "</script>" and "<!--" cannot appear in the page's script element.

@@ -30,6 +30,7 @@ from sandbench.report.bars import bar_charts
 from sandbench.report.charts import Chart, template_json, workload_order
 from sandbench.report.io_mode import io_mode_notes, io_target_notes
 from sandbench.report.labels import EMULATED, Runtimes, runtimes
+from sandbench.report.network import network_notes
 from sandbench.report.start import start_charts
 from sandbench.results import Run, load_run
 
@@ -44,7 +45,8 @@ STATUS_NOTES = {
                "restarted): the numbers cover only what was measured before.",
 }
 SECTION_TITLES = {"start": "Start latency", "syscall": "System calls", "io": "Storage I/O",
-                  "footprint": "Footprint", "trends": "Trends over the history"}
+                  "footprint": "Footprint", "net": "Network",
+                  "trends": "Trends over the history"}
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,8 @@ def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None
         "notes": notes(run.info, names),
         "headline": tables.headline(summary.table, names),
         "sections": sections(charts, {
-            "io": io_target_notes(run.info, names) + io_mode_notes(run.samples, names)},
+            "io": io_target_notes(run.info, names) + io_mode_notes(run.samples, names),
+            "net": network_notes(run.samples, run.info, names)},
             anchor_tables(summary, names)),
         "warnings": all_warnings(run.info, summary.table, run.damage_warning()),
         "failures": tables.failures(run.samples, names),

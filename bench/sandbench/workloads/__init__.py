@@ -7,6 +7,7 @@ from sandbench.workloads.base import Params, ParseError, Workload
 from sandbench.workloads.density import Density
 from sandbench.workloads.footprint import Footprint
 from sandbench.workloads.io import Io
+from sandbench.workloads.net import Net
 from sandbench.workloads.start import Start
 from sandbench.workloads.syscall import Syscall
 
@@ -24,7 +25,7 @@ def _registry(*workloads: Workload) -> dict[str, Workload]:
     return known
 
 
-WORKLOADS = _registry(Start(), Syscall(), Io(), Footprint(), Density())
+WORKLOADS = _registry(Start(), Syscall(), Io(), Footprint(), Density(), Net())
 
 
 def get(name: str) -> Workload:

@@ -257,6 +257,10 @@ class KubernetesBackend(Backend):
     # -- sandboxes ------------------------------------------------------------------------
 
     def execute(self, runtime: str, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
+        if case.peer is not None:
+            # Failed with the reason, never run: its argv would name an address nobody has.
+            return Execution(error="a case with a network peer (the net workload) needs a "
+                                   "peer pod, which the kubernetes backend does not make yet")
         if case.together is not None and runtime not in self.vm_runtimes:
             return podfootprint.together(self._held(), runtime, case, sandbox_id, timeout_s)
         offset = self.offset(runtime)

@@ -7,6 +7,7 @@ Every sandbox starts from the unpacked workload image built by ``sandbench image
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 from sandbench import image, owner
 from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
-from sandbench.backends.local import cgroups, density, mounts
+from sandbench.backends.local import cgroups, density, mounts, netpath
 from sandbench.backends.local.driver import Driver, Place, RuntimeEntry
 from sandbench.backends.local.kinds import KINDS, runtime_table
 from sandbench.backends.local.oci import STATE_ROOT
@@ -22,8 +23,9 @@ from sandbench.facts import host as hostfacts
 from sandbench.model import Case, Execution
 from sandbench.spec import Resources
 
-#: Seconds a cgroup with no container is left alone by gc: a `create` in flight makes the
-#: cgroup before the runtime records the container (it takes well under a second).
+#: Seconds a cgroup with no container (or a network namespace pair with no peer yet) is left
+#: alone by gc: a `create` in flight makes the cgroup before the runtime records the container
+#: (it takes well under a second).
 CGROUP_GRACE_S = 60.0
 
 
@@ -47,6 +49,8 @@ class LocalBackend(Backend):
         self._image: image.WorkloadImage | None = None
         self._drivers: dict[str, Driver] = {}
         self._live: set[tuple[str, str]] = set()
+        #: Network paths of sandboxes in flight, by sandbox id: cleanup() deletes them.
+        self._paths: dict[str, netpath.NetPath] = {}
         self._owner: owner.OwnerLock | None = None
 
     def known_runtimes(self) -> dict[str, str]:
@@ -110,7 +114,10 @@ class LocalBackend(Backend):
         else:
             self._live.add((runtime, sandbox_id))
             # Live until deleted: when a signal cuts execute short, cleanup() deletes it.
-            execution = driver.execute(case, sandbox_id, timeout_s)
+            if case.peer is None:
+                execution = driver.execute(case, sandbox_id, timeout_s)
+            else:
+                execution = self._execute_networked(driver, case, sandbox_id, timeout_s)
             self._live.discard((runtime, sandbox_id))
         if self._owner is not None and not self._owner.intact():
             execution.error = (f"destroyed from outside the run: the run's scratch directory "
@@ -127,6 +134,36 @@ class LocalBackend(Backend):
         return density.execute_together(driver, runtime, case, sandbox_id, timeout_s,
                                         self._live)
 
+    def _execute_networked(self, driver: Driver, case: Case, sandbox_id: str,
+                           timeout_s: float) -> Execution:
+        """A sandbox on a network path of its own, its peer running at the far end; the path
+        is deleted after the sandbox, on every way out."""
+        assert case.peer is not None and self._image is not None
+        path = netpath.NetPath(sandbox_id, self.scratch / f"{sandbox_id}-peer")
+        self._paths[sandbox_id] = path
+        try:
+            path.create()
+            path.start_peer(case.peer, self._image.rootfs)
+            execution = driver.execute(
+                dataclasses.replace(case, argv=netpath.with_addresses(case.argv)),
+                sandbox_id, timeout_s, netns=path.sandbox_netns)
+            if not case.peer.ports:
+                # A client peer: its last lines may come just after the sandbox exited.
+                execution.peer_stdout = path.wait_peer(netpath.SETUP_S)
+        except netpath.NetPathError as exc:
+            execution = Execution(error=f"network path: {exc}")
+        finally:
+            driver.delete(sandbox_id)
+            peer_output = path.peer_output()
+            path.delete()
+            del self._paths[sandbox_id]
+            shutil.rmtree(path.logs, ignore_errors=True)
+        # A driver that took another path says so in its own net_path label.
+        execution.labels = {**netpath.LABELS, **execution.labels}
+        if execution.error and peer_output:
+            execution.stderr += f"\n--- the peer's output ---\n{peer_output}"
+        return execution
+
     def interference(self) -> list[str]:
         if self._owner is not None and not self._owner.intact():
             return [f"the run's scratch directory {str(self.scratch)!r} was deleted while it "
@@ -139,6 +176,10 @@ class LocalBackend(Backend):
             self._drivers[runtime].delete(sandbox_id)
             self._live.discard((runtime, sandbox_id))
             deleted.append(sandbox_id)
+        for sandbox_id, path in sorted(self._paths.items()):
+            path.delete()
+            deleted.append(f"network path {sandbox_id}")
+        self._paths.clear()
         for driver in self._drivers.values():
             deleted += driver.close()
         for kind in KINDS.values():
@@ -169,6 +210,15 @@ class LocalBackend(Backend):
             swept, live_ones = KINDS[entry.kind].sweep(name, entry, everywhere, kept.owns)
             deleted += swept
             containers |= live_ones
+        # A pair's peer runs in its run's scratch directory, which says whose it is; a pair
+        # without a peer is a sandbox being set up, unless it is older than any set-up takes.
+        for sandbox_id in sorted({netpath.sandbox_of(n) for n in netpath.present()}):
+            peer = netpath.peer_dir(sandbox_id)
+            if kept.owns(sandbox_id, peer) \
+                    or (peer is None and netpath.age_s(sandbox_id) < CGROUP_GRACE_S):
+                continue
+            deleted += [f"network namespace {netns}" for netns in netpath.names(sandbox_id)
+                        if netpath.remove(netns)]
         for run in dead:
             for kind in KINDS.values():
                 deleted += kind.sweep_scratch(run)

@@ -66,9 +66,12 @@ class Place:
 class Driver(Protocol):
     """Runs sandboxes of one runtime: the part of the lifecycle the backend delegates."""
 
-    def execute(self, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
+    def execute(self, case: Case, sandbox_id: str, timeout_s: float,
+                netns: str | None = None) -> Execution:
         """Create, wait for, collect and delete one sandbox; never raises for a sandbox that
-        fails."""
+        fails. ``netns``: the network namespace (a name under /run/netns) the sandbox's
+        network is, for a case with a peer; None: none but its own loopback (native: the
+        host's)."""
 
     def delete(self, sandbox_id: str) -> None:
         """Delete the sandbox if it is still there; safe to call twice."""

@@ -47,12 +47,16 @@ class NativeRuntime:
             outside.mkdir(parents=True)
         return {IMAGE_DIR: self.image_rootfs / IMAGE_DIR.strip("/"), **writable}
 
-    def execute(self, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
+    def execute(self, case: Case, sandbox_id: str, timeout_s: float,
+                netns: str | None = None) -> Execution:
         execution = Execution(planned=PLANNED, offsets=[SAME_CLOCK])
         sandbox = self.scratch / sandbox_id
         sandbox.mkdir(parents=True, exist_ok=True)
         paths = self._host_paths(case, sandbox)
-        argv = [*self.wrapper, *(_host_path(arg, paths) for arg in case.argv)]
+        # In a network namespace the process is the floor of the same veth path the
+        # sandboxes take; `ip netns exec` execs it there, with no process of its own between.
+        enter = ["ip", "netns", "exec", netns] if netns else []
+        argv = [*enter, *self.wrapper, *(_host_path(arg, paths) for arg in case.argv)]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **case.env}
         try:
             self._run(argv, env, sandbox, execution, timeout_s, case.observe)

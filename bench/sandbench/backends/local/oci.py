@@ -21,6 +21,7 @@ from typing import Any, Literal
 from sandbench.backends.base import Finding, Progress
 from sandbench.backends.local import cgroups, footprint, gvisor, mounts, oci_config, proc
 from sandbench.backends.local.driver import Driver, Kind, Owned, Place, RuntimeEntry
+from sandbench.backends.local.netpath import NETNS_DIR
 from sandbench.facts import host as hostfacts
 from sandbench.image import WorkloadImage
 from sandbench.model import Case, Clock, ClockOffset, Execution, Observe
@@ -59,6 +60,9 @@ class OciRuntime:
     #: What each io target is in this runtime's sandboxes ("rootfs": "gvisor-overlay:self"):
     #: the ``storage`` label of a case that names its target.
     storage: dict[str, str] = field(default_factory=dict)
+    #: Flags that replace the same-named ones in ``flags`` for a sandbox on a network path
+    #: (runsc's --network=sandbox: its own netstack on the namespace's veth).
+    network_flags: tuple[str, ...] = ()
     #: `create` commands not yet waited for, by sandbox id: delete waits for one before it
     #: deletes, or a container created after its delete would be left behind.
     _creating: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
@@ -73,17 +77,19 @@ class OciRuntime:
         # and its zombie reaped.
         proc.become_subreaper()
 
-    def _cmd(self, *args: str) -> list[str]:
-        return [*self.wrapper, self.binary, "--root", str(self.state_root), *self.flags, *args]
+    def _cmd(self, *args: str, networked: bool = False) -> list[str]:
+        flags = with_network_flags(self.flags, self.network_flags) if networked else self.flags
+        return [*self.wrapper, self.binary, "--root", str(self.state_root), *flags, *args]
 
-    def execute(self, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
+    def execute(self, case: Case, sandbox_id: str, timeout_s: float,
+                netns: str | None = None) -> Execution:
         labels = dict(self.labels)
         if case.labels.get("target") in self.storage:
             labels["storage"] = self.storage[case.labels["target"]]
         execution = Execution(planned=PLANNED, offsets=[self.clock], labels=labels)
         bundle = self.scratch / sandbox_id
         try:
-            self._run(case, sandbox_id, bundle, execution, timeout_s)
+            self._run(case, sandbox_id, bundle, execution, timeout_s, netns)
         except (mounts.MountError, OSError, subprocess.TimeoutExpired) as exc:
             execution.error = f"{self.name}: {exc}"
         finally:
@@ -93,14 +99,15 @@ class OciRuntime:
             shutil.rmtree(bundle, ignore_errors=True)
         return execution
 
-    def _bundle(self, case: Case, sandbox_id: str, bundle: Path) -> None:
+    def _bundle(self, case: Case, sandbox_id: str, bundle: Path, netns: str | None) -> None:
         rootfs = bundle / "rootfs"
         mounts.mount_overlay(self.image_rootfs, bundle / "upper", bundle / "work", rootfs)
         volume = bundle / "volume"
         volume.mkdir()
         config = oci_config.config(
             sandbox_id=sandbox_id, argv=case.argv, env=case.env, rootfs=str(rootfs),
-            volume=str(volume), cpus=self.resources.cpus, memory_mib=self.resources.memory_mib)
+            volume=str(volume), cpus=self.resources.cpus, memory_mib=self.resources.memory_mib,
+            netns=str(NETNS_DIR / netns) if netns else None)
         (bundle / "config.json").write_text(json.dumps(config, indent=1))
 
     def hold(self, case: Case, sandbox_id: str, timeout_s: float) -> footprint.Where:
@@ -123,17 +130,18 @@ class OciRuntime:
         return footprint.Where(frozenset({pid}), oci_config.cgroups_path(sandbox_id))
 
     def _run(self, case: Case, sandbox_id: str, bundle: Path, execution: Execution,
-             timeout_s: float) -> None:
+             timeout_s: float, netns: str | None) -> None:
         deadline = time.monotonic() + timeout_s
-        pid = self._create(case, sandbox_id, bundle, execution, timeout_s)
+        pid = self._create(case, sandbox_id, bundle, execution, timeout_s, netns)
         if pid is not None:
-            self._start_and_wait(sandbox_id, pid, execution, deadline, case.observe)
+            self._start_and_wait(sandbox_id, pid, execution, deadline, case.observe,
+                                 networked=netns is not None)
 
     def _create(self, case: Case, sandbox_id: str, bundle: Path, execution: Execution,
-                timeout_s: float) -> int | None:
+                timeout_s: float, netns: str | None = None) -> int | None:
         """`create` the container: its init's pid, or None with ``execution.error`` set."""
         bundle.mkdir(parents=True)
-        self._bundle(case, sandbox_id, bundle)
+        self._bundle(case, sandbox_id, bundle, netns)
         pid_file = bundle / "pid"
         with (open(bundle / "stdout", "wb") as out, open(bundle / "stderr", "wb") as err,
               proc.signals_held()):
@@ -141,7 +149,7 @@ class OciRuntime:
             # The container's stdio is runc's own (detached, no terminal): these files.
             created = subprocess.Popen(
                 self._cmd("create", "--bundle", str(bundle), "--pid-file", str(pid_file),
-                          sandbox_id),
+                          sandbox_id, networked=netns is not None),
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
             self._creating[sandbox_id] = created
         # Not Popen.wait(timeout): its sleeps double up to 50 ms, so create times came out as
@@ -158,9 +166,11 @@ class OciRuntime:
         return int(pid_file.read_text().strip())
 
     def _start_and_wait(self, sandbox_id: str, pid: int, execution: Execution,
-                        deadline: float, observe: Observe | None = None) -> None:
+                        deadline: float, observe: Observe | None = None, *,
+                        networked: bool = False) -> None:
         execution.mark_now("start")
-        started = proc.run_tool(self._cmd("start", sandbox_id), deadline - time.monotonic())
+        started = proc.run_tool(self._cmd("start", sandbox_id, networked=networked),
+                                deadline - time.monotonic())
         if started.returncode != 0:
             proc.kill(pid)
             proc.reap(pid)
@@ -256,12 +266,25 @@ class OciEntry(RuntimeEntry):
     flags: tuple[str, ...] = ()
     """The runtime's own global flags, given before every command (runsc's --platform)."""
 
+    network_flags: tuple[str, ...] = ()
+    """Flags that replace the same-named ones in ``flags`` for a sandbox on a network path
+    (the net workload's): runsc's --network=sandbox, where --network=none keeps every other
+    sandbox as empty as runc's new network namespace."""
+
     labels: dict[str, str] = {}
     """Labels on every sample of this runtime: how the sandbox ran (model.CONTEXT_LABELS)."""
 
     sandbox_clock: str | None = None
     """How the sandbox's CLOCK_REALTIME relates to the host's, in words, when it is not the
     host kernel's own (gVisor's sentry keeps its own, in step); None: the same kernel clock."""
+
+
+def with_network_flags(flags: tuple[str, ...], network: tuple[str, ...]) -> tuple[str, ...]:
+    """``flags`` with each flag that ``network`` names again replaced by network's."""
+    def name(flag: str) -> str:
+        return flag.split("=", 1)[0]
+    replaced = {name(flag) for flag in network}
+    return (*(f for f in flags if name(f) not in replaced), *network)
 
 
 def find_binary(entry: OciEntry, cache_dir: Path) -> str | None:
@@ -300,14 +323,15 @@ class Oci(Kind[OciEntry]):
         return OciRuntime(name, binary, image.rootfs, place.scratch, place.resources,
                           entry.wrapper, entry.variant_of, entry.flags, dict(entry.labels),
                           clock, {target: t.label for target, t in
-                                  _io_targets(entry, binary)[1].items()})
+                                  _io_targets(entry, binary)[1].items()},
+                          entry.network_flags)
 
     def facts(self, entry: OciEntry, place: Place, driver: Driver | None) -> dict[str, Any]:
         binary = find_binary(entry, place.cache_dir)
         if binary is None:
             return {}
         # Only the keys local.yaml gives, as they are written there.
-        given = entry.model_dump(include={"flags", "labels", "sandbox_clock"},
+        given = entry.model_dump(include={"flags", "network_flags", "labels", "sandbox_clock"},
                                  exclude_unset=True)
         settings, targets = _io_targets(entry, binary)
         return {"binary": binary, "version": hostfacts.tool_version(binary),

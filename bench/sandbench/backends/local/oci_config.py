@@ -52,7 +52,9 @@ def mounts(volume: str) -> list[dict[str, Any]]:
 
 
 def config(*, sandbox_id: str, argv: list[str], env: dict[str, str], rootfs: str, volume: str,
-           cpus: float, memory_mib: int) -> dict[str, Any]:
+           cpus: float, memory_mib: int, netns: str | None = None) -> dict[str, Any]:
+    """``netns``: the path of a network namespace the container joins (its path to a peer);
+    None: a new, empty one."""
     process_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", **env}
     return {
         "ociVersion": "1.0.2",
@@ -76,11 +78,16 @@ def config(*, sandbox_id: str, argv: list[str], env: dict[str, str], rootfs: str
                 "memory": {"limit": memory_mib * 2**20},
                 "cpu": {"quota": int(cpus * CFS_PERIOD_US), "period": CFS_PERIOD_US},
             },
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
+            "namespaces": namespaces(netns),
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
         },
     }
+
+
+def namespaces(netns: str | None) -> list[dict[str, str]]:
+    return [{"type": t, **({"path": netns} if t == "network" and netns else {})}
+            for t in ("pid", "network", "ipc", "uts", "mount")]
 
 
 def cgroups_path(sandbox_id: str) -> str:

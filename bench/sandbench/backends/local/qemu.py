@@ -2,7 +2,8 @@
 
 Each VM gets a qcow2 overlay over the workload disk (its writable root filesystem, as an overlay
 is a container's) and its own copy of an empty ext4 data disk mounted at /data (the volume),
-boots Debian's cloud kernel directly (-kernel/-initrd), has no network device at all and writes
+boots Debian's cloud kernel directly (-kernel/-initrd), has no network device (but for the net
+workload: a virtio-net device on a tap bridged to the sandbox's veth, netpath.py) and writes
 everything to its serial console, which is read line by line as it arrives.
 
 Marks, all on the host's clock: ``request`` just before QEMU is spawned, ``kernel`` when the
@@ -35,7 +36,7 @@ from typing import Any, Literal
 from sandbench.backends import guest_protocol
 from sandbench.backends.base import BackendError, Finding, Progress
 from sandbench.backends.guest_protocol import CommandLineError, Console
-from sandbench.backends.local import footprint, proc, qemu_accel, qemu_vm
+from sandbench.backends.local import footprint, netpath, proc, qemu_accel, qemu_vm
 from sandbench.backends.local.driver import Driver, Kind, Place, RuntimeEntry
 from sandbench.facts import host as hostfacts
 from sandbench.image import WorkloadImage
@@ -78,17 +79,27 @@ class QemuRuntime:
             "guest_kernel": self.guest.kernel_package, "workload_mark": WORKLOAD_MARK,
         }
 
-    def execute(self, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
+    def execute(self, case: Case, sandbox_id: str, timeout_s: float,
+                netns: str | None = None) -> Execution:
         execution = Execution(planned=PLANNED, labels={"accel": self.accel.accel})
         sandbox = self.scratch / sandbox_id
         try:
             sandbox.mkdir(parents=True)
             nonce = secrets.token_hex(8)
-            append = guest_protocol.kernel_cmdline(case.argv, case.env, nonce)
+            # A tap on the namespace's veth, not user networking: slirp would measure QEMU's
+            # own TCP proxy. QEMU runs in the namespace to open the tap.
+            tap = netpath.bridge_tap(netns) if netns else None
+            extra = ([f"sandbench_net={netpath.SANDBOX_ADDRESS}/{netpath.PREFIX_LEN}"]
+                     if netns else [])
+            append = guest_protocol.kernel_cmdline(case.argv, case.env, nonce, extra)
             argv = qemu_vm.vm_argv(self.config, self.accel.accel, self.guest, append,
-                                   self._disks(sandbox), sandbox / qemu_vm.PID_FILE)
+                                   self._disks(sandbox), sandbox / qemu_vm.PID_FILE, tap)
+            if netns:
+                argv = ["ip", "netns", "exec", netns, *argv]
+                execution.labels["net_path"] = netpath.VM_PATH
             self._run(argv, sandbox, nonce, execution, timeout_s, case.observe)
-        except (OSError, subprocess.SubprocessError, CommandLineError) as exc:
+        except (OSError, subprocess.SubprocessError, CommandLineError,
+                netpath.NetPathError) as exc:
             execution.error = f"{self.name}: {exc}"
         finally:
             self.delete(sandbox_id)

@@ -71,9 +71,13 @@ def vm_config(entry: Mapping[str, Any], binary: str, resources: Resources, scrat
 
 
 def vm_argv(config: VmConfig, accel: str, guest: GuestImage, append: str,
-            disks: Sequence[tuple[Path, str]], pid_file: Path) -> list[str]:
-    """QEMU's command line: direct kernel boot, serial console on stdout, no network at all,
-    disks (path, format) as virtio-blk in order (the guest sees vda, vdb, ...)."""
+            disks: Sequence[tuple[Path, str]], pid_file: Path,
+            tap: str | None = None) -> list[str]:
+    """QEMU's command line: direct kernel boot, serial console on stdout, disks (path, format)
+    as virtio-blk in order (the guest sees vda, vdb, ...); no network at all, or with ``tap``
+    one virtio-net device on that tap (vhost off: it needs KVM)."""
+    nic = (["-netdev", f"tap,id=net0,ifname={tap},script=no,downscript=no,vhost=off",
+            "-device", "virtio-net-pci,netdev=net0"] if tap else ["-nic", "none"])
     aio = "native" if config.disk_cache == "none" else "threads"
     argv = [
         *config.wrapper, config.binary, "-nodefaults", "-no-user-config",
@@ -81,7 +85,7 @@ def vm_argv(config: VmConfig, accel: str, guest: GuestImage, append: str,
         # KVM gets the host's CPU as KubeVirt's host-model would; TCG its default model.
         *(["-cpu", "host"] if accel == "kvm" else []),
         "-smp", str(config.vcpus), "-m", str(config.memory_mib),
-        "-display", "none", "-serial", "stdio", "-nic", "none", "-no-reboot",
+        "-display", "none", "-serial", "stdio", *nic, "-no-reboot",
         "-pidfile", str(pid_file),
         "-kernel", str(guest.kernel), "-initrd", str(guest.initrd), "-append", append,
     ]
