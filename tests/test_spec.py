@@ -55,7 +55,7 @@ def test_bad_spec_is_one_clear_line(tmp_path: Path, text: str, message: str) -> 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--runtimes", "native,kata"], "unknown runtime 'kata' for backend 'local'; known runtimes: native, runc, crun"),
-    (["--workloads", "start,boot"], "unknown workload 'boot'; known workloads: start, syscall, io, net"),
+    (["--workloads", "start,boot"], "unknown workload 'boot'; known workloads: start, syscall, io, footprint, density, net"),
     (["--backend", "mars"], "unknown backend 'mars'; known backends:"),
 ])
 def test_bad_names_exit_2_and_run_nothing(tmp_path: Path, args: list[str], message: str) -> None:
