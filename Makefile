@@ -39,8 +39,11 @@ help:
 deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
 
+# NO_SERVICES: the tests start their own sshd, Prometheus and Pushgateway on 127.0.0.1 and stop
+# them; Debian's packages would otherwise start system services listening on every address
+# (sshd on 22, Prometheus on 9090, the Pushgateway on 9091) and enable them at boot.
 test-deps:
-	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_PACKAGES)"
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_PACKAGES)" NO_SERVICES=1
 
 cluster-deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(CLUSTER_PACKAGES)"
@@ -52,7 +55,21 @@ apt-install:
 	    | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	    echo "installing Debian packages: $$missing"; \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	    guard=; flags=; \
+	    if [ -n "$(NO_SERVICES)" ]; then \
+	        flags=--no-install-recommends; \
+	        if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	            printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; guard=1; \
+	        fi; \
+	    fi; \
+	    rc=0; apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$flags $$missing || rc=$$?; \
+	    if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	    if [ -n "$(NO_SERVICES)" ] && command -v systemctl >/dev/null; then \
+	        for p in $$missing; do dpkg -L $$p 2>/dev/null; done \
+	            | grep -E '^/(usr/)?lib/systemd/system/[^/]+\.(service|socket|timer)$$' \
+	            | xargs -r -n1 basename | xargs -r systemctl disable --now >/dev/null 2>&1 || true; \
+	    fi; \
+	    exit $$rc; \
 	fi
 
 # Reinstalled only when pyproject.toml changes.
