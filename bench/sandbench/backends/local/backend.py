@@ -211,11 +211,15 @@ class LocalBackend(Backend):
             deleted += swept
             containers |= live_ones
         # A pair's peer runs in its run's scratch directory, which says whose it is; a pair
-        # without a peer is a sandbox being set up, unless it is older than any set-up takes.
+        # without a peer is a sandbox being set up, unless it is older than any set-up takes
+        # or its id names a run of this cache that is dead (its peer may have ended on its
+        # own after the harness was killed).
+        dead_prefixes = tuple(f"{owner.sandbox_prefix(run.name)}-" for run in dead)
         for sandbox_id in sorted({netpath.sandbox_of(n) for n in netpath.present()}):
             peer = netpath.peer_dir(sandbox_id)
             if kept.owns(sandbox_id, peer) \
-                    or (peer is None and netpath.age_s(sandbox_id) < CGROUP_GRACE_S):
+                    or (peer is None and netpath.age_s(sandbox_id) < CGROUP_GRACE_S
+                        and not sandbox_id.startswith(dead_prefixes)):
                 continue
             deleted += [f"network namespace {netns}" for netns in netpath.names(sandbox_id)
                         if netpath.remove(netns)]
