@@ -26,7 +26,7 @@ GO ?= $(shell command -v go 2>/dev/null || { test -x /usr/local/go/bin/go && ech
 SANDBENCH_CACHE ?= $(HOME)/.cache/sandbench
 
 .PHONY: demo test test-cluster lint deps test-deps cluster-deps apt-install venv image doctor \
-        gvisor kubevirt clean-runs help
+        gvisor kubevirt cluster-build bench clean-runs help
 
 help:
 	@echo "make demo   install what is missing, build the image, run the quick suite, write the report"
@@ -34,6 +34,8 @@ help:
 	@echo "make test-cluster   build Kubernetes v1.34.4 and gVisor (cached), bring up the test cluster, run the"
 	@echo "                    Kubernetes tests against it, tear it down"
 	@echo "make gvisor build gVisor's runsc and its containerd shim (cached; skipped without Go)"
+	@echo "make cluster-build   build the test cluster's Kubernetes and etcd binaries (cached)"
+	@echo "make bench  the benchmarks, timed (make test runs each of them once, untimed)"
 	@echo "make kubevirt   build KubeVirt v1.7.0's binaries and component images (cached; never fails)"
 
 deps:
@@ -139,11 +141,23 @@ lint: venv
 	$(BIN)/lint-imports
 
 # gvisor: the runsc integration tests really run it (Go comes with the machine).
+# --benchmark-disable: each benchmark runs once, as a smoke test; `make bench` times them.
 test: deps test-deps venv gvisor
 	$(BIN)/sandbench doctor --fix --runtimes native,runc,crun >/dev/null || true
 	$(BIN)/python -m mypy
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --benchmark-disable
+
+# The figures the closing notes quote: report rendering and the example sandbox benchmark,
+# several rounds each, on pytest-benchmark's clock (compare runs with --benchmark-compare).
+bench: deps venv
+	$(BIN)/python -m pytest tests/benchmarks --benchmark-only
+
+# The test cluster's binaries alone: Kubernetes v1.34.4 and etcd v3.6.4 from the Go module
+# proxy, cached by version (`make test-cluster` builds them too when they are missing).
+cluster-build:
+	bash tests/cluster/build-k8s.sh
+	bash tests/cluster/build-etcd.sh
 
 # Builds what is missing (cached by version under ~/.cache/sandbench), brings the cluster up,
 # runs the `cluster` tests and tears it down, also when they fail.

@@ -35,7 +35,7 @@ def runsc_run(tmp_path_factory: pytest.TempPathFactory, workload_image: Workload
               runsc: str) -> Path:
     out = tmp_path_factory.mktemp("runsc")
     result = sandbench("run", "--runtimes", "runc,runsc,runsc-ptrace", "--workloads",
-                       "start,syscall,io", "--rounds", "2", "--warmup", "1", "--no-report",
+                       "start,syscall,io", "--rounds", "2", "--warmup", "0", "--no-report",
                        "--out", str(out))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     (run_dir,) = list(out.iterdir())
