@@ -98,7 +98,10 @@ def check_levels(value: list[int]) -> list[int]:
 def parse_levels(text: str) -> list[Any]:
     """``--concurrency 1,4,16`` as a list for the spec (which checks the numbers); raises
     ValueError naming the part that is not a whole number."""
-    parts = [part.strip() for part in text.split(",")]
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise ValueError(f"--concurrency {text!r} names no level; give comma-separated levels "
+                         f"from 1 to {MAX_CONCURRENCY}, e.g. --concurrency 1,4,16")
     levels: list[Any] = []
     for part in parts:
         try:
