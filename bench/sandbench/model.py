@@ -123,6 +123,9 @@ class Value:
 #: burst measures the same thing, and a row per position would hold one sample a round.
 CONTEXT_LABELS = frozenset({"accel", "platform", "storage", "counted", "cgroup", "net_path",
                             "position"})
+#: Context labels that differ between the samples of one row (each sandbox of a burst has its
+#: own position): a series made of a row's samples cannot carry them.
+PER_SANDBOX_LABELS = frozenset({"position"})
 
 
 def comparable_labels(labels: dict[str, str] | None) -> dict[str, str]:
