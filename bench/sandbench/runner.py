@@ -24,7 +24,7 @@ from sandbench.backends import Backend
 from sandbench.backends.burst import arrival_order
 from sandbench.errors import Interrupted, RuntimeUnavailable
 from sandbench.facts import host as hostfacts
-from sandbench.model import Burst, Case, Execution, Metric, Sample, Status, Value, utc_now
+from sandbench.model import Case, Execution, Metric, Sample, Status, Value, utc_now
 from sandbench.results import RunWriter, metrics_table
 from sandbench.spec import Spec, SpecError, offsets_s, validation_message
 from sandbench.workloads import Params, ParseError, Workload
