@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import _thread
 import threading
 import time
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from sandbench.analysis import concurrency, stats
+from sandbench.backends.base import Gate
 from sandbench.backends.burst import arrival_order, run_burst
 from sandbench.model import Burst, Clock, Execution, Status, Value
 from sandbench.report.concurrency import concurrency_charts, has_curves
@@ -63,7 +65,10 @@ def test_a_burst_releases_its_sandboxes_on_schedule_and_ranks_them_by_request() 
     requested: dict[str, int] = {}
     lock = threading.Lock()
 
-    def one(sandbox_id: str) -> Execution:
+    def one(sandbox_id: str, gate: Gate) -> Execution:
+        if sandbox_id == "a":
+            time.sleep(0.1)  # a slow set-up: the burst begins when the last is ready
+        assert gate()
         execution = Execution()
         execution.mark_now("request")
         with lock:
@@ -78,14 +83,17 @@ def test_a_burst_releases_its_sandboxes_on_schedule_and_ranks_them_by_request() 
     assert (requested["d"] - first) / 1e9 == pytest.approx(0.3, abs=0.1)
     positions = arrival_order(burst.executions)
     assert sorted(positions) == [0, 1, 2, 3] and positions[2:] == [2, 3]
-    assert burst.harness_cpu_s >= 0 and all(s is not None and s > -0.01
+    # Requests of the burst's first moment are not spread by the slow set-up of one.
+    assert abs(requested["a"] - requested["b"]) / 1e9 < 0.05
+    assert burst.harness_cpu_s >= 0 and all(s is not None and -0.01 < s < 0.1
                                             for s in burst.lateness_s)
 
 
 def test_a_harness_error_in_one_thread_fails_that_sandbox_only() -> None:
-    def one(sandbox_id: str) -> Execution:
+    def one(sandbox_id: str, gate: Gate) -> Execution:
         if sandbox_id == "b":
-            raise RuntimeError("boom")
+            raise RuntimeError("boom")  # before its gate: the others must not wait for it
+        assert gate()
         return Execution()
 
     burst = run_burst(one, ["a", "b"], [0.0, 0.0])
@@ -126,3 +134,20 @@ def test_curves_per_runtime_level_and_statistic() -> None:
     assert has_curves(curves)
     assert [c.name for c in concurrency_charts(curves, names)] == ["start-concurrency-latency"]
     assert not has_curves(curves[curves["concurrency"] == 1])
+
+
+def test_ctrl_c_during_set_up_lets_no_sandbox_through_its_gate() -> None:
+    passed: dict[str, bool] = {}
+
+    def one(sandbox_id: str, gate: Gate) -> Execution:
+        if sandbox_id == "a":
+            _thread.interrupt_main()  # Ctrl-C while this one still sets up
+            time.sleep(0.3)
+        passed[sandbox_id] = gate()
+        return Execution()
+
+    with pytest.raises(KeyboardInterrupt):
+        run_burst(one, ["a", "b", "c"], [0.0, 0.0, 0.0])
+    # Those whose threads had started got to their gates and were refused; the signal may
+    # come before the others were started at all.
+    assert passed["a"] is False and set(passed.values()) == {False}

@@ -15,6 +15,12 @@ from sandbench.errors import BadInput, RunFailed
 from sandbench.model import Burst, Case, Execution, Metric
 
 Progress = Callable[[str], None]
+#: Called by a sandbox of a burst once its files are ready, just before the runtime is
+#: invoked: it returns when the sandbox's turn comes (every sandbox of the burst ready, then
+#: its scheduled arrival), True to go on, False when the burst was stopped meanwhile.
+Gate = Callable[[], bool]
+#: What a sandbox of a stopped burst records that never got to its runtime.
+NOT_STARTED = "not started: the burst was stopped"
 
 
 @dataclass(frozen=True)
