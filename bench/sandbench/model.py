@@ -390,11 +390,13 @@ class Burst:
 
     #: One per sandbox, in the order they were asked for (the arrival schedule's order).
     executions: list[Execution]
-    #: The harness's own CPU time (user + system, all its threads) from the first request
-    #: until the last sandbox was deleted, in seconds.
+    #: The harness's own CPU time (user + system, all its threads) from the start of the
+    #: burst's threads (the sandboxes' set-up included) until the last sandbox was deleted,
+    #: in seconds.
     harness_cpu_s: float
     #: Wall time of the same span, in seconds.
     wall_s: float
-    #: How late each request was against its scheduled arrival, in seconds (the harness's
-    #: own delay: spawning threads and processes); None where a sandbox was never requested.
+    #: How late each request was against its scheduled arrival, counted from the moment every
+    #: sandbox was set up and ready, in seconds: the harness's own delay (waking threads,
+    #: spawning the runtimes' processes); None where a sandbox was never requested.
     lateness_s: list[float | None] = field(default_factory=list)

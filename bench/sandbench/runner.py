@@ -377,8 +377,9 @@ class Runner:
             "cpu_percent_of_core_max": round(max(shares), 1),
             "lateness_ms_max": round(max(late) * 1e3, 3) if late else None,
             "how": "getrusage(RUSAGE_SELF) user+system time of every harness thread over each "
-                   "burst's wall time (first request to last delete); lateness: the latest "
-                   "request against its scheduled arrival",
+                   "burst's wall time (its threads' start, set-up included, to the last "
+                   "delete); lateness: the latest request against its scheduled arrival, "
+                   "counted from when every sandbox of the burst was ready",
         }
         if max(shares) > HARNESS_CPU_WARNING:
             self.writer.meta.setdefault("warnings", []).append(

@@ -152,12 +152,12 @@ BURST_THROUGHPUT = Metric(
     "sandboxes of the burst over burst_to_last_workload: starts per second")
 HARNESS_CPU = Metric(
     "harness_cpu", "% of a core", Better.LOWER,
-    "the harness's own CPU time (all its threads) over the burst's wall time, from the first "
-    "request until the last sandbox was deleted")
+    "the harness's own CPU time (all its threads) over the burst's wall time, from its threads' "
+    "start (the sandboxes' set-up included) until the last sandbox was deleted")
 HARNESS_LATENESS = Metric(
     "harness_lateness", "ms", Better.LOWER,
-    "the latest request of the burst against its scheduled arrival: the harness's own delay "
-    "(a thread's wake-up, the sandbox's files and mounts made before the runtime is invoked)")
+    "the latest request of the burst against its scheduled arrival, counted from when every "
+    "sandbox was set up: the harness's own delay (waking threads, spawning runtimes)")
 BURST_METRICS = (BURST_TO_LAST_WORKLOAD, BURST_THROUGHPUT, HARNESS_CPU, HARNESS_LATENESS)
 
 
