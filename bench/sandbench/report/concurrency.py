@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from sandbench.report.charts import Chart, chart, layout, plot_text
+from sandbench.report.charts import Chart, chart, layout, plot_text, wide_span
 from sandbench.report.labels import Runtimes, number
 from sandbench.workloads.start import (BURST_METRICS, BURST_THROUGHPUT, BURST_TO_LAST_WORKLOAD,
                                        HARNESS_CPU, PHASES)
@@ -22,6 +22,9 @@ LATENCY = PHASES[0].metric.name
 #: Metrics shown by their own curves here, not as one more start phase's box and ECDF.
 CURVE_ONLY = frozenset(m.name for m in BURST_METRICS)
 DASHES = {"p50": "solid", "p90": "dash", "p99": "dot"}
+#: Values further apart than this (crun's lone start next to runsc's p99 at 32) get a log
+#: axis, or the fast runtimes' curves flatten onto the floor.
+LOG_SPAN = 10.0
 
 
 def has_curves(curves: pd.DataFrame) -> bool:
@@ -64,7 +67,9 @@ def _curve_chart(rows: pd.DataFrame, runtimes: Runtimes, statistics: tuple[str, 
                  name: str, title: str, caption: str) -> Chart:
     unit = str(rows["unit"].iloc[0])
     levels = sorted(int(level) for level in rows["concurrency"].unique())
-    figure = go.Figure(layout=layout(unit, x_title="sandboxes started together", height=420))
+    log = wide_span(rows["value"], LOG_SPAN)
+    figure = go.Figure(layout=layout(unit, x_title="sandboxes started together", log=log,
+                                     height=420))
     figure.update_xaxes(type="log", tickvals=levels, ticktext=[str(level) for level in levels])
     for runtime in runtimes.order:
         for statistic in statistics:
@@ -87,4 +92,5 @@ def _curve_chart(rows: pd.DataFrame, runtimes: Runtimes, statistics: tuple[str, 
                                line["ci_high"], line["n"])],
                 hoverinfo="text",
             ))
-    return chart(name, title, "start", caption, figure, wide=True)
+    return chart(name, title, "start", caption + (" Log scale." if log else ""), figure,
+                 wide=True)
