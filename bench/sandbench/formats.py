@@ -104,6 +104,9 @@ class RunMeta(_Open):
     """Facts of the harness host (kernel, CPU, cores, cgroup layout...): facts/host.py."""
     host_state: dict[str, Any] = Field(default_factory=dict)
     """The host's load, frequency and affinity at "start" and "end" (facts/host.py)."""
+    harness: dict[str, Any] | None = None
+    """A run with concurrency as its axis: what the harness itself spent during its bursts
+    (bursts, cpu_percent_of_core_mean and _max, lateness_ms_max, how); absent otherwise."""
     runtimes: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Each runtime's facts as its backend reports them (version, binary, accel...)."""
     environment: dict[str, Any] = Field(default_factory=dict)

@@ -119,7 +119,25 @@ class Value:
 #: not part of what makes two samples comparable, so a TCG guest's getpid still sits in one row
 #: with the containers' getpid, and gVisor's rootfs with runc's; nor the net workload's path to
 #: its peer (a veth, or a VM's tap behind it), so every runtime's throughput shares a row.
-CONTEXT_LABELS = frozenset({"accel", "platform", "storage", "counted", "cgroup", "net_path"})
+#: A sandbox's position in its burst (concurrency runs) is context too: every position of a
+#: burst measures the same thing, and a row per position would hold one sample a round.
+CONTEXT_LABELS = frozenset({"accel", "platform", "storage", "counted", "cgroup", "net_path",
+                            "position"})
+#: Context labels that differ between the samples of one row (each sandbox of a burst has its
+#: own position): a series made of a row's samples cannot carry them.
+PER_SANDBOX_LABELS = frozenset({"position"})
+
+
+def comparable_labels(labels: dict[str, str] | None) -> dict[str, str]:
+    """The labels that make two samples comparable: without the context labels, and without
+    ``concurrency`` and ``arrival`` on a sandbox started alone (concurrency 1), which measures
+    what a run without a concurrency axis measures: so a concurrency run's level 1 shares its
+    rows with runs made before concurrency existed, and `sandbench compare` matches them."""
+    kept = {k: v for k, v in (labels or {}).items() if k not in CONTEXT_LABELS}
+    if kept.get("concurrency") == "1":
+        kept.pop("concurrency")
+        kept.pop("arrival", None)
+    return kept
 
 
 def utc_now() -> str:
@@ -364,3 +382,21 @@ class Execution:
         if self.peer_stdout:
             text += "\n--- the peer's stdout ---\n" + self.peer_stdout
         return text
+
+
+@dataclass
+class Burst:
+    """Sandboxes of one case started together (a concurrency level), as a backend ran them."""
+
+    #: One per sandbox, in the order they were asked for (the arrival schedule's order).
+    executions: list[Execution]
+    #: The harness's own CPU time (user + system, all its threads) from the start of the
+    #: burst's threads (the sandboxes' set-up included) until the last sandbox was deleted,
+    #: in seconds.
+    harness_cpu_s: float
+    #: Wall time of the same span, in seconds.
+    wall_s: float
+    #: How late each request was against its scheduled arrival, counted from the moment every
+    #: sandbox was set up and ready, in seconds: the harness's own delay (waking threads,
+    #: spawning the runtimes' processes); None where a sandbox was never requested.
+    lateness_s: list[float | None] = field(default_factory=list)

@@ -15,23 +15,27 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from pydantic import ValidationError
 
 from sandbench import __version__, owner, workloads
 from sandbench.backends import Backend
+from sandbench.backends.burst import arrival_order
 from sandbench.errors import Interrupted, RuntimeUnavailable
 from sandbench.facts import host as hostfacts
 from sandbench.model import Case, Execution, Metric, Sample, Status, Value, utc_now
 from sandbench.results import RunWriter, metrics_table
-from sandbench.spec import Spec, SpecError, validation_message
+from sandbench.spec import Spec, SpecError, offsets_s, validation_message
 from sandbench.workloads import Params, ParseError, Workload
 
 #: Raw output kept inline with a failed sample; the whole output is in outputs/ anyway.
 RAW_LIMIT = 8192
 #: kube-burner's rule: a run with more failed samples than this is not valid.
 MAX_FAILED_FRACTION = 0.10
+#: The harness's CPU over a burst, in % of one core, above which run.json warns that it may
+#: have slowed the sandboxes it measured: on a 2-core host half a core is a quarter of it.
+HARNESS_CPU_WARNING = 50.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,9 @@ class Step:
     runtime: str
     round: int
     warmup: bool
+    #: Sandboxes of the case started together (a run with concurrency as its axis); None: one
+    #: sandbox on its own, as in a run without that axis.
+    concurrency: int | None = None
 
 
 @dataclass(frozen=True)
@@ -53,14 +60,21 @@ class Plan:
 
     @property
     def metrics(self) -> list[Metric]:
-        return [m for name in self.params for m in workloads.get(name).metrics]
+        burst = self.spec.concurrency_axis
+        return [m for name in self.params for m in (
+            *workloads.get(name).metrics, *(workloads.get(name).burst_metrics if burst else ()))]
+
+    @property
+    def sandboxes(self) -> int:
+        return sum(step.concurrency or 1 for step in self.steps)
 
     def all_metrics(self, backend: Backend) -> list[Metric]:
         return [*self.metrics, *backend.extra_metrics]
 
 
-def plan(spec: Spec, known_runtimes: dict[str, str]) -> Plan:
-    """Check every name and parameter and lay out the steps; raises SpecError, runs nothing."""
+def plan(spec: Spec, known_runtimes: dict[str, str], concurrent: bool = True) -> Plan:
+    """Check every name and parameter and lay out the steps; raises SpecError, runs nothing.
+    ``concurrent``: whether the backend can start sandboxes together (Backend.concurrent)."""
     for runtime in spec.runtimes:
         if runtime not in known_runtimes:
             raise SpecError(f"unknown runtime {runtime!r} for backend {spec.backend!r}; "
@@ -75,20 +89,43 @@ def plan(spec: Spec, known_runtimes: dict[str, str]) -> Plan:
             raise SpecError(str(exc)) from None
         except ValidationError as exc:
             raise SpecError(validation_message(exc, f"workloads.{name}.params")) from None
+    _check_concurrency(spec, concurrent)
     return Plan(spec, params, list(_steps(spec, params)))
+
+
+def _check_concurrency(spec: Spec, concurrent: bool) -> None:
+    if not spec.concurrency_axis:
+        return
+    levels = ", ".join(str(level) for level in spec.concurrency)
+    if not concurrent and max(spec.concurrency) > 1:
+        raise SpecError(f"concurrency [{levels}]: backend {spec.backend!r} starts one sandbox "
+                        "at a time; concurrency above 1 runs on the local backend")
+    alone = [name for name in spec.workloads if not workloads.get(name).concurrent]
+    if alone:
+        can = ", ".join(n for n, w in workloads.WORKLOADS.items() if w.concurrent)
+        raise SpecError(f"concurrency [{levels}]: workload {alone[0]!r} runs one sandbox at a "
+                        f"time and cannot be run concurrently; only {can} can (e.g. "
+                        f"--workloads {can.split(',')[0]}), or leave concurrency at [1]")
 
 
 def _steps(spec: Spec, params: dict[str, Params]) -> Iterator[Step]:
     for name, workload_params in params.items():
         workload = workloads.get(name)
         warmup = spec.warmup_of(name)
+        # Levels interleave as runtimes do, so none always runs first in a round.
+        levels: list[int | None] = (list(spec.concurrency) if spec.concurrency_axis
+                                    and workload.concurrent else [None])
         for number in range(1, warmup + spec.rounds_of(name) + 1):
             for case in workload.cases(workload_params):
-                for runtime in round_order(spec.runtimes, number):
-                    yield Step(workload, case, runtime, number, number <= warmup)
+                for level in round_order(levels, number):
+                    for runtime in round_order(spec.runtimes, number):
+                        yield Step(workload, case, runtime, number, number <= warmup, level)
 
 
-def round_order(runtimes: list[str], number: int) -> list[str]:
+Named = TypeVar("Named")
+
+
+def round_order(runtimes: list[Named], number: int) -> list[Named]:
     """The order round ``number`` (from 1) runs the runtimes in: a Williams design. Over every
     k rounds (2k when k is odd) each runtime runs once in each position and once right after
     each other runtime. With a fixed A B C order the sandbox after a container's teardown paid
@@ -258,6 +295,8 @@ class Runner:
         self.failed = 0
         self.cleanup_skipped = False
         self.runnable: list[int] = []
+        #: Each burst's harness CPU (% of a core) and lateness (s), for run.json.
+        self.harness: list[tuple[float, float | None]] = []
 
     def run(self) -> str:
         """Run every step; returns the run's final status. Cleans up on every path."""
@@ -295,6 +334,7 @@ class Runner:
             self.writer.meta.setdefault("cleanup", []).extend(deleted)
         self.writer.meta.setdefault("environment", {}).update(self.backend.final_facts())
         self._host_state_at_end()
+        self._harness_at_end()
         self._judge(interference)
         if guard.signals and status == "completed":
             status, reason = "interrupted", "stopped by a signal while it was cleaning up"
@@ -324,6 +364,29 @@ class Runner:
         if warning:
             self.writer.meta.setdefault("warnings", []).append(warning)
 
+    def _harness_at_end(self) -> None:
+        """What the harness itself spent during the bursts, and a warning when it may have
+        been what slowed them."""
+        if not self.harness:
+            return
+        shares = [share for share, _ in self.harness]
+        late = [s for _, s in self.harness if s is not None]
+        self.writer.meta["harness"] = {
+            "bursts": len(shares),
+            "cpu_percent_of_core_mean": round(sum(shares) / len(shares), 1),
+            "cpu_percent_of_core_max": round(max(shares), 1),
+            "lateness_ms_max": round(max(late) * 1e3, 3) if late else None,
+            "how": "getrusage(RUSAGE_SELF) user+system time of every harness thread over each "
+                   "burst's wall time (its threads' start, set-up included, to the last "
+                   "delete); lateness: the latest request against its scheduled arrival, "
+                   "counted from when every sandbox of the burst was ready",
+        }
+        if max(shares) > HARNESS_CPU_WARNING:
+            self.writer.meta.setdefault("warnings", []).append(
+                f"the harness used up to {max(shares):.0f}% of a core during a burst (over "
+                f"{HARNESS_CPU_WARNING:.0f}%): at that concurrency it may have slowed the "
+                "sandboxes it measured")
+
     def _judge(self, interference: list[str]) -> None:
         total = self.writer.count
         warnings = self.writer.meta.setdefault("warnings", [])
@@ -343,23 +406,59 @@ class Runner:
                 self.progress(index, len(steps), step)
             sandbox_id = f"{prefix}-{index:05d}"
             self._sample_runnable()
-            execution = self.backend.execute(step.runtime, step.case, sandbox_id,
-                                             self.plan.spec.timeout_s)
-            # Samples first: they are the results, the output only explains them, so a disk
-            # that fills up loses an output, never a measured sandbox.
-            output = self.writer.output_path(sandbox_id)
-            self.writer.append(self._samples(step, execution, output))
-            self.writer.save_output(sandbox_id, execution.raw())
+            if step.concurrency is not None:
+                self._run_burst(step, sandbox_id)
+            else:
+                execution = self.backend.execute(step.runtime, step.case, sandbox_id,
+                                                 self.plan.spec.timeout_s)
+                self._record(step, sandbox_id, execution)
             if index + 1 == len(steps) or _round(steps[index + 1]) != _round(step):
                 self.writer.sync()
         if self.progress and steps:
             self.progress(len(steps), len(steps), steps[-1])
 
-    def _samples(self, step: Step, execution: Execution, output: str) -> list[Sample]:
+    def _record(self, step: Step, sandbox_id: str, execution: Execution) -> list[Value]:
+        """Write the sandbox's samples and output; its values, as the samples hold them."""
         values, reason = _values(step, execution)
+        output = self.writer.output_path(sandbox_id)
         samples = [self._sample(step, v, execution, output, reason) for v in values]
         self.failed += sum(1 for s in samples if s.status == Status.FAILED)
-        return samples
+        # Samples first: they are the results, the output only explains them, so a disk
+        # that fills up loses an output, never a measured sandbox.
+        self.writer.append(samples)
+        self.writer.save_output(sandbox_id, execution.raw())
+        return values
+
+    def _run_burst(self, step: Step, sandbox_id: str) -> None:
+        """``step.concurrency`` sandboxes of the step's case started together, each recorded
+        as a lone one is, labelled with the burst; then the burst's own values."""
+        assert step.concurrency is not None
+        spec = self.plan.spec
+        ids = [f"{sandbox_id}-{position:03d}" for position in range(step.concurrency)]
+        burst = self.backend.execute_burst(step.runtime, step.case, ids, spec.timeout_s,
+                                           offsets_s(spec.arrival, step.concurrency, step.round))
+        labels = {"concurrency": str(step.concurrency), "arrival": spec.arrival.label}
+        values = []
+        for one, execution, position in zip(ids, burst.executions,
+                                            arrival_order(burst.executions)):
+            execution.labels = {**execution.labels, **labels, "position": str(position)}
+            values.append(self._record(step, one, execution))
+        extra = step.workload.burst(burst, values)
+        self.writer.append(self._burst_sample(step, v, labels) for v in extra)
+        late = [s for s in burst.lateness_s if s is not None]
+        self.harness.append((100.0 * burst.harness_cpu_s / burst.wall_s if burst.wall_s else 0.0,
+                             max(late) if late else None))
+
+    def _burst_sample(self, step: Step, value: Value, labels: dict[str, str]) -> Sample:
+        failed = value.status == Status.FAILED
+        self.failed += failed
+        return Sample(
+            run_id=self.writer.meta["run_id"], backend=self.plan.spec.backend,
+            runtime=step.runtime, workload=step.workload.name, metric=value.metric.name,
+            unit=value.metric.unit, value=value.value, round=step.round, warmup=step.warmup,
+            status=value.status, time=utc_now(),
+            labels={**step.case.labels, **labels, **value.labels}, reason=value.reason,
+            clock=value.clock)
 
     def _sample(self, step: Step, value: Value, execution: Execution, output: str,
                 reason: str | None) -> Sample:

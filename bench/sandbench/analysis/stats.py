@@ -30,7 +30,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from sandbench.formats import RunMeta
-from sandbench.model import CONTEXT_LABELS
+from sandbench.model import comparable_labels
 from sandbench.results import Run
 
 Floats = npt.NDArray[np.float64]
@@ -59,11 +59,10 @@ COLUMNS = [
 def labels_key(labels: Mapping[str, Any] | None) -> str:
     """Labels as one string that does not depend on their order: ``"job=seqread,target=rootfs"``.
     Context labels (model.CONTEXT_LABELS, such as the accelerator) are left out: they say how
-    a sandbox ran, not what was measured."""
-    if not labels:
-        return ""
-    return ",".join(f"{name}={labels[name]}" for name in sorted(labels)
-                    if name not in CONTEXT_LABELS)
+    a sandbox ran, not what was measured; so are a lone sandbox's concurrency labels
+    (model.comparable_labels)."""
+    kept = comparable_labels(dict(labels or {}))
+    return ",".join(f"{name}={kept[name]}" for name in sorted(kept))
 
 
 def finite(values: npt.ArrayLike) -> Floats:
@@ -211,8 +210,7 @@ def _counts(rows: pd.DataFrame) -> pd.DataFrame:
     first = rows.groupby(GROUP, sort=True)[["label_values", "unit"]].first()
     # As in the labels key: a runtime's context (its platform, what an io target is under it)
     # must not name a row, or one row of a table or chart would split by runtime.
-    first["label_values"] = first["label_values"].map(
-        lambda labels: {k: v for k, v in (labels or {}).items() if k not in CONTEXT_LABELS})
+    first["label_values"] = first["label_values"].map(comparable_labels)
     status = rows.groupby(GROUP + ["status"], sort=True).size().unstack("status", fill_value=0)
     for name in ("failed", "skipped"):
         first[name] = status[name] if name in status else 0

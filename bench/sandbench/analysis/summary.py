@@ -14,7 +14,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from sandbench.analysis import decision, footprint, stats
+from sandbench.analysis import concurrency, decision, footprint, stats
 from sandbench.results import Run
 
 #: What one summary row is about: (runtime, workload, metric, labels), as stats.GROUP.
@@ -54,6 +54,12 @@ class RunSummary:
     def density(self) -> list[footprint.DensityCurve]:
         """Each runtime's density sweep, fitted (empty without density samples)."""
         return footprint.density_curves(self.good, self.rows[self.rows["status"] == "failed"])
+
+    @cached_property
+    def concurrency(self) -> pd.DataFrame:
+        """Each metric's p50/p90/p99 against concurrency, with intervals (concurrency.curves;
+        empty without a concurrency axis)."""
+        return concurrency.curves(self.rows)
 
     @cached_property
     def by_key(self) -> pd.DataFrame:

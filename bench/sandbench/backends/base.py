@@ -12,9 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 from sandbench.errors import BadInput, RunFailed
-from sandbench.model import Case, Execution, Metric
+from sandbench.model import Burst, Case, Execution, Metric
 
 Progress = Callable[[str], None]
+#: Called by a sandbox of a burst once its files are ready, just before the runtime is
+#: invoked: it returns when the sandbox's turn comes (every sandbox of the burst ready, then
+#: its scheduled arrival), True to go on, False when the burst was stopped meanwhile.
+Gate = Callable[[], bool]
+#: What a sandbox of a stopped burst records that never got to its runtime.
+NOT_STARTED = "not started: the burst was stopped"
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,17 @@ class Backend(ABC):
     def execute(self, runtime: str, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
         """Run one fresh sandbox to completion and delete it; never raises for a sandbox that
         fails (that is an Execution with ``error`` set)."""
+
+    #: Whether execute_burst can start sandboxes together here (a spec's concurrency above 1).
+    concurrent: ClassVar[bool] = False
+
+    def execute_burst(self, runtime: str, case: Case, sandbox_ids: list[str], timeout_s: float,
+                      offsets_s: list[float]) -> Burst:
+        """Run one fresh sandbox of ``case`` per id, the i-th requested ``offsets_s[i]``
+        seconds after the burst begins, each through the whole lifecycle ``execute`` runs;
+        every one is deleted on every path out. Only where ``concurrent`` is set."""
+        raise BackendInputError(f"backend {self.name!r} starts one sandbox at a time; "
+                                "concurrency above 1 runs on the local backend")
 
     @abstractmethod
     def cleanup(self) -> list[str]:

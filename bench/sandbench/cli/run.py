@@ -19,7 +19,8 @@ from sandbench.cli.summary import legend, summary_tables
 from sandbench.errors import BadInput, Interrupted, InvalidRun, RunFailed, SandbenchError
 from sandbench.report import write_report
 from sandbench.report.render import REPORT_FILE
-from sandbench.spec import MAX_ROUNDS, MAX_TIMEOUT_S, PROFILES, Overrides, Spec, load_spec
+from sandbench.spec import (ARRIVAL_SYNTAX, MAX_CONCURRENCY, MAX_ROUNDS, MAX_TIMEOUT_S, PROFILES,
+                            Overrides, Spec, load_spec, parse_arrival, parse_levels)
 
 VERBOSE_HELP = ("Every metric in the summary table, not only each workload's headline "
                 "(`sandbench summary RUN_DIR -v` prints it again later).")
@@ -41,6 +42,10 @@ VERBOSE_HELP = ("Every metric in the summary table, not only each workload's hea
               help="Warmup rounds for every workload.")
 @click.option("--timeout", type=click.FloatRange(min=0.1, max=MAX_TIMEOUT_S),
               help=f"Seconds one sandbox may take, at most {MAX_TIMEOUT_S:,.0f} (a day).")
+@click.option("--concurrency", help="Comma-separated levels of sandboxes started together, e.g. "
+              f"1,4,16 (1 to {MAX_CONCURRENCY}; start only). Default 1: one at a time.")
+@click.option("--arrival", help=f"When a burst's sandboxes are requested: {ARRIVAL_SYNTAX}. "
+              "Default burst: all at once.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"),
               show_default=True, help="Directory the run directory is created in.")
 @click.option("--no-report", is_flag=True, help="Do not render the HTML report at the end.")
@@ -49,7 +54,8 @@ VERBOSE_HELP = ("Every metric in the summary table, not only each workload's hea
 @kube_options
 def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str | None,
         workload_names: str | None, rounds: int | None, warmup: int | None,
-        timeout: float | None, out: Path, no_report: bool, verbose: bool, cache_dir: Path,
+        timeout: float | None, concurrency: str | None, arrival: str | None, out: Path,
+        no_report: bool, verbose: bool, cache_dir: Path,
         kubeconfig: str | None, kube_context: str | None, node: str | None,
         image: str | None, pull_policy: str | None) -> None:
     """Run an experiment: SPEC_FILE (YAML) or the --profile, with flags overriding it.
@@ -60,10 +66,15 @@ def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str
     if timeout is not None and not math.isfinite(timeout):  # FloatRange lets nan through
         raise BadInput(f"--timeout {timeout} is not a number of seconds; give 0.1 to "
                        f"{MAX_TIMEOUT_S:.0f}")
+    try:
+        levels = parse_levels(concurrency) if concurrency is not None else None
+        arrives = parse_arrival(arrival) if arrival is not None else None
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
     overrides = Overrides(backend=backend, runtimes=split(runtimes),
                           workloads=split(workload_names, "--workloads", "start,syscall"),
                           rounds=rounds, warmup=warmup,
-                          timeout_s=timeout,
+                          timeout_s=timeout, concurrency=levels, arrival=arrives,
                           kubernetes=kube_flags(kubeconfig, kube_context, node, image, pull_policy))
     spec = load_spec(spec_file, profile, overrides)
     # Before the run directory is made and the image prepared (minutes, when it is built):
@@ -97,11 +108,12 @@ def measure(spec: Spec, run_id: str, run_dir: Path, cache_dir: Path,
                                       resources=spec.resources, run_id=run_id,
                                       kubernetes=spec.kubernetes)
         runner.add_variants(backend_obj, spec)
-        runner.plan(spec, backend_obj.known_runtimes())  # every name checked before any probing
+        # Every name checked before any probing.
+        runner.plan(spec, backend_obj.known_runtimes(), backend_obj.concurrent)
         spec, notes = runner.check_runtimes(backend_obj, spec)
         for note in notes:
             console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
-        the_plan = runner.plan(spec, backend_obj.known_runtimes())
+        the_plan = runner.plan(spec, backend_obj.known_runtimes(), backend_obj.concurrent)
         with console.status(f"preparing the {spec.backend} backend..."):
             try:
                 backend_obj.prepare(spec.runtimes, progress=lambda line: console.log(line))
@@ -110,7 +122,7 @@ def measure(spec: Spec, run_id: str, run_dir: Path, cache_dir: Path,
                 raise RunFailed(f"cannot prepare: {exc}") from exc
         writer = results.RunWriter(run_dir, runner.run_metadata(run_id, the_plan, backend_obj,
                                                                notes))
-        console.print(f"run [bold]{run_id}[/]: {len(the_plan.steps)} sandboxes, "
+        console.print(f"run [bold]{run_id}[/]: {the_plan.sandboxes} sandboxes, "
                       f"runtimes {', '.join(spec.runtimes)}, samples in {run_dir}/",
                       highlight=False)
         _run_with_progress(the_plan, backend_obj, writer)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from sandbench.analysis.summary import RunSummary
+from sandbench.model import PER_SANDBOX_LABELS
 from sandbench.nightly.export import SECONDS
 from sandbench.results import Run
 
@@ -144,7 +145,8 @@ def sample_families(summary: RunSummary) -> tuple[list[Family], list[str]]:
             name, "gauge", f"{metric} of one sandbox ({_description(run, str(metric))})",
             unit.unit))
         for labels, series in rows.groupby("labels", sort=True):
-            own = dict(series["label_values"].iloc[0])
+            own = {k: v for k, v in series["label_values"].iloc[0].items()
+                   if k not in PER_SANDBOX_LABELS}
             key = tuple(_series_labels(run, str(runtime), str(workload), own))
             for value, seconds in sorted(zip(series["value"], series["seconds"]),
                                          key=lambda pair: pair[1]):

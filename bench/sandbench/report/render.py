@@ -28,8 +28,9 @@ from sandbench.report import footprint, tables, trends, verdict_section
 from sandbench.report.anchors import anchor_tables
 from sandbench.report.bars import bar_charts
 from sandbench.report.charts import Chart, template_json, workload_order
+from sandbench.report.concurrency import concurrency_charts
 from sandbench.report.io_mode import io_mode_notes, io_target_notes
-from sandbench.report.labels import EMULATED, Runtimes, runtimes
+from sandbench.report.labels import EMULATED, Runtimes, number, runtimes
 from sandbench.report.network import network_notes
 from sandbench.report.start import start_charts
 from sandbench.results import Run, load_run
@@ -84,6 +85,8 @@ def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None
         summary = summarize_run(run)
     names = runtimes(run.info, run.samples["runtime"].unique())
     charts = make_charts(summary.rows, summary.table, names)
+    # The curves open the start section's charts when the run has concurrency levels.
+    charts = concurrency_charts(summary.concurrency, names) + charts
     charts += footprint.density_chart(summary.density, names)
     found = trends.trends(summary, history, names) if history is not None else None
     charts += found.charts if found else []
@@ -193,6 +196,14 @@ def notes(meta: RunMeta, names: Runtimes) -> list[str]:
              f"{', '.join(d.get('affects') or [])} may be off by up to that much. See Clock "
              "offsets under Environment."
              for name, d in drift.items() if d.get("drifted")]
+    harness = meta.harness or {}
+    if harness.get("bursts"):
+        late = harness.get("lateness_ms_max")
+        said.append(f"Over its {harness['bursts']} bursts the harness itself used "
+                    f"{number(harness.get('cpu_percent_of_core_mean'))}% of a core on average "
+                    f"and {number(harness.get('cpu_percent_of_core_max'))}% at most"
+                    + (f"; its latest request came {number(late)} ms after its scheduled "
+                       "arrival" if late is not None else "") + ".")
     return said
 
 

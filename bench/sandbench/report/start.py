@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from sandbench.analysis import stats
+from sandbench.report.concurrency import CURVE_ONLY
 from sandbench.report.charts import (Chart, axis_name, chart, layout, metric_order, plot_text,
                                      wide_span)
 from sandbench.report.labels import PALETTE, Runtimes, number
@@ -60,10 +61,12 @@ def ecdf(values: npt.ArrayLike, points: int = ECDF_POINTS) -> tuple[npt.NDArray[
 
 
 def start_charts(rows: pd.DataFrame, summary: pd.DataFrame, runtimes: Runtimes) -> list[Chart]:
-    ok = stats.good(rows[rows["workload"] == "start"])
+    # A burst's totals and the harness's CPU have their curves (concurrency.py) instead.
+    ok = stats.good(rows[(rows["workload"] == "start") & ~rows["metric"].isin(CURVE_ONLY)])
     boxes = box_table(ok)
     series = {key: group.to_numpy() for key, group in ok.groupby(BY, sort=False)["value"]}
-    start = summary[(summary["workload"] == "start") & (summary["n"] > 0)]
+    start = summary[(summary["workload"] == "start") & (summary["n"] > 0)
+                    & ~summary["metric"].isin(CURVE_ONLY)]
     charts = _phase_charts(start, runtimes)
     for metric in metric_order(start, runtimes):
         for labels, group in start[start["metric"] == metric].groupby("labels", sort=True):

@@ -6,6 +6,8 @@ the kubernetes backend's, SSH targets); load.py reads a spec from profiles, file
 
 from __future__ import annotations
 
+from sandbench.spec.concurrency import (ARRIVAL_SYNTAX, MAX_CONCURRENCY, Arrival, offsets_s,
+                                        parse_arrival, parse_levels)
 from sandbench.spec.experiment import (BACKEND_PARAMS, DEFAULT_RUNTIMES, MAX_ROUNDS,
                                        MAX_TIMEOUT_S, OPTIONAL_DEFAULTS, VARIANT_NAME, Spec,
                                        Variant, WorkloadRun)
@@ -14,7 +16,8 @@ from sandbench.spec.load import (PROFILES, Overrides, SpecError, load_spec, pars
 from sandbench.spec.settings import (KubernetesSettings, KubevirtSettings, Resources, SshTarget,
                                      Strict)
 
-__all__ = ["BACKEND_PARAMS", "DEFAULT_RUNTIMES", "MAX_ROUNDS", "MAX_TIMEOUT_S",
+__all__ = ["ARRIVAL_SYNTAX", "MAX_CONCURRENCY", "Arrival", "offsets_s", "parse_arrival",
+           "parse_levels", "BACKEND_PARAMS", "DEFAULT_RUNTIMES", "MAX_ROUNDS", "MAX_TIMEOUT_S",
            "OPTIONAL_DEFAULTS", "PROFILES", "VARIANT_NAME", "KubernetesSettings",
            "KubevirtSettings", "Overrides", "Resources", "Spec", "SpecError", "SshTarget",
            "Strict", "Variant", "WorkloadRun", "load_spec", "parse_spec", "read_spec",

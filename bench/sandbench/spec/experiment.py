@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from sandbench.spec.concurrency import Arrival, check_levels
 from sandbench.spec.settings import KubernetesSettings, Resources, Strict
 
 #: Runtimes compared when a spec names none: the baseline first.
@@ -104,6 +105,17 @@ class Spec(Strict):
     most a day (MAX_TIMEOUT_S): beyond any sandbox of a benchmark, and the timers the backends
     wait on overflow past it."""
 
+    concurrency: list[int] = Field(default_factory=lambda: [1])
+    """Sandboxes started together, one burst per level in every round, e.g. ``[1, 4, 16]``.
+    [1], the default, is one sandbox at a time, as a start is measured on its own; more than
+    one level (or any level above 1) makes concurrency an axis: every start sample is then
+    labelled with its concurrency, arrival and position in the burst. Only workloads that
+    can run concurrently (start) may have levels above 1."""
+
+    arrival: Arrival = Field(default_factory=Arrival)
+    """When the sandboxes of a burst are requested: all at once (``burst``, the default),
+    ``rate`` or ``poisson`` at ``per_second``."""
+
     resources: Resources = Field(default_factory=Resources)
 
     variants: dict[str, Variant] = Field(default_factory=dict)
@@ -142,6 +154,17 @@ class Spec(Strict):
         if dupes:
             raise ValueError(f"runtime {dupes[0]!r} is listed twice")
         return value
+
+    @field_validator("concurrency")
+    @classmethod
+    def _levels(cls, value: list[int]) -> list[int]:
+        return check_levels(value)
+
+    @property
+    def concurrency_axis(self) -> bool:
+        """Whether concurrency is an axis of this run: any level but the lone default [1].
+        Without it, samples carry no concurrency labels and no burst metrics, as before."""
+        return self.concurrency != [1]
 
     @field_validator("variants")
     @classmethod

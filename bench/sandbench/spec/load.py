@@ -120,14 +120,22 @@ class Overrides:
     rounds: int | None = None
     warmup: int | None = None
     timeout_s: float | None = None
+    #: --concurrency and --arrival, as the spec's keys would hold them.
+    concurrency: list[Any] | None = None
+    arrival: dict[str, Any] | None = None
     #: kubernetes settings given as flags (--kubeconfig, --context, --node, --image...).
     kubernetes: dict[str, Any] | None = None
 
     def apply(self, data: dict[str, Any]) -> dict[str, Any]:
         data = dict(data)
-        for key in ("backend", "runtimes", "timeout_s", "rounds", "warmup"):
+        for key in ("backend", "runtimes", "timeout_s", "rounds", "warmup", "concurrency"):
             if getattr(self, key) is not None:
                 data[key] = getattr(self, key)
+        if self.arrival is not None:
+            # The flag names a pattern and its rate; the spec's seed stays.
+            previous = data.get("arrival")
+            seed = previous.get("seed") if isinstance(previous, dict) else None
+            data["arrival"] = {**self.arrival, **({"seed": seed} if seed is not None else {})}
         workloads = dict(data.get("workloads") or {})
         if self.workloads is not None:
             # Named workloads keep the spec's settings when it has them, else defaults.

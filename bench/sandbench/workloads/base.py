@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sandbench.errors import SandboxFailed
 from sandbench.image.inputs import PROBE_IN_IMAGE
-from sandbench.model import Case, Execution, Metric, Value
+from sandbench.model import Burst, Case, Execution, Metric, Value
 
 #: Where the probe lives in the workload image (and in every sandbox made from it).
 PROBE = PROBE_IN_IMAGE
@@ -39,6 +39,12 @@ class Workload(ABC):
     headline: ClassVar[tuple[str, ...]] = ()
     #: What the headline rows are, in a few words, for the summary table's caption.
     headline_note: ClassVar[str] = ""
+    #: Whether its sandboxes may start together (a spec's ``concurrency`` above 1): only a
+    #: workload whose measurement means something under contention, and whose case is one
+    #: sandbox on its own (no peer, none held together).
+    concurrent: ClassVar[bool] = False
+    #: Metrics of a whole burst of its sandboxes (concurrency runs), beside each sandbox's.
+    burst_metrics: ClassVar[tuple[Metric, ...]] = ()
 
     def params(self, raw: dict[str, Any]) -> Params:
         return self.params_model.model_validate(raw)
@@ -54,6 +60,11 @@ class Workload(ABC):
     def unmeasured(self, case: Case, execution: Execution) -> list[tuple[Metric, dict[str, str]]]:
         """The values a failed sandbox did not yield, each to be recorded as a failure."""
         return case.expected
+
+    def burst(self, burst: Burst, values: list[list[Value]]) -> list[Value]:
+        """The burst's own values (``burst_metrics``), from the backend's burst and each
+        sandbox's values (as recorded: failed ones with their reasons), in schedule order."""
+        return []
 
 
 def probe_header(stdout: str, mode: str) -> tuple[dict[str, Any], str]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
-from sandbench.model import (Better, Case, Clock, ClockOffset, Execution, Mark, Metric,
+from sandbench.model import (Better, Burst, Case, Clock, ClockOffset, Execution, Mark, Metric,
                              MissingOffset, Status, Value)
 from sandbench.workloads.base import PROBE, Params, ParseError, Workload, probe_header, realtime_stamp
 
@@ -141,6 +141,83 @@ def _end_mark(rest: str, execution: Execution) -> list[Mark]:
     return [Mark("end", Clock.SANDBOX_REALTIME, realtime_stamp(end))]
 
 
+#: A burst's own metrics (concurrency runs): how long until every sandbox ran its workload,
+#: and what that is per second; and what the harness spent meanwhile, to show it was not the
+#: bottleneck.
+BURST_TO_LAST_WORKLOAD = Metric(
+    "burst_to_last_workload", "ms", Better.LOWER,
+    "the burst's first request -> the last sandbox's first workload instruction")
+BURST_THROUGHPUT = Metric(
+    "burst_throughput", "sandboxes/s", Better.HIGHER,
+    "sandboxes of the burst over burst_to_last_workload: starts per second")
+HARNESS_CPU = Metric(
+    "harness_cpu", "% of a core", Better.LOWER,
+    "the harness's own CPU time (all its threads) over the burst's wall time, from its threads' "
+    "start (the sandboxes' set-up included) until the last sandbox was deleted")
+HARNESS_LATENESS = Metric(
+    "harness_lateness", "ms", Better.LOWER,
+    "the latest request of the burst against its scheduled arrival, counted from when every "
+    "sandbox was set up: the harness's own delay (waking threads, spawning runtimes)")
+BURST_METRICS = (BURST_TO_LAST_WORKLOAD, BURST_THROUGHPUT, HARNESS_CPU, HARNESS_LATENESS)
+
+
+@dataclass(frozen=True)
+class Arrived:
+    """One sandbox of a burst as the burst's totals need it."""
+
+    #: Its request, on the host's monotonic clock (ns); None when it was never requested.
+    request_ns: int | None
+    #: Its request_to_workload phase (ms); None when it failed.
+    to_workload_ms: float | None
+    #: Why it has no request_to_workload, when it has none.
+    reason: str | None = None
+
+
+def burst_totals(sandboxes: list[Arrived]) -> list[Value]:
+    """burst_to_last_workload and burst_throughput of one burst; both failed, saying which
+    sandbox and why, when any sandbox did not reach its workload (a total without it would
+    flatter the runtime)."""
+    count = len(sandboxes)
+    for number, one in enumerate(sandboxes, 1):
+        if one.request_ns is None or one.to_workload_ms is None:
+            reason = (f"sandbox {number} of {count} never ran its workload: "
+                      f"{one.reason or 'no request_to_workload'}")
+            return [Value(m, None, status=Status.FAILED, reason=reason)
+                    for m in (BURST_TO_LAST_WORKLOAD, BURST_THROUGHPUT)]
+    first = min(one.request_ns for one in sandboxes if one.request_ns is not None)
+    total_ms = max((one.request_ns - first) / 1e6 + one.to_workload_ms
+                   for one in sandboxes
+                   if one.request_ns is not None and one.to_workload_ms is not None)
+    if total_ms <= 0:
+        reason = f"the burst took {total_ms:.3f} ms: marks out of order"
+        return [Value(m, None, status=Status.FAILED, reason=reason)
+                for m in (BURST_TO_LAST_WORKLOAD, BURST_THROUGHPUT)]
+    return [Value(BURST_TO_LAST_WORKLOAD, total_ms, clock=str(Clock.HOST_MONOTONIC)),
+            Value(BURST_THROUGHPUT, count / (total_ms / 1e3), clock=str(Clock.HOST_MONOTONIC))]
+
+
+def _arrived(execution: Execution, values: list[Value]) -> Arrived:
+    request = next((m.ns for m in execution.marks
+                    if m.name == "request" and m.clock == Clock.HOST_MONOTONIC), None)
+    phase = next((v for v in values if v.metric.name == PHASES[0].metric.name), None)
+    if phase is not None and phase.status == Status.OK and phase.value is not None:
+        return Arrived(request, phase.value)
+    reason = phase.reason if phase is not None else None
+    return Arrived(request, None, reason or execution.error)
+
+
+def harness_values(cpu_s: float, wall_s: float, lateness_s: list[float | None]) -> list[Value]:
+    """The harness's CPU share and lateness over one burst."""
+    values = []
+    if wall_s > 0:
+        values.append(Value(HARNESS_CPU, 100.0 * cpu_s / wall_s))
+    late = [s for s in lateness_s if s is not None]
+    if late:
+        values.append(Value(HARNESS_LATENESS, max(0.0, max(late)) * 1e3,
+                            clock=str(Clock.HOST_MONOTONIC)))
+    return values
+
+
 class Start(Workload):
     name = "start"
     description = "start latency of a fresh sandbox, in phases"
@@ -150,12 +227,19 @@ class Start(Workload):
     # instruction) and the whole life of a sandbox; the others split these up.
     headline = ("request_to_workload", "create_to_workload", "request_to_exit")
     headline_note = "the phases to the workload's first instruction and to exit"
+    concurrent = True
+    burst_metrics = BURST_METRICS
 
     def cases(self, params: Params) -> list[Case]:
         # Which phases a sandbox yields depends on the backend; see unmeasured().
         assert isinstance(params, StartParams)
         linger = [str(params.linger_s)] if params.linger_s else []
         return [Case(self.name, "start", [PROBE, "start", *linger])]
+
+    def burst(self, burst: Burst, values: list[list[Value]]) -> list[Value]:
+        arrived = [_arrived(execution, mine) for execution, mine in zip(burst.executions, values)]
+        return [*burst_totals(arrived),
+                *harness_values(burst.harness_cpu_s, burst.wall_s, burst.lateness_s)]
 
     def unmeasured(self, case: Case, execution: Execution) -> list[tuple[Metric, dict[str, str]]]:
         # Every phase this backend would have measured failed; the others do not apply to it.

@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from sandbench import image, owner
-from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
+from sandbench.backends.base import (Backend, BackendError, BackendInputError, Finding, Gate,
+                                     Progress)
+from sandbench.backends.burst import run_burst
 from sandbench.backends.local import cgroups, density, mounts, netpath
 from sandbench.backends.local.driver import Driver, Place, RuntimeEntry
 from sandbench.backends.local.kinds import KINDS, runtime_table
 from sandbench.backends.local.oci import STATE_ROOT
 from sandbench.facts import host as hostfacts
-from sandbench.model import Case, Execution
+from sandbench.model import Burst, Case, Execution
 from sandbench.spec import Resources
 
 #: Seconds a cgroup with no container (or a network namespace pair with no peer yet) is left
@@ -31,6 +33,7 @@ CGROUP_GRACE_S = 60.0
 
 class LocalBackend(Backend):
     name = "local"
+    concurrent = True
 
     def __init__(self, cache_dir: Path, resources: Resources, run_id: str = "adhoc") -> None:
         breaker = mounts.option_breaker(cache_dir)
@@ -108,6 +111,10 @@ class LocalBackend(Backend):
         self._owner = owner.OwnerLock(self.scratch, {"run_id": self.run_id})
 
     def execute(self, runtime: str, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
+        return self._execute(runtime, case, sandbox_id, timeout_s)
+
+    def _execute(self, runtime: str, case: Case, sandbox_id: str, timeout_s: float,
+                 gate: Gate | None = None) -> Execution:
         driver = self._driver(runtime)
         if case.together is not None:
             execution = self._together(runtime, driver, case, sandbox_id, timeout_s)
@@ -115,7 +122,7 @@ class LocalBackend(Backend):
             self._live.add((runtime, sandbox_id))
             # Live until deleted: when a signal cuts execute short, cleanup() deletes it.
             if case.peer is None:
-                execution = driver.execute(case, sandbox_id, timeout_s)
+                execution = driver.execute(case, sandbox_id, timeout_s, gate=gate)
             else:
                 execution = self._execute_networked(driver, case, sandbox_id, timeout_s)
             self._live.discard((runtime, sandbox_id))
@@ -124,6 +131,14 @@ class LocalBackend(Backend):
                                f"{str(self.scratch)!r} was deleted while the sandbox ran"
                                + (f" ({execution.error})" if execution.error else ""))
         return execution
+
+    def execute_burst(self, runtime: str, case: Case, sandbox_ids: list[str], timeout_s: float,
+                      offsets_s: list[float]) -> Burst:
+        # Each sandbox takes the path a lone one takes (execute), so it is in _live, and
+        # deleted by cleanup(), from its request until its own delete.
+        return run_burst(lambda sandbox_id, gate: self._execute(runtime, case, sandbox_id,
+                                                                timeout_s, gate),
+                         sandbox_ids, offsets_s)
 
     def _together(self, runtime: str, driver: Driver, case: Case, sandbox_id: str,
                   timeout_s: float) -> Execution:

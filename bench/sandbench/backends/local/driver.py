@@ -15,7 +15,7 @@ from typing import Any, Callable, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from sandbench.backends.base import Finding, Progress
+from sandbench.backends.base import Finding, Gate, Progress
 from sandbench.image import WorkloadImage
 from sandbench.model import Case, Execution
 from sandbench.spec import Resources
@@ -67,11 +67,13 @@ class Driver(Protocol):
     """Runs sandboxes of one runtime: the part of the lifecycle the backend delegates."""
 
     def execute(self, case: Case, sandbox_id: str, timeout_s: float,
-                netns: str | None = None) -> Execution:
+                netns: str | None = None, gate: Gate | None = None) -> Execution:
         """Create, wait for, collect and delete one sandbox; never raises for a sandbox that
         fails. ``netns``: the network namespace (a name under /run/netns) the sandbox's
         network is, for a case with a peer; None: none but its own loopback (native: the
-        host's)."""
+        host's). ``gate``: a sandbox of a burst, passed through it once its files are made and
+        before the request is marked, so the burst's requests are not spread by its
+        set-up."""
 
     def delete(self, sandbox_id: str) -> None:
         """Delete the sandbox if it is still there; safe to call twice."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sandbench.backends.base import Finding, Progress
+from sandbench.backends.base import NOT_STARTED, Finding, Gate, Progress
 from sandbench.backends.local import footprint, proc
 from sandbench.backends.local.driver import Driver, Kind, Place, RuntimeEntry
 from sandbench.facts import host as hostfacts
@@ -48,7 +48,7 @@ class NativeRuntime:
         return {IMAGE_DIR: self.image_rootfs / IMAGE_DIR.strip("/"), **writable}
 
     def execute(self, case: Case, sandbox_id: str, timeout_s: float,
-                netns: str | None = None) -> Execution:
+                netns: str | None = None, gate: Gate | None = None) -> Execution:
         execution = Execution(planned=PLANNED, offsets=[SAME_CLOCK])
         sandbox = self.scratch / sandbox_id
         sandbox.mkdir(parents=True, exist_ok=True)
@@ -59,7 +59,10 @@ class NativeRuntime:
         argv = [*enter, *self.wrapper, *(_host_path(arg, paths) for arg in case.argv)]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **case.env}
         try:
-            self._run(argv, env, sandbox, execution, timeout_s, case.observe)
+            if gate is None or gate():
+                self._run(argv, env, sandbox, execution, timeout_s, case.observe)
+            else:
+                execution.error = NOT_STARTED
         except OSError as exc:
             execution.error = f"native: {exc}"
         finally:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sandbench.backends.base import Finding, Progress
+from sandbench.backends.base import NOT_STARTED, Finding, Gate, Progress
 from sandbench.backends.local import cgroups, footprint, gvisor, mounts, oci_config, proc
 from sandbench.backends.local.driver import Driver, Kind, Owned, Place, RuntimeEntry
 from sandbench.backends.local.netpath import NETNS_DIR
@@ -82,14 +82,14 @@ class OciRuntime:
         return [*self.wrapper, self.binary, "--root", str(self.state_root), *flags, *args]
 
     def execute(self, case: Case, sandbox_id: str, timeout_s: float,
-                netns: str | None = None) -> Execution:
+                netns: str | None = None, gate: Gate | None = None) -> Execution:
         labels = dict(self.labels)
         if case.labels.get("target") in self.storage:
             labels["storage"] = self.storage[case.labels["target"]]
         execution = Execution(planned=PLANNED, offsets=[self.clock], labels=labels)
         bundle = self.scratch / sandbox_id
         try:
-            self._run(case, sandbox_id, bundle, execution, timeout_s, netns)
+            self._run(case, sandbox_id, bundle, execution, timeout_s, netns, gate)
         except (mounts.MountError, OSError, subprocess.TimeoutExpired) as exc:
             execution.error = f"{self.name}: {exc}"
         finally:
@@ -130,18 +130,22 @@ class OciRuntime:
         return footprint.Where(frozenset({pid}), oci_config.cgroups_path(sandbox_id))
 
     def _run(self, case: Case, sandbox_id: str, bundle: Path, execution: Execution,
-             timeout_s: float, netns: str | None) -> None:
+             timeout_s: float, netns: str | None, gate: Gate | None = None) -> None:
         deadline = time.monotonic() + timeout_s
-        pid = self._create(case, sandbox_id, bundle, execution, timeout_s, netns)
+        pid = self._create(case, sandbox_id, bundle, execution, timeout_s, netns, gate)
         if pid is not None:
             self._start_and_wait(sandbox_id, pid, execution, deadline, case.observe,
                                  networked=netns is not None)
 
     def _create(self, case: Case, sandbox_id: str, bundle: Path, execution: Execution,
-                timeout_s: float, netns: str | None = None) -> int | None:
+                timeout_s: float, netns: str | None = None,
+                gate: Gate | None = None) -> int | None:
         """`create` the container: its init's pid, or None with ``execution.error`` set."""
         bundle.mkdir(parents=True)
         self._bundle(case, sandbox_id, bundle, netns)
+        if gate is not None and not gate():
+            execution.error = NOT_STARTED
+            return None
         pid_file = bundle / "pid"
         with (open(bundle / "stdout", "wb") as out, open(bundle / "stderr", "wb") as err,
               proc.signals_held()):

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sandbench.backends import guest_protocol
-from sandbench.backends.base import BackendError, Finding, Progress
+from sandbench.backends.base import NOT_STARTED, BackendError, Finding, Gate, Progress
 from sandbench.backends.guest_protocol import CommandLineError, Console
 from sandbench.backends.local import footprint, netpath, proc, qemu_accel, qemu_vm
 from sandbench.backends.local.driver import Driver, Kind, Place, RuntimeEntry
@@ -80,7 +80,7 @@ class QemuRuntime:
         }
 
     def execute(self, case: Case, sandbox_id: str, timeout_s: float,
-                netns: str | None = None) -> Execution:
+                netns: str | None = None, gate: Gate | None = None) -> Execution:
         execution = Execution(planned=PLANNED, labels={"accel": self.accel.accel})
         sandbox = self.scratch / sandbox_id
         try:
@@ -97,7 +97,10 @@ class QemuRuntime:
             if netns:
                 argv = ["ip", "netns", "exec", netns, *argv]
                 execution.labels["net_path"] = netpath.VM_PATH
-            self._run(argv, sandbox, nonce, execution, timeout_s, case.observe)
+            if gate is None or gate():
+                self._run(argv, sandbox, nonce, execution, timeout_s, case.observe)
+            else:
+                execution.error = NOT_STARTED
         except (OSError, subprocess.SubprocessError, CommandLineError,
                 netpath.NetPathError) as exc:
             execution.error = f"{self.name}: {exc}"
