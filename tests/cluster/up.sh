@@ -96,6 +96,14 @@ mkdir -p "$DIR"/{pki,logs,kubelet,kubelet/pki,pod-logs,containerd,cni/net.d,cni/
 chmod 700 "$DIR"
 touch "$DIR/.sandbench-cluster" "$DIR/pids"
 SOCK="$DIR/containerd/containerd.sock"
+# SANDBENCH_KUBEVIRT=1 (kubevirt-up.sh deploys KubeVirt on this cluster): virt-handler mounts
+# the kubelet's pods from the hard-coded /var/lib/kubelet, so the kubelet keeps its root there.
+KUBELET_ROOT="$DIR/kubelet"
+if [[ "${SANDBENCH_KUBEVIRT:-0}" == 1 ]]; then
+    KUBELET_ROOT=/var/lib/kubelet
+    [[ -z "$(ls -A /var/lib/kubelet 2>/dev/null | grep -vx device-plugins)" ]] ||
+        refuse "/var/lib/kubelet is not empty (another kubelet's?); SANDBENCH_KUBEVIRT=1 needs it"
+fi
 
 # down.sh reads this so it tears down exactly what this run set up.
 cat >"$DIR/cluster.env" <<EOF
@@ -105,6 +113,8 @@ BRIDGE='$BRIDGE'
 POD_CIDR='$POD_CIDR'
 K8S_BIN='$K8S_BIN'
 GVISOR_BIN='$GVISOR_BIN'
+KUBEVIRT='${SANDBENCH_KUBEVIRT:-0}'
+KUBELET_ROOT='$KUBELET_ROOT'
 EOF
 
 # ---------------------------------------------------------------- failure handling
@@ -430,6 +440,7 @@ start kube-apiserver "$K8S_BIN/kube-apiserver" \
     --service-account-signing-key-file="$DIR/pki/sa.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" \
     --allow-privileged=true \
+    --enable-aggregator-routing=true \
     --profiling=false \
     --v=1
 
@@ -483,11 +494,23 @@ podLogsDir: $DIR/pod-logs
 volumePluginDir: $DIR/kubelet/volume-plugins
 staticPodPath: ""
 EOF
+if [[ "${SANDBENCH_KUBEVIRT:-0}" == 1 ]]; then
+    # virt-handler mounts these host paths with Bidirectional propagation, which needs a shared
+    # mount; this host's / is private. Each becomes a shared bind of itself; down.sh unmounts
+    # and removes them.
+    for d in /var/lib/kubelet /run/kubevirt /run/kubevirt-private /run/kubevirt-libvirt-runtimes \
+             /var/lib/kubevirt-node-labeller; do
+        mkdir -p "$d"
+        mountpoint -q "$d" || mount --bind "$d" "$d"
+        mount --make-rshared "$d"
+    done
+    log "KubeVirt host paths are shared mounts; the kubelet's root is /var/lib/kubelet"
+fi
 start kubelet "$K8S_BIN/kubelet" \
     --config="$DIR/kubelet/config.yaml" \
     --kubeconfig="$DIR/kubelet/kubeconfig" \
     --hostname-override="$NODE" \
-    --root-dir="$DIR/kubelet" \
+    --root-dir="$KUBELET_ROOT" \
     --cert-dir="$DIR/kubelet/pki" \
     --v=1
 
