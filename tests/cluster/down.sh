@@ -178,6 +178,9 @@ for pass in 1 2 3 4 5; do
 done
 left=$(under_roots | wc -l)
 if ((left)); then log "WARNING: $left mounts remain under ${ROOTS[*]}"; else log "no mounts left under ${ROOTS[*]}"; fi
+if [[ -f "$DIR/made-shared" ]]; then
+    mount --make-private / && rm -f "$DIR/made-shared" && log "/ is a private mount again"
+fi
 if [[ "${KUBEVIRT:-0}" == 1 ]] && ((left == 0)); then
     for r in "${ROOTS[@]:1}"; do
         [[ -e "$r" ]] || continue
@@ -241,7 +244,8 @@ fi
 # Host directories that only exist because this cluster ran (see up.sh); removed only if
 # empty once our own files are gone.
 if [[ -f "$DIR/host-dirs-created" ]] && ! running kubelet; then
-    rm -f /var/lib/kubelet/device-plugins/kubelet.sock
+    # The device manager's checkpoint is written once a device plugin (KubeVirt's) registered.
+    rm -f /var/lib/kubelet/device-plugins/kubelet.sock /var/lib/kubelet/device-plugins/kubelet_internal_checkpoint
     # A shim whose start failed after it made its socket (e.g. a runsc shim containerd could not
     # talk to) is in no task record, so its socket was not removed above. If this cluster
     # created /run/containerd, a socket there that nothing listens on any more is one of those.

@@ -76,8 +76,21 @@ sed -i 's/^    developerConfiguration:$/    developerConfiguration:\n      useEm
 grep -q 'useEmulation: true' "$out/cr.yaml" || die "could not set useEmulation in $out/cr.yaml"
 
 # ---------------------------------------------------------------- operator, then the CR
+# virt-operator (and the control-plane components it deploys) require a control-plane node, as
+# kubeadm labels a single-node cluster's one node.
+"$KUBECTL" label node --overwrite "$("$KUBECTL" get nodes -o jsonpath='{.items[0].metadata.name}')" \
+    node-role.kubernetes.io/control-plane= >>"$DIR/logs/kubectl.log" 2>&1 ||
+    die "labelling the node control-plane failed (see $DIR/logs/kubectl.log)"
+
 "$KUBECTL" apply --server-side -f "$out/operator.yaml" >>"$DIR/logs/kubectl.log" 2>&1 ||
     die "applying the operator failed (see $DIR/logs/kubectl.log)"
+# virt-handler enters the node's mount namespace through /proc/1/ns/mnt, which this machine's
+# PID 1 (a VM's own init, not dumpable) refuses even to root ("permission denied"). KubeVirt's
+# own switch for a node that is itself in a container makes it use its parent's (the
+# containerd shim's, in the host's namespace) instead; the operator passes KV_IO_EXTRA_ENV_*
+# on to the components.
+"$KUBECTL" -n kubevirt set env deployment/virt-operator KV_IO_EXTRA_ENV_VIRT_IN_CONTAINER=true \
+    >>"$DIR/logs/kubectl.log" 2>&1 || die "setting VIRT_IN_CONTAINER failed (see $DIR/logs/kubectl.log)"
 log "virt-operator applied; waiting for it"
 "$KUBECTL" -n kubevirt rollout status deployment/virt-operator --timeout="${TIMEOUT}s" ||
     die "virt-operator did not become available"
