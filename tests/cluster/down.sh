@@ -155,17 +155,44 @@ done
 for s in "${shim_sockets[@]}"; do rm -f "$s"; done
 
 # ---------------------------------------------------------------- mounts under the state dir
+# With KubeVirt (up.sh SANDBENCH_KUBEVIRT=1) also the kubelet's root, which was empty before
+# (up.sh refuses otherwise), and the host paths virt-handler mounts (KubeVirt's util paths).
+ROOTS=("$DIR")
+if [[ "${KUBEVIRT:-0}" == 1 ]]; then
+    ROOTS+=(/var/lib/kubelet /run/kubevirt /run/kubevirt-private /run/kubevirt-libvirt-runtimes
+            /var/lib/kubevirt-node-labeller)
+fi
+under_roots() { # mount points under any of ROOTS, deepest first
+    local r
+    for r in "${ROOTS[@]}"; do
+        awk -v d="$r" 'index($5, d "/") == 1 || $5 == d { print $5 }' /proc/self/mountinfo
+    done | awk '{ print length, $0 }' | sort -rn | cut -d' ' -f2-
+}
 for pass in 1 2 3 4 5; do
-    mapfile -t mounts < <(awk -v d="$DIR" 'index($5, d "/") == 1 || $5 == d { print $5 }' /proc/self/mountinfo |
-        awk '{ print length, $0 }' | sort -rn | cut -d' ' -f2-)
+    mapfile -t mounts < <(under_roots)
     ((${#mounts[@]})) || break
     for m in "${mounts[@]}"; do
         m=$(printf '%b' "$m") # mountinfo octal-escapes spaces etc. (\040)
         umount "$m" 2>/dev/null || { ((pass >= 3)) && umount -l "$m" 2>/dev/null; } || true
     done
 done
-left=$(awk -v d="$DIR" 'index($5, d "/") == 1' /proc/self/mountinfo | wc -l)
-if ((left)); then log "WARNING: $left mounts remain under $DIR"; else log "no mounts left under $DIR"; fi
+left=$(under_roots | wc -l)
+if ((left)); then log "WARNING: $left mounts remain under ${ROOTS[*]}"; else log "no mounts left under ${ROOTS[*]}"; fi
+if [[ -f "$DIR/made-shared" ]]; then
+    mount --make-private / && rm -f "$DIR/made-shared" && log "/ is a private mount again"
+fi
+if [[ "${KUBEVIRT:-0}" == 1 ]] && ((left == 0)); then
+    for r in "${ROOTS[@]:1}"; do
+        [[ -e "$r" ]] || continue
+        if [[ "$r" == /var/lib/kubelet ]]; then
+            # Everything in it is this cluster's; the device-plugin dir is handled below.
+            find "$r" -mindepth 1 -maxdepth 1 ! -name device-plugins -exec rm -rf {} +
+        else
+            rm -rf "$r"
+        fi
+        log "removed $r (KubeVirt)"
+    done
+fi
 
 # ---------------------------------------------------------------- network
 ip2int() { local IFS=.; set -- $1; echo $(( ($1 << 24) + ($2 << 16) + ($3 << 8) + $4 )); }
@@ -194,8 +221,11 @@ if [[ -f "$DIR/iptables.added" ]]; then
     while iptables -w -C FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -m comment --comment "sandbench: pods stay on this machine" -j DROP 2>/dev/null; do
         iptables -w -D FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -m comment --comment "sandbench: pods stay on this machine" -j DROP
     done
+    rule=(PREROUTING -i "$BRIDGE" -d 10.96.0.1/32 -p tcp --dport 443 -m comment
+          --comment "sandbench: in-cluster API" -j DNAT --to-destination 127.0.0.1:6443)
+    while iptables -w -t nat -C "${rule[@]}" 2>/dev/null; do iptables -w -t nat -D "${rule[@]}"; done
     rm -f "$DIR/iptables.added"
-    log "removed iptables FORWARD drop rule"
+    log "removed iptables FORWARD drop rule (and the in-cluster API DNAT, if added)"
 fi
 
 # ---------------------------------------------------------------- host settings
@@ -214,7 +244,8 @@ fi
 # Host directories that only exist because this cluster ran (see up.sh); removed only if
 # empty once our own files are gone.
 if [[ -f "$DIR/host-dirs-created" ]] && ! running kubelet; then
-    rm -f /var/lib/kubelet/device-plugins/kubelet.sock
+    # The device manager's checkpoint is written once a device plugin (KubeVirt's) registered.
+    rm -f /var/lib/kubelet/device-plugins/kubelet.sock /var/lib/kubelet/device-plugins/kubelet_internal_checkpoint
     # A shim whose start failed after it made its socket (e.g. a runsc shim containerd could not
     # talk to) is in no task record, so its socket was not removed above. If this cluster
     # created /run/containerd, a socket there that nothing listens on any more is one of those.

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from sandbench.image import oci  # noqa: E402
 
 #: Bump when what goes into an image changes, so cached images are rebuilt.
-RECIPE = "kubevirt-images recipe 2"
+RECIPE = "kubevirt-images recipe 3"
 MIRROR = "http://deb.debian.org/debian"
 REPOSITORY = "localhost/sandbench/kubevirt"
 #: Dropped while unpacking: nothing in a pod reads them, and they are a third of the size.
@@ -57,8 +57,12 @@ PATH_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*",
 #: Upstream's passwd/group entries (cmd/virt-launcher/BUILD.bazel, the root BUILD.bazel).
 PASSWD = ("root:x:0:0:root:/root:/bin/bash\n"
           "qemu:x:107:107:qemu:/home/qemu:/bin/bash\n"
-          "nonroot-user:x:1001:1001:nonroot-user:/home/nonroot-user:/sbin/nologin\n")
-GROUP = "root:x:0:\nqemu:x:107:\nnonroot-user:x:1001:\n"
+          "nonroot-user:x:1001:1001:nonroot-user:/home/nonroot-user:/sbin/nologin\n"
+          # Debian builds libvirt with qemu_user/qemu_group libvirt-qemu and resolves them
+          # before it reads qemu.conf (which says qemu): without the entry the QEMU driver
+          # fails "Failed to parse user 'libvirt-qemu'". Debian's own ids.
+          "libvirt-qemu:x:64055:64055:libvirt-qemu:/var/lib/libvirt:/usr/sbin/nologin\n")
+GROUP = "root:x:0:\nqemu:x:107:\nnonroot-user:x:1001:\nlibvirt-qemu:x:64055:\n"
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,14 @@ def _shape(rootfs: Path) -> None:
         path.chmod(mode)
     # Owned by root in the image all the same: the layer writer records every entry as 0:0.
     # The extract variant runs no maintainer scripts: no users exist until written here.
+    # base-files' maintainer script makes /var/run and /var/lock links into /run; the extract
+    # variant runs none, and libvirt's clients look for /var/run/libvirt/libvirt-sock.
+    for name, target in (("var/run", "/run"), ("var/lock", "/run/lock")):
+        path = rootfs / name
+        if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+            path.rmdir()
+        if not os.path.lexists(path):
+            path.symlink_to(target)
     (rootfs / "etc/passwd").write_text(PASSWD)
     (rootfs / "etc/group").write_text(GROUP)
     # /bin/sh is dash's, an Essential package the extract variant leaves out; KubeVirt's

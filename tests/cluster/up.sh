@@ -96,6 +96,14 @@ mkdir -p "$DIR"/{pki,logs,kubelet,kubelet/pki,pod-logs,containerd,cni/net.d,cni/
 chmod 700 "$DIR"
 touch "$DIR/.sandbench-cluster" "$DIR/pids"
 SOCK="$DIR/containerd/containerd.sock"
+# SANDBENCH_KUBEVIRT=1 (kubevirt-up.sh deploys KubeVirt on this cluster): virt-handler mounts
+# the kubelet's pods from the hard-coded /var/lib/kubelet, so the kubelet keeps its root there.
+KUBELET_ROOT="$DIR/kubelet"
+if [[ "${SANDBENCH_KUBEVIRT:-0}" == 1 ]]; then
+    KUBELET_ROOT=/var/lib/kubelet
+    [[ -z "$(ls -A /var/lib/kubelet 2>/dev/null | grep -vx device-plugins)" ]] ||
+        refuse "/var/lib/kubelet is not empty (another kubelet's?); SANDBENCH_KUBEVIRT=1 needs it"
+fi
 
 # down.sh reads this so it tears down exactly what this run set up.
 cat >"$DIR/cluster.env" <<EOF
@@ -105,6 +113,8 @@ BRIDGE='$BRIDGE'
 POD_CIDR='$POD_CIDR'
 K8S_BIN='$K8S_BIN'
 GVISOR_BIN='$GVISOR_BIN'
+KUBEVIRT='${SANDBENCH_KUBEVIRT:-0}'
+KUBELET_ROOT='$KUBELET_ROOT'
 EOF
 
 # ---------------------------------------------------------------- failure handling
@@ -211,6 +221,33 @@ openssl req -new -nodes -newkey rsa:2048 -keyout apiserver.key -out apiserver.cs
     -subj "/CN=kube-apiserver" 2>/dev/null
 openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -set_serial "0x$(openssl rand -hex 16)" \
     -days 365 -extfile openssl.cnf -extensions v3_apiserver -out apiserver.crt 2>/dev/null
+# KubeVirt's virt-api is an aggregated API server: it reads the front proxy's CA from the
+# extension-apiserver-authentication ConfigMap, which the API server fills in only when it has
+# a front-proxy CA and client certificate.
+FRONT_PROXY=()
+if [[ "${SANDBENCH_KUBEVIRT:-0}" == 1 ]]; then
+    cat >>openssl.cnf <<EOF
+[v3_client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = clientAuth
+EOF
+    openssl req -x509 -new -nodes -newkey rsa:2048 -keyout front-proxy-ca.key \
+        -out front-proxy-ca.crt -days 3650 -subj "/CN=sandbench-front-proxy-ca" \
+        -config openssl.cnf -extensions v3_ca 2>/dev/null
+    openssl req -new -nodes -newkey rsa:2048 -keyout front-proxy-client.key \
+        -out front-proxy-client.csr -subj "/CN=front-proxy-client" 2>/dev/null
+    openssl x509 -req -in front-proxy-client.csr -CA front-proxy-ca.crt -CAkey front-proxy-ca.key \
+        -set_serial "0x$(openssl rand -hex 16)" -days 365 -extfile openssl.cnf \
+        -extensions v3_client -out front-proxy-client.crt 2>/dev/null
+    FRONT_PROXY=(--requestheader-client-ca-file="$DIR/pki/front-proxy-ca.crt"
+                 --requestheader-allowed-names=front-proxy-client
+                 --requestheader-username-headers=X-Remote-User
+                 --requestheader-group-headers=X-Remote-Group
+                 --requestheader-extra-headers-prefix=X-Remote-Extra-
+                 --proxy-client-cert-file="$DIR/pki/front-proxy-client.crt"
+                 --proxy-client-key-file="$DIR/pki/front-proxy-client.key")
+fi
 # Service-account tokens are mandatory in 1.34 even though nothing here mounts them.
 openssl genrsa -out sa.key 2048 2>/dev/null
 openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
@@ -274,6 +311,11 @@ else
 fi
 
 
+# With KubeVirt, pods get one route besides their subnet: to the "kubernetes" Service's
+# address, which kubevirt-up.sh DNATs to the API server (still no default route).
+ROUTES=""
+[[ "${SANDBENCH_KUBEVIRT:-0}" == 1 ]] && ROUTES=',
+        "routes": [{ "dst": "'"$SERVICE_IP"'/32" }]'
 cat >"$DIR/cni/net.d/10-sandbench.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
@@ -289,7 +331,7 @@ cat >"$DIR/cni/net.d/10-sandbench.conflist" <<EOF
       "ipam": {
         "type": "host-local",
         "ranges": [[{ "subnet": "$POD_CIDR" }]],
-        "dataDir": "$DIR/cni/ipam"
+        "dataDir": "$DIR/cni/ipam"$ROUTES
       }
     }
   ]
@@ -430,6 +472,8 @@ start kube-apiserver "$K8S_BIN/kube-apiserver" \
     --service-account-signing-key-file="$DIR/pki/sa.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" \
     --allow-privileged=true \
+    --enable-aggregator-routing=true \
+    ${FRONT_PROXY[@]+"${FRONT_PROXY[@]}"} \
     --profiling=false \
     --v=1
 
@@ -483,11 +527,29 @@ podLogsDir: $DIR/pod-logs
 volumePluginDir: $DIR/kubelet/volume-plugins
 staticPodPath: ""
 EOF
+if [[ "${SANDBENCH_KUBEVIRT:-0}" == 1 ]]; then
+    # virt-handler mounts these host paths with Bidirectional propagation, which needs a shared
+    # mount; this host's / is private. Each becomes a shared bind of itself; down.sh unmounts
+    # and removes them.
+    for d in /var/lib/kubelet /run/kubevirt /run/kubevirt-private /run/kubevirt-libvirt-runtimes \
+             /var/lib/kubevirt-node-labeller; do
+        mkdir -p "$d"
+        mountpoint -q "$d" || mount --bind "$d" "$d"
+        mount --make-rshared "$d"
+    done
+    # The DaemonSet names them /var/run/..., and containerd checks the mount of that path as
+    # written, without following /var/run -> /run: it finds / (private here, shared on a
+    # systemd host). / itself (not its submounts) is shared while the cluster is up.
+    if ! grep -q '^[0-9]* [0-9]* [^ ]* / / [^ ]* shared:' /proc/self/mountinfo; then
+        mount --make-shared / && echo / >"$DIR/made-shared"
+    fi
+    log "KubeVirt host paths are shared mounts; the kubelet's root is /var/lib/kubelet"
+fi
 start kubelet "$K8S_BIN/kubelet" \
     --config="$DIR/kubelet/config.yaml" \
     --kubeconfig="$DIR/kubelet/kubeconfig" \
     --hostname-override="$NODE" \
-    --root-dir="$DIR/kubelet" \
+    --root-dir="$KUBELET_ROOT" \
     --cert-dir="$DIR/kubelet/pki" \
     --v=1
 
