@@ -118,8 +118,11 @@ class Value:
 #: which cgroup), not what was measured: kept on every sample, but
 #: not part of what makes two samples comparable, so a TCG guest's getpid still sits in one row
 #: with the containers' getpid, and gVisor's rootfs with runc's; nor the net workload's path to
-#: its peer (a veth, or a VM's tap behind it), so every runtime's throughput shares a row.
-CONTEXT_LABELS = frozenset({"accel", "platform", "storage", "counted", "cgroup", "net_path"})
+#: its peer (a veth, or a VM's tap behind it), so every runtime's throughput shares a row; nor
+#: the pulled image's size and layer count and how its state was checked (the state itself,
+#: ``pull``, is what is measured, and splits rows).
+CONTEXT_LABELS = frozenset({"accel", "platform", "storage", "counted", "cgroup", "net_path",
+                            "image_size", "image_layers", "pull_check"})
 
 
 def utc_now() -> str:
@@ -251,6 +254,10 @@ class Case:
     #: A process the sandbox talks to over the network, which the backend runs beside it and
     #: ends with it; None: the sandbox has no network but its own loopback.
     peer: Peer | None = None
+    #: The state the backend puts the sandbox's image in on the node first, and verifies:
+    #: "cold" (removed, so it is pulled) or "warm" (present); None: not a start being timed,
+    #: or a backend that pulls no images.
+    pull: str | None = None
 
 
 @dataclass(frozen=True)

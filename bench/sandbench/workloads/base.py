@@ -39,6 +39,9 @@ class Workload(ABC):
     headline: ClassVar[tuple[str, ...]] = ()
     #: What the headline rows are, in a few words, for the summary table's caption.
     headline_note: ClassVar[str] = ""
+    #: Whether the workload times a sandbox's start, of which an image pull is a part on a
+    #: backend that pulls: its rounds then run once per image state asked for (Spec.pull_states).
+    times_start: ClassVar[bool] = False
 
     def params(self, raw: dict[str, Any]) -> Params:
         return self.params_model.model_validate(raw)

@@ -150,6 +150,7 @@ class Start(Workload):
     # instruction) and the whole life of a sandbox; the others split these up.
     headline = ("request_to_workload", "create_to_workload", "request_to_exit")
     headline_note = "the phases to the workload's first instruction and to exit"
+    times_start = True
 
     def cases(self, params: Params) -> list[Case]:
         # Which phases a sandbox yields depends on the backend; see unmeasured().
