@@ -1,0 +1,148 @@
+"""Image pull, cold against warm: crictl's answers parsed (golden files captured from crictl
+v1.34.0 against containerd 1.6.20, tests/data/crictl/), the cold and warm states made and
+checked call by call on those recorded answers, the pull states in a spec and in a plan.
+The real thing, registry and kubelet included, is tests/cluster/test_image_pull_cluster.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandbench import runner
+from sandbench.backends.kubernetes.cri import Answer, CriError, NodeCri, parse_status
+from sandbench.backends.kubernetes.pull import PullStates, StateNotReached
+from sandbench.spec import Overrides, SpecError, load_spec, parse_spec
+
+CRICTL = Path(__file__).parent / "data" / "crictl"
+REF = "127.0.0.1:5598/sandbench/workload:67c10f547728"
+ID = "sha256:d42f363e0dfea74662f330c5cd877497e1fde23c4d7958061e7e6dd7ff4ecf2f"
+
+
+def recorded(name: str, returncode: int = 0) -> Answer:
+    text = (CRICTL / name).read_text()
+    return Answer(returncode, text if name.endswith(".stdout") else "",
+                  text if name.endswith(".stderr") else "")
+
+
+PRESENT = recorded("inspecti-present.stdout")
+ABSENT = recorded("inspecti-absent.stderr", 1)
+UNREACHABLE = recorded("inspecti-unreachable.stderr", 1)
+REMOVED = recorded("rmi.stdout")
+PULLED = recorded("pull.stdout")
+
+
+def test_a_present_image_with_its_size_and_layers() -> None:
+    found = parse_status(PRESENT)
+    assert found.present and found.image_id == ID
+    assert found.size_bytes == 50_719_962 and found.layers == 1
+
+
+def test_an_absent_image_is_an_answer_not_an_error() -> None:
+    assert not parse_status(ABSENT).present
+
+
+def test_an_unreachable_cri_is_an_error_in_crictls_words() -> None:
+    with pytest.raises(CriError, match=r"ImageStatus failed: validate service connection.*"
+                                       r"no such file or directory"):
+        parse_status(UNREACHABLE)
+
+
+def test_output_that_is_not_crictls_is_an_error() -> None:
+    with pytest.raises(CriError, match="printed no JSON"):
+        parse_status(Answer(0, "Image is up to date", ""))
+
+
+class Replay:
+    """crictl's recorded answers, in the order a sequence of calls got them; each call's
+    subcommand and reference are kept to check what was asked."""
+
+    def __init__(self, *answers: Answer) -> None:
+        self.answers = list(answers)
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv: list[str], timeout_s: float) -> Answer:
+        # After crictl's own flags: the subcommand, its options, the reference.
+        self.calls.append([argv[argv.index("--timeout") + 2], argv[-1]])
+        return self.answers.pop(0)
+
+
+def states(*answers: Answer) -> tuple[PullStates, Replay]:
+    replay = Replay(*answers)
+    return PullStates(REF, NodeCri("crictl", "unix:///run/x.sock", 30, replay)), replay
+
+
+def test_cold_removes_the_image_and_checks_name_and_id_absent() -> None:
+    pulls, replay = states(PRESENT, REMOVED, ABSENT, ABSENT, PRESENT)
+    assert pulls.before("cold") == {"pull": "cold", "pull_check": "cri-imagestatus"}
+    assert replay.calls == [["inspecti", REF], ["rmi", REF], ["inspecti", REF], ["inspecti", ID]]
+    assert pulls.after("cold") == {"image_size": "50719962", "image_layers": "1"}
+    assert pulls.verified == {"cold": 1}
+
+
+def test_cold_fails_when_another_name_keeps_the_image() -> None:
+    pulls, _ = states(PRESENT, REMOVED, ABSENT, PRESENT)
+    with pytest.raises(StateNotReached, match=f"still finds {ID}"):
+        pulls.before("cold")
+
+
+def test_warm_pulls_an_absent_image_first_and_checks_it_is_there() -> None:
+    pulls, replay = states(ABSENT, PULLED, PRESENT)
+    labels = pulls.before("warm")
+    assert labels["pull"] == "warm" and labels["image_layers"] == "1"
+    assert [call[0] for call in replay.calls] == ["inspecti", "pull", "inspecti"]
+
+
+def test_warm_on_a_cri_that_cannot_be_asked_is_not_verified_and_says_so() -> None:
+    pulls, _ = states(UNREACHABLE)
+    with pytest.raises(StateNotReached, match="warm not verified: ImageStatus failed"):
+        pulls.before("warm")
+
+
+def test_an_image_gone_after_the_pod_fails_it() -> None:
+    pulls, _ = states(ABSENT)
+    with pytest.raises(StateNotReached, match="finds no .* after the pod"):
+        pulls.after("warm")
+
+
+def test_without_a_cri_warm_is_labelled_unverified() -> None:
+    pulls = PullStates(REF, None)
+    assert pulls.before("warm") == {"pull": "warm", "pull_check": "none"}
+    assert pulls.facts("warm", None)["verified"] is False
+
+
+def kube_spec(**kubernetes: object) -> dict[str, object]:
+    return {"backend": "kubernetes", "runtimes": ["runc", "crun"], "rounds": 2, "warmup": 0,
+            "kubernetes": kubernetes, "workloads": {"start": {}, "syscall": {}}}
+
+
+def test_both_runs_each_state_every_round_alternating_which_goes_first() -> None:
+    spec = parse_spec(kube_spec(pull="both", cri_endpoint="unix:///x"), "test")
+    assert spec.pull_states() == ("cold", "warm")
+    steps = runner.plan(spec, {"runc": "", "crun": ""}).steps
+    start = [(s.round, s.case.pull) for s in steps if s.workload.name == "start"]
+    assert start == [(1, "cold"), (1, "cold"), (1, "warm"), (1, "warm"),
+                     (2, "warm"), (2, "warm"), (2, "cold"), (2, "cold")]
+    # Only a start is timed with a pull state; the other workloads' pods are just pods.
+    assert {s.case.pull for s in steps if s.workload.name == "syscall"} == {None}
+
+
+def test_the_default_is_warm_and_the_local_backend_pulls_nothing() -> None:
+    assert parse_spec(kube_spec(), "test").pull_states() == ("warm",)
+    assert load_spec(None, "quick").pull_states() == ()
+
+
+@pytest.mark.parametrize(("kubernetes", "backend", "message"), [
+    ({"pull": "cold"}, "kubernetes", "pull 'cold' removes the image from the node before a pod, "
+                                     "which needs the node's CRI: give cri_endpoint"),
+    ({"pull": "both", "cri_endpoint": "unix:///x", "pull_policy": "Never"}, "kubernetes",
+     "pull 'both' needs pull_policy IfNotPresent or Always"),
+    ({"pull": "cold"}, "local", "kubernetes.pull 'cold' applies to the kubernetes backend only"),
+    ({"pull": "lukewarm"}, "kubernetes", "kubernetes.pull: 'lukewarm' is not valid: Input should "
+                                         "be 'warm', 'cold' or 'both'"),
+])
+def test_a_pull_state_that_cannot_be_had_is_refused(kubernetes: dict[str, object], backend: str,
+                                                    message: str) -> None:
+    with pytest.raises(SpecError) as refused:
+        load_spec(None, "quick", Overrides(backend=backend, kubernetes=kubernetes))
+    assert message in str(refused.value)
