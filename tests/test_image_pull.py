@@ -10,8 +10,13 @@ from pathlib import Path
 import pytest
 
 from sandbench import runner
+from sandbench.analysis.summary import summarize_run
 from sandbench.backends.kubernetes.cri import Answer, CriError, NodeCri, parse_status
 from sandbench.backends.kubernetes.pull import PullStates, StateNotReached
+from sandbench.model import Sample, Status
+from sandbench.report.labels import runtimes
+from sandbench.report.pull import pull_notes
+from sandbench.results import RunWriter, load_run
 from sandbench.spec import Overrides, SpecError, load_spec, parse_spec
 
 CRICTL = Path(__file__).parent / "data" / "crictl"
@@ -146,3 +151,39 @@ def test_a_pull_state_that_cannot_be_had_is_refused(kubernetes: dict[str, object
     with pytest.raises(SpecError) as refused:
         load_spec(None, "quick", Overrides(backend=backend, kubernetes=kubernetes))
     assert message in str(refused.value)
+
+
+def pulled_run(path: Path) -> Path:
+    """A kubernetes run's start samples, three rounds cold and three warm, as the backend
+    labels them, and the image_state it records."""
+    writer = RunWriter(path, {"run_id": path.name, "backend": "kubernetes", "baseline": "runc",
+                              "started_at": "2026-01-01T00:00:00+00:00",
+                              "spec": {"backend": "kubernetes", "runtimes": ["runc"],
+                                       "workloads": {}},
+                              "environment": {"image_state": PullStates(REF, None).facts(
+                                  "both", None) | {"verified": True, "how": "checked"}},
+                              "metrics": {}})
+    values = {("scheduled_to_running", "cold"): [2400.0, 2600.0, 2500.0],
+              ("scheduled_to_running", "warm"): [900.0, 1100.0, 1000.0],
+              ("kubelet_image_pull", "cold"): [1400.0, 1500.0, 1600.0]}
+    writer.append(Sample(run_id=path.name, backend="kubernetes", runtime="runc",
+                         workload="start", metric=metric, unit="ms", value=value, round=i + 1,
+                         warmup=False, status=Status.OK, time="2026-01-01T00:00:00+00:00",
+                         labels={"pull": pull, "pull_check": "cri-imagestatus",
+                                 "image_size": "50719962", "image_layers": "1"})
+                  for (metric, pull), series in values.items() for i, value in enumerate(series))
+    writer.finish("completed")
+    return path
+
+
+def test_the_report_says_how_the_state_was_verified_and_cold_against_warm(
+        tmp_path: Path) -> None:
+    run = load_run(pulled_run(tmp_path / "pulled"))
+    summary = summarize_run(run)
+    # The size and layer labels do not split rows; the state does.
+    assert set(summary.table["labels"]) == {"pull=cold", "pull=warm"}
+    notes = pull_notes(summary.table, run.info, runtimes(run.info, ["runc"]))
+    assert notes[0] == "Image state before each pod: cold and warm (label pull). Verified: checked."
+    assert notes[1].startswith("runc: scheduled_to_running median 2500 ms cold against 1000 ms "
+                               "warm (+1500 ms; p5-p95 spread")
+    assert notes[1].endswith("the kubelet's own pull, cold: median 1500 ms.")

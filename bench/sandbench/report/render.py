@@ -31,6 +31,7 @@ from sandbench.report.charts import Chart, template_json, workload_order
 from sandbench.report.io_mode import io_mode_notes, io_target_notes
 from sandbench.report.labels import EMULATED, Runtimes, runtimes
 from sandbench.report.network import network_notes
+from sandbench.report.pull import pull_notes
 from sandbench.report.start import start_charts
 from sandbench.results import Run, load_run
 
@@ -96,6 +97,7 @@ def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None
         "notes": notes(run.info, names),
         "headline": tables.headline(summary.table, names),
         "sections": sections(charts, {
+            "start": pull_notes(summary.table, run.info, names),
             "io": io_target_notes(run.info, names) + io_mode_notes(run.samples, names),
             "net": network_notes(run.samples, run.info, names)},
             anchor_tables(summary, names)),
