@@ -107,8 +107,12 @@ class KubernetesSettings(Strict):
     """The node's CRI socket as crictl's --runtime-endpoint takes it (e.g.
     unix:///run/containerd/containerd.sock), for ImageStatus before each start pod and
     RemoveImage for a cold one. crictl runs on the harness's host, so the harness must run on
-    the node (as on the test cluster); None: the image's state is not verified, and the run
-    says so. Needed for a cold pull."""
+    the node (as on the test cluster) unless ``cri_over_ssh``; None: the image's state is not
+    verified, and the run says so. Needed for a cold pull."""
+
+    cri_over_ssh: bool = False
+    """Run crictl on the node through ``ssh`` (host key checked as for the node facts)
+    instead of on the harness's host: for a harness off the node."""
 
     crictl: str = "crictl"
     """crictl binary (a path, or a name on PATH) that speaks to ``cri_endpoint``; Debian has
@@ -143,6 +147,9 @@ class KubernetesSettings(Strict):
 
     @model_validator(mode="after")
     def _pull_can_be_had(self) -> KubernetesSettings:
+        if self.cri_over_ssh and self.ssh is None:
+            raise ValueError("cri_over_ssh true needs ssh, the node reached over SSH (host, "
+                             "user, key); give ssh, or leave cri_over_ssh out")
         if self.pull == "warm":
             return self
         if self.cri_endpoint is None:

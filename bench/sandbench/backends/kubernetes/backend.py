@@ -162,7 +162,10 @@ class KubernetesBackend(Backend):
         endpoint = self.settings.cri_endpoint
         if endpoint is None:
             return None
-        node_cri = cri.NodeCri(self.settings.crictl, endpoint, self.settings.cri_timeout_s)
+        run: cri.Run = cri.run_here
+        if self.settings.cri_over_ssh and self.settings.ssh is not None:
+            run = cri.over_ssh(self.settings.ssh)
+        node_cri = cri.NodeCri(self.settings.crictl, endpoint, self.settings.cri_timeout_s, run)
         try:
             self._cri_runtime = node_cri.version()
         except cri.CriError as exc:

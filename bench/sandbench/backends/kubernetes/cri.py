@@ -3,9 +3,9 @@ RemoveImage (`crictl rmi`) and PullImage (`crictl pull`).
 
 This is how the harness knows, rather than assumes, whether a pod's image is on its node:
 the same call the kubelet makes before it decides to pull. crictl runs on the harness's host,
-so the harness must run on the node (as it does on the test cluster). Every call is an argv
-handed to a ``Run``; a harness elsewhere can hand the same argv to the node over SSH (the
-spec's ``kubernetes.ssh``, facts/ssh.py) by giving another ``Run``; none is built yet.
+so the harness must run on the node (as it does on the test cluster), or reach the node over
+SSH: every call is an argv handed to a ``Run``, here (``run_here``) or on the node through the
+spec's ``kubernetes.ssh`` (``over_ssh``: the same host-key checks as the node facts).
 
 The parsers are pure functions of crictl's exit status and output (golden files in
 tests/data/crictl/, captured from crictl v1.34.0 and containerd 1.6.20).
@@ -14,11 +14,13 @@ tests/data/crictl/, captured from crictl v1.34.0 and containerd 1.6.20).
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from sandbench.errors import RunFailed
+from sandbench.facts import ssh
 
 #: What crictl says when ImageStatus answers without an image (cri-tools' inspecti).
 NOT_PRESENT = "no such image"
@@ -52,6 +54,19 @@ def run_here(argv: list[str], timeout_s: float) -> Answer:
     except subprocess.TimeoutExpired:
         raise CriError(f"{' '.join(argv[-2:])} took more than {timeout_s:.0f} s") from None
     return Answer(done.returncode, done.stdout, done.stderr)
+
+
+def over_ssh(target: ssh.Endpoint) -> Run:
+    """Run on the node over SSH: a connection per call, its host key checked every time
+    (a handful of calls per pod, none inside a timed phase)."""
+    def run(argv: list[str], timeout_s: float) -> Answer:
+        try:
+            with ssh.connect(target) as connection:
+                done = ssh.run(connection, shlex.join(argv), timeout_s)
+        except ssh.SshError as exc:
+            raise CriError(f"crictl over SSH: {exc}") from None
+        return Answer(done.exit_status, done.stdout, done.stderr)
+    return run
 
 
 @dataclass(frozen=True)
