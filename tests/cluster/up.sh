@@ -328,11 +328,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   runtime_root = "$DIR/containerd/runc-v1"
 
 [plugins."io.containerd.grpc.v1.cri"]
-  # Registry hosts (containerd 1.5+): certs.d/<host:port>/hosts.toml says how to reach one.
-  # Only the local registry has one (plain HTTP on loopback); any other name goes to its
-  # default https host, through the dead proxy below.
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "$DIR/containerd/certs.d"
   # The default names a registry; there is none, and GC of this image would make the next
   # sandbox try to pull it (hence imageGCHighThresholdPercent: 100 in the kubelet config).
   sandbox_image = "$PAUSE_IMAGE"
@@ -372,6 +367,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     bin_dir = "/usr/lib/cni"
     conf_dir = "$DIR/cni/net.d"
     max_conf_num = 1
+  # Registry hosts (containerd 1.5+): certs.d/<host:port>/hosts.toml says how to reach one.
+  # Only the local registry has one (plain HTTP on loopback); any other name goes to its
+  # default https host, through the dead proxy below. Last, after the CRI plugin's own keys:
+  # TOML gives every key that follows a table header to that table.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$DIR/containerd/certs.d"
 EOF
 
 # Options of containerd-shim-runsc-v1 (gVisor's pkg/shim/v1/runsc Options). The state root is
