@@ -35,6 +35,9 @@ ABSENT = recorded("inspecti-absent.stderr", 1)
 UNREACHABLE = recorded("inspecti-unreachable.stderr", 1)
 REMOVED = recorded("rmi.stdout")
 PULLED = recorded("pull.stdout")
+#: One exited container of the image, of a deleted pod in namespace psx, and its removal.
+EXITED = recorded("ps-exited.stdout")
+CONTAINER_REMOVED = recorded("rm.stdout")
 
 
 def test_a_present_image_with_its_size_and_layers() -> None:
@@ -72,21 +75,40 @@ class Replay:
         return self.answers.pop(0)
 
 
-def states(*answers: Answer) -> tuple[PullStates, Replay]:
+def states(*answers: Answer, namespace: str = "psx") -> tuple[PullStates, Replay]:
     replay = Replay(*answers)
-    return PullStates(REF, NodeCri("crictl", "unix:///run/x.sock", 30, replay)), replay
+    return PullStates(REF, NodeCri("crictl", "unix:///run/x.sock", 30, replay), namespace), replay
 
 
-def test_cold_removes_the_image_and_checks_name_and_id_absent() -> None:
-    pulls, replay = states(PRESENT, REMOVED, ABSENT, ABSENT, PRESENT)
+def test_cold_removes_the_runs_exited_containers_and_the_image() -> None:
+    pulls, replay = states(PRESENT, EXITED, CONTAINER_REMOVED, REMOVED, ABSENT, ABSENT, PRESENT)
     assert pulls.before("cold") == {"pull": "cold", "pull_check": "cri-imagestatus"}
-    assert replay.calls == [["inspecti", REF], ["rmi", REF], ["inspecti", REF], ["inspecti", ID]]
+    container = "50f92ce3e2aecf7fa594ce0f47704367631b429575128291e0d8217c84820515"
+    assert replay.calls == [["inspecti", REF], ["ps", "json"], ["rm", container], ["rmi", REF],
+                            ["inspecti", REF], ["inspecti", ID]]
     assert pulls.after("cold") == {"image_size": "50719962", "image_layers": "1"}
     assert pulls.verified == {"cold": 1}
 
 
+def test_cold_waits_for_the_kubelet_to_remove_another_pods_exited_container() -> None:
+    pulls, replay = states(PRESENT, EXITED, Answer(0, '{"containers": []}', ""), REMOVED,
+                           ABSENT, ABSENT, namespace="sandbench-other-run")
+    pulls.before("cold")
+    assert [call[0] for call in replay.calls] == ["inspecti", "ps", "ps", "rmi", "inspecti",
+                                                  "inspecti"]  # not removed by the harness
+
+
+def test_cold_fails_at_once_when_another_pods_container_runs_the_image() -> None:
+    running = Answer(0, EXITED.stdout.replace("CONTAINER_EXITED", "CONTAINER_RUNNING"), "")
+    pulls, replay = states(PRESENT, running, namespace="sandbench-other-run")
+    with pytest.raises(StateNotReached, match="container 50f92ce3e2aec of pod psx/p1 "
+                                              r"\(CONTAINER_RUNNING\) uses the image"):
+        pulls.before("cold")
+    assert [call[0] for call in replay.calls] == ["inspecti", "ps"]  # nothing removed
+
+
 def test_cold_fails_when_another_name_keeps_the_image() -> None:
-    pulls, _ = states(PRESENT, REMOVED, ABSENT, PRESENT)
+    pulls, _ = states(PRESENT, EXITED, CONTAINER_REMOVED, REMOVED, ABSENT, PRESENT)
     with pytest.raises(StateNotReached, match=f"still finds {ID}"):
         pulls.before("cold")
 

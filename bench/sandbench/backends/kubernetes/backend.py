@@ -142,7 +142,7 @@ class KubernetesBackend(Backend):
         self._node = choose_node(self.apis, runtimes, self.settings.node)
         self._image = self.settings.image or self._local_image_name()
         report(f"node {self._node['metadata']['name']}, image {self._image}")
-        self._pulls = pull.PullStates(self._image, self._node_cri())
+        self._pulls = pull.PullStates(self._image, self._node_cri(), self.namespace)
         report(self._pull_summary())
         # What can fail without the cluster is done before the namespace exists.
         vms = bool(self.vm_runtimes.intersection(runtimes))

@@ -128,6 +128,37 @@ def _layers(info: Any) -> int | None:
     return len(diff_ids) if isinstance(diff_ids, list) else None
 
 
+@dataclass(frozen=True)
+class Container:
+    """A container the node's CRI knows, running or exited, and the pod it belongs to."""
+
+    id: str
+    image_id: str
+    state: str
+    namespace: str
+    pod: str
+
+    @property
+    def exited(self) -> bool:
+        return self.state == "CONTAINER_EXITED"
+
+
+def parse_containers(answer: Answer) -> list[Container]:
+    """`crictl ps -a -o json` (ListContainers) as Containers."""
+    check(answer, "ListContainers")
+    try:
+        found = json.loads(answer.stdout).get("containers") or []
+    except (json.JSONDecodeError, AttributeError) as exc:
+        raise CriError(f"crictl ps printed no container list ({exc}): "
+                       f"{answer.stdout[:200]!r}") from None
+    return [Container(str(c.get("id", "")), str(c.get("imageRef") or
+                                                 (c.get("image") or {}).get("image", "")),
+                      str(c.get("state", "")),
+                      str((c.get("labels") or {}).get("io.kubernetes.pod.namespace", "")),
+                      str((c.get("labels") or {}).get("io.kubernetes.pod.name", "")))
+            for c in found if isinstance(c, dict)]
+
+
 def check(answer: Answer, what: str) -> None:
     """Raise CriError unless a call that answers nothing (rmi, pull) succeeded."""
     if answer.returncode != 0:
@@ -152,6 +183,14 @@ class NodeCri:
     def status(self, ref: str) -> ImageStatus:
         """ImageStatus of a reference (a name or an image ID)."""
         return parse_status(self._call(self.argv("inspecti", "-o", "json", ref)))
+
+    def containers(self) -> list[Container]:
+        """ListContainers, exited ones included."""
+        return parse_containers(self._call(self.argv("ps", "-a", "-o", "json")))
+
+    def remove_container(self, container_id: str) -> None:
+        """RemoveContainer: an exited container goes, with its root filesystem's snapshot."""
+        check(self._call(self.argv("rm", container_id)), f"RemoveContainer of {container_id}")
 
     def remove(self, ref: str) -> None:
         """RemoveImage: the image goes with every name it has on the node."""

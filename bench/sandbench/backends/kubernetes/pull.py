@@ -2,9 +2,13 @@
 through the node's CRI, never assumed (kube-burner #1165: preloads nobody checked made false
 regressions).
 
-Before each pod: ImageStatus of the pod's image. Cold: RemoveImage if it is there, then
-ImageStatus of its name and of the image ID last seen must both say absent, so that no other
-name keeps the same image (and its layers) on the node. Warm: present, or PullImage'd by the
+Before each pod: ImageStatus of the pod's image. Cold: the exited containers of this run's
+own pods that used the image are removed first (RemoveContainer): the kubelet removes a
+deleted pod's containers only at its next garbage collection, up to a minute later, and until
+then their root filesystems keep the image's unpacked layers, so the pull would download but
+not unpack (measured: 0.1 s instead of seconds). A container of anyone else's pod using it
+fails the state. Then RemoveImage if it is there, and ImageStatus of its name and of the image
+ID last seen must both say absent, so that no other name keeps the same image on the node. Warm: present, or PullImage'd by the
 harness and then present. After the pod: ImageStatus again, which must find it (for cold, the
 kubelet pulled it). A state that cannot be reached or confirmed fails the pod's samples with
 the reason; the pod is then not created.
@@ -15,6 +19,7 @@ verified: every sample says so (``pull_check=none``) and so do run.json and the 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +28,10 @@ from sandbench.backends.kubernetes.cri import CriError, ImageStatus, NodeCri
 #: The pull_check label: how the state a sample's ``pull`` label names was established.
 VERIFIED = "cri-imagestatus"
 UNVERIFIED = "none"
+#: How long a container of this run's deleted pod may take to stop (the kubelet stops it
+#: after the pod left the API), or another's exited one to be removed (the kubelet's container
+#: garbage collection runs every minute), before a cold state gives up on it.
+RELEASE_WAIT_S = 90.0
 
 
 class StateNotReached(Exception):
@@ -35,6 +44,8 @@ class PullStates:
 
     image: str
     cri: NodeCri | None
+    #: The run's namespace: exited containers of its pods are the harness's to remove.
+    namespace: str = ""
     #: The image's ID the last time ImageStatus found it: checked absent as well, for cold.
     known_id: str | None = None
     #: Pods whose state was verified, by state (for run.json).
@@ -63,12 +74,39 @@ class PullStates:
 
     def _make_cold(self, found: ImageStatus) -> None:
         assert self.cri is not None
+        if self.known_id:
+            self._release(self.known_id)
         if found.present:
             self.cri.remove(self.image)
         for ref in dict.fromkeys(r for r in (self.image, self.known_id) if r):
             if self.cri.status(ref).present:
                 raise StateNotReached(f"cold not reached: ImageStatus still finds {ref} after "
                                       f"RemoveImage of {self.image}")
+
+    def _release(self, image_id: str) -> None:
+        """Remove this run's exited containers of the image, once the kubelet has stopped
+        those of pods just deleted (a pod deleted at grace 0 leaves the API before its
+        container stops). Anyone else's running container fails the state at once; anyone
+        else's exited one is waited for, as the kubelet's garbage collection removes it
+        once its pod is gone."""
+        assert self.cri is not None
+        deadline = time.monotonic() + RELEASE_WAIT_S
+        while True:
+            users = [c for c in self.cri.containers() if c.image_id == image_id]
+            others = [c for c in users if c.namespace != self.namespace]
+            blocking = [c for c in others if not c.exited]
+            waiting = [c for c in users if not c.exited or c.namespace != self.namespace]
+            if blocking or (waiting and time.monotonic() > deadline):
+                container = (blocking or waiting)[0]
+                raise StateNotReached(
+                    f"cold not reached: container {container.id[:13]} of pod "
+                    f"{container.namespace}/{container.pod} ({container.state}) uses the image, "
+                    "so its layers stay on the node")
+            if not waiting:
+                break
+            time.sleep(0.5)
+        for container in users:
+            self.cri.remove_container(container.id)
 
     def after(self, state: str) -> dict[str, str]:
         """The pod ran: its image must be on the node now; the labels that describe it."""
@@ -104,9 +142,11 @@ class PullStates:
             "runtime": endpoint_runtime, "pods_verified": dict(self.verified),
             "how": "before every start pod the node's CRI was asked (ImageStatus, crictl "
                    "inspecti): warm = the image present (PullImage'd by the harness first when "
-                   "it was not); cold = RemoveImage (crictl rmi), then ImageStatus of its name "
-                   "and of its image ID both absent. After every pod ImageStatus found it "
-                   "present. Samples carry pull=cold|warm and pull_check=cri-imagestatus",
+                   "it was not); cold = this run's exited containers of the image removed "
+                   "(RemoveContainer: they would keep its unpacked layers), RemoveImage (crictl "
+                   "rmi), then ImageStatus of its name and of its image ID both absent. After "
+                   "every pod ImageStatus found it present. Samples carry pull=cold|warm and "
+                   "pull_check=cri-imagestatus",
         }
 
 
