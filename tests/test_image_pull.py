@@ -5,15 +5,20 @@ The real thing, registry and kubelet included, is tests/cluster/test_image_pull_
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from sandbench import runner
 from sandbench.analysis.summary import summarize_run
+from conftest import GOLDEN
 from sandbench.backends.kubernetes.cri import Answer, CriError, NodeCri, parse_status
+from sandbench.backends.kubernetes.kubelet import Totals, observations, round_ms, totals
+from sandbench.backends.kubernetes.lifecycle import PLANNED, PodProgress, observe_pod
+from sandbench.backends.kubernetes.watcher import Seen
 from sandbench.backends.kubernetes.pull import PullStates, StateNotReached
-from sandbench.model import Sample, Status
+from sandbench.model import Clock, Execution, Sample, Status
 from sandbench.report.labels import runtimes
 from sandbench.report.pull import pull_notes
 from sandbench.results import RunWriter, load_run
@@ -209,3 +214,36 @@ def test_the_report_says_how_the_state_was_verified_and_cold_against_warm(
     assert notes[1].startswith("runc: scheduled_to_running median 2500 ms cold against 1000 ms "
                                "warm (+1500 ms; p5-p95 spread")
     assert notes[1].endswith("the kubelet's own pull, cold: median 1500 ms.")
+
+
+def test_the_kubelets_pull_histogram_from_a_real_scrape() -> None:
+    """tests/data/golden/kubelet_metrics_pulled.txt: the test cluster's kubelet after eight
+    cold pulls of the workload image (its two histogram families, as scraped)."""
+    scraped = totals((GOLDEN / "kubelet_metrics_pulled.txt").read_text())
+    assert scraped["kubelet_image_pull"].count == 8
+    assert scraped["kubelet_image_pull"].sum_s == pytest.approx(27.523)
+    one_more = {"kubelet_image_pull": Totals(27.523 + 4.142, 9)}
+    assert observations(scraped, one_more, "kubelet_image_pull") == 1
+    assert round_ms(scraped, one_more, "kubelet_image_pull") == pytest.approx(4142.0)
+    # A warm pod adds no observation: no value, and the cold check sees zero pulls.
+    assert observations(scraped, scraped, "kubelet_image_pull") == 0
+    assert round_ms(scraped, scraped, "kubelet_image_pull") is None
+
+
+def test_no_pod_status_arrives_while_the_kubelet_pulls() -> None:
+    """tests/data/golden/pod_watch_cold_pull.jsonl: a cold runc pod on the test cluster, each
+    watch event with the ms it was received after the create call. Between the kubelet's first
+    status (ContainerCreating) and Running, 4.3 s of pulling, nothing: no watch phase isolates
+    the pull, and scheduled_to_running holds it."""
+    events = [json.loads(line) for line in
+              (GOLDEN / "pod_watch_cold_pull.jsonl").read_text().splitlines()]
+    progress = PodProgress(Execution(planned=PLANNED))
+    progress.execution.mark("create", Clock.HOST_MONOTONIC, 0)
+    for event in events:
+        observe_pod(progress, Seen("pod", event["type"], int(event["received_ms"] * 1e6),
+                                   event["object"]))
+    marks = {m.name: m.ns / 1e6 for m in progress.execution.marks}
+    assert marks["scheduled"] == pytest.approx(28.8) and marks["running"] == pytest.approx(4401.4)
+    between = [e for e in events if marks["scheduled"] < e["received_ms"] < marks["running"]]
+    assert [e["object"]["status"]["containerStatuses"][0]["state"] for e in between] == [
+        {"waiting": {"reason": "ContainerCreating"}}]
