@@ -6,10 +6,11 @@ Before each pod: ImageStatus of the pod's image. Cold: the exited containers of 
 own pods that used the image are removed first (RemoveContainer): the kubelet removes a
 deleted pod's containers only at its next garbage collection, up to a minute later, and until
 then their root filesystems keep the image's unpacked layers, so the pull would download but
-not unpack (measured: 0.1 s instead of seconds). A container of anyone else's pod using it
-fails the state. Then RemoveImage if it is there, and ImageStatus of its name and of the image
-ID last seen must both say absent, so that no other name keeps the same image on the node. Warm: present, or PullImage'd by the
-harness and then present. After the pod: ImageStatus again, which must find it (for cold, the
+not unpack (measured: 0.1 s instead of 4 s). Another pod's exited container of it is waited
+for (the kubelet removes it), a running one fails the state. Then RemoveImage if it is there,
+and ImageStatus of its name and of the image ID last seen must both say absent, so that no
+other name keeps the same image on the node. Warm: present, or PullImage'd by the harness
+and then present. After the pod: ImageStatus again, which must find it (for cold, the
 kubelet pulled it). A state that cannot be reached or confirmed fails the pod's samples with
 the reason; the pod is then not created.
 
