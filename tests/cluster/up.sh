@@ -98,7 +98,8 @@ if [[ -e "$DIR" ]]; then
         refuse "$DIR exists, is not empty and is not a sandbench cluster dir; refusing to wipe it"
     fi
 fi
-mkdir -p "$DIR"/{pki,logs,kubelet,kubelet/pki,pod-logs,containerd,cni/net.d,cni/ipam,images,kcm,scheduler,apiserver,registry}
+mkdir -p "$DIR"/{pki,logs,kubelet,kubelet/pki,pod-logs,containerd,cni/net.d,cni/ipam,images,kcm} \
+         "$DIR"/{scheduler,apiserver,registry}
 chmod 700 "$DIR"
 touch "$DIR/.sandbench-cluster" "$DIR/pids"
 SOCK="$DIR/containerd/containerd.sock"
@@ -453,7 +454,8 @@ http:
 EOF
     start registry "$REGISTRY_BIN" serve "$DIR/registry/config.yml"
 else
-    log "no registry: $REGISTRY_BIN is not installed (Debian's docker-registry; make cluster-deps installs it)"
+    log "no registry: $REGISTRY_BIN is not installed (Debian's docker-registry;" \
+        "make cluster-deps installs it)"
 fi
 
 # Build the pause image while etcd and containerd start.
