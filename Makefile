@@ -19,6 +19,11 @@ TEST_PACKAGES := chromium openssh-server prometheus prometheus-pushgateway
 # openssl (its CA), curl (health checks). Go itself comes with the machine (Debian's is too old).
 CLUSTER_PACKAGES := containerd containernetworking-plugins iptables openssl curl
 
+# docker-registry (Distribution 2.8.2): the registry the cold/warm image-pull test pulls from.
+# up.sh runs its own on 127.0.0.1 with its own config and storage; the package's system service
+# would listen on :5000 on every address, so it is installed like TEST_PACKAGES (NO_SERVICES).
+CLUSTER_SERVICE_PACKAGES := docker-registry
+
 # gVisor's runsc, built from the Go module proxy by tests/cluster/build-gvisor.sh (about 5 min
 # cold on 2 cores, then cached by version). Optional: without Go, or when the build fails, the
 # demo goes on without it.
@@ -41,14 +46,16 @@ help:
 deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
 
-# NO_SERVICES: the tests start their own sshd, Prometheus and Pushgateway on 127.0.0.1 and stop
-# them; Debian's packages would otherwise start system services listening on every address
-# (sshd on 22, Prometheus on 9090, the Pushgateway on 9091) and enable them at boot.
+# NO_SERVICES: the tests start their own sshd, Prometheus, Pushgateway (and, for the cluster,
+# registry) on 127.0.0.1 and stop them; Debian's packages would otherwise start system services
+# listening on every address (sshd on 22, Prometheus on 9090, the Pushgateway on 9091, the
+# registry on 5000) and enable them at boot.
 test-deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_PACKAGES)" NO_SERVICES=1
 
 cluster-deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(CLUSTER_PACKAGES)"
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(CLUSTER_SERVICE_PACKAGES)" NO_SERVICES=1
 
 apt-install:
 	@# apt-get download (the guest kernel) needs package lists even when nothing is missing.

@@ -89,6 +89,17 @@ def out(tmp: Path) -> list[str]:
 
 
 CASES: dict[str, Case] = {
+    "--pull lukewarm": Case(lambda t: ["run", *QUICK, "--pull", "lukewarm", *out(t)],
+                            "Invalid value for '--pull': 'lukewarm' is not one of 'warm', "
+                            "'cold', 'both'"),
+    "--pull cold on the local backend": Case(
+        lambda t: ["run", *QUICK, "--pull", "cold", *out(t)],
+        "kubernetes.pull 'cold' applies to the kubernetes backend only, not 'local'"),
+    "--pull cold without the node's CRI": Case(
+        lambda t: ["run", *QUICK, "--backend", "kubernetes", "--runtimes", "runc", "--pull",
+                   "cold", *out(t)],
+        "pull 'cold' removes the image from the node before a pod, which needs the node's CRI: "
+        "give cri_endpoint (--cri-endpoint)"),
     "timeout 1e300": Case(lambda t: ["run", *QUICK, "--timeout", "1e300", *out(t)],
                           "Invalid value for '--timeout': 1e+300 is not in the range "
                           "0.1<=x<=86400.0"),

@@ -118,25 +118,31 @@ class Value:
 #: which cgroup), not what was measured: kept on every sample, but
 #: not part of what makes two samples comparable, so a TCG guest's getpid still sits in one row
 #: with the containers' getpid, and gVisor's rootfs with runc's; nor the net workload's path to
-#: its peer (a veth, or a VM's tap behind it), so every runtime's throughput shares a row.
+#: its peer (a veth, or a VM's tap behind it), so every runtime's throughput shares a row; nor
+#: the pulled image's size and layer count and how its state was checked (the state itself,
+#: ``pull``, is what is measured, and splits rows).
 #: A sandbox's position in its burst (concurrency runs) is context too: every position of a
 #: burst measures the same thing, and a row per position would hold one sample a round.
 CONTEXT_LABELS = frozenset({"accel", "platform", "storage", "counted", "cgroup", "net_path",
-                            "position"})
+                            "position", "image_size", "image_layers", "pull_check"})
 #: Context labels that differ between the samples of one row (each sandbox of a burst has its
 #: own position): a series made of a row's samples cannot carry them.
 PER_SANDBOX_LABELS = frozenset({"position"})
 
 
 def comparable_labels(labels: dict[str, str] | None) -> dict[str, str]:
-    """The labels that make two samples comparable: without the context labels, and without
+    """The labels that make two samples comparable: without the context labels; without
     ``concurrency`` and ``arrival`` on a sandbox started alone (concurrency 1), which measures
-    what a run without a concurrency axis measures: so a concurrency run's level 1 shares its
-    rows with runs made before concurrency existed, and `sandbench compare` matches them."""
+    what a run without a concurrency axis measures; and without ``pull`` when the image was
+    present (warm), which is what every start measured before the pull state was a label. So
+    a concurrency run's level 1 and a warm start share their rows with older runs, and
+    `sandbench compare` matches them; a cold start keeps a row of its own."""
     kept = {k: v for k, v in (labels or {}).items() if k not in CONTEXT_LABELS}
     if kept.get("concurrency") == "1":
         kept.pop("concurrency")
         kept.pop("arrival", None)
+    if kept.get("pull") == "warm":
+        kept.pop("pull")
     return kept
 
 
@@ -269,6 +275,10 @@ class Case:
     #: A process the sandbox talks to over the network, which the backend runs beside it and
     #: ends with it; None: the sandbox has no network but its own loopback.
     peer: Peer | None = None
+    #: The state the backend puts the sandbox's image in on the node first, and verifies:
+    #: "cold" (removed, so it is pulled) or "warm" (present); None: not a start being timed,
+    #: or a backend that pulls no images.
+    pull: str | None = None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ flight, and the run is marked interrupted; what was measured stays.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import sys
 import threading
@@ -117,9 +118,22 @@ def _steps(spec: Spec, params: dict[str, Params]) -> Iterator[Step]:
                                     and workload.concurrent else [None])
         for number in range(1, warmup + spec.rounds_of(name) + 1):
             for case in workload.cases(workload_params):
-                for level in round_order(levels, number):
-                    for runtime in round_order(spec.runtimes, number):
-                        yield Step(workload, case, runtime, number, number <= warmup, level)
+                for pulled in _pulled(case, spec, workload, number):
+                    for level in round_order(levels, number):
+                        for runtime in round_order(spec.runtimes, number):
+                            yield Step(workload, pulled, runtime, number, number <= warmup,
+                                       level)
+
+
+def _pulled(case: Case, spec: Spec, workload: Workload, number: int) -> list[Case]:
+    """The case once per image state the spec asks for, when the workload times starts on
+    a backend that pulls; both states alternate which goes first, round by round, so neither
+    always runs right after the other's pod."""
+    states = spec.pull_states() if workload.times_start else ()
+    if not states:
+        return [case]
+    order = states if number % 2 else states[::-1]
+    return [dataclasses.replace(case, pull=state) for state in order]
 
 
 Named = TypeVar("Named")

@@ -79,8 +79,8 @@ else
     log "apiserver not reachable; skipping API cleanup"
 fi
 
-# ---------------------------------------------------------------- control plane, by recorded PID
-for name in kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do
+# ---------------------------------------------------------------- control plane and registry, by recorded PID
+for name in kubelet kube-scheduler kube-controller-manager kube-apiserver etcd registry; do
     pid=$(pid_of "$name" || true)
     [[ -n "$pid" ]] && stop_pid "$name" "$pid" 15
 done

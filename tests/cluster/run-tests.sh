@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build (if needed) -> up -> pytest -m cluster -> down, always tearing down what it brought up,
-# exiting with pytest's status. If up.sh refuses to start (exit 3: e.g. another run's cluster is
-# up in the same dir), nothing is torn down and the exit status is 3. Extra arguments go to pytest.
+# Build (if needed: Kubernetes, etcd, gVisor, crictl) -> up -> pytest -m cluster -> down, always
+# tearing down what it brought up, exiting with pytest's status. If up.sh refuses to start (exit
+# 3: e.g. another run's cluster is up in the same dir), nothing is torn down and the exit status
+# is 3. Extra arguments go to pytest.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,6 +20,9 @@ bash "$HERE/build-etcd.sh"
 # The RuntimeClass gvisor (handler runsc) runs pods for real; build-gvisor.sh prints its bin dir.
 SANDBENCH_GVISOR_BIN=$(bash "$HERE/build-gvisor.sh")
 export SANDBENCH_GVISOR_BIN
+# crictl asks the node's CRI whether an image is there (the image-pull test); it prints its path.
+SANDBENCH_CRICTL=$(bash "$HERE/build-crictl.sh")
+export SANDBENCH_CRICTL
 
 # Registered before up.sh so a half-started cluster is torn down as well (up.sh also cleans
 # up after itself on failure; running down.sh twice is harmless).

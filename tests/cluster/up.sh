@@ -12,6 +12,7 @@
 # SANDBENCH_GVISOR_BIN (where build-gvisor.sh put runsc and its shim),
 # SANDBENCH_RUNSC_DEBUG=1 (runsc debug logs, with their "Timeline" lines, in $DIR/logs/runsc/),
 # SANDBENCH_IMAGES (space-separated OCI archives to import), SANDBENCH_POD_CIDR,
+# SANDBENCH_REGISTRY_PORT (the registry's port on 127.0.0.1, default 5000),
 # SANDBENCH_KEEP_ON_FAILURE=1 (leave a failed bring-up running for debugging).
 set -euo pipefail
 
@@ -33,7 +34,12 @@ NODE=127.0.0.1
 SERVICE_CIDR=10.96.0.0/16
 SERVICE_IP=10.96.0.1 # first address of SERVICE_CIDR: the "kubernetes" Service
 API=https://127.0.0.1:6443
+# A registry (Debian's docker-registry, Distribution 2.8) for the image-pull tests, when installed.
+REGISTRY_BIN=/usr/bin/docker-registry
+REGISTRY_PORT="${SANDBENCH_REGISTRY_PORT:-5000}"
+REGISTRY="127.0.0.1:$REGISTRY_PORT"
 PORTS=(2379 2380 6443 10248 10250 10257 10259)
+[[ -x "$REGISTRY_BIN" ]] && PORTS+=("$REGISTRY_PORT")
 SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
          kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.ip_forward)
 
@@ -92,7 +98,8 @@ if [[ -e "$DIR" ]]; then
         refuse "$DIR exists, is not empty and is not a sandbench cluster dir; refusing to wipe it"
     fi
 fi
-mkdir -p "$DIR"/{pki,logs,kubelet,kubelet/pki,pod-logs,containerd,cni/net.d,cni/ipam,images,kcm,scheduler,apiserver}
+mkdir -p "$DIR"/{pki,logs,kubelet,kubelet/pki,pod-logs,containerd,cni/net.d,cni/ipam,images,kcm} \
+         "$DIR"/{scheduler,apiserver,registry}
 chmod 700 "$DIR"
 touch "$DIR/.sandbench-cluster" "$DIR/pids"
 SOCK="$DIR/containerd/containerd.sock"
@@ -403,6 +410,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     bin_dir = "/usr/lib/cni"
     conf_dir = "$DIR/cni/net.d"
     max_conf_num = 1
+  # Registry hosts (containerd 1.5+): certs.d/<host:port>/hosts.toml says how to reach one.
+  # Only the local registry has one (plain HTTP on loopback); any other name goes to its
+  # default https host, through the dead proxy below. Last, after the CRI plugin's own keys:
+  # TOML gives every key that follows a table header to that table.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$DIR/containerd/certs.d"
 EOF
 
 # Options of containerd-shim-runsc-v1 (gVisor's pkg/shim/v1/runsc Options). The state root is
@@ -443,18 +456,60 @@ exit \$rc
 WRAPPER
 chmod 755 "$DIR/containerd/bin/containerd-shim-runsc-v1"
 
+# The local registry, plain HTTP on 127.0.0.1 (no TLS to set up for a loopback port).
+mkdir -p "$DIR/containerd/certs.d/$REGISTRY"
+cat >"$DIR/containerd/certs.d/$REGISTRY/hosts.toml" <<EOF
+server = "http://$REGISTRY"
+
+[host."http://$REGISTRY"]
+  capabilities = ["pull", "resolve"]
+EOF
+
 # The proxy variables point at a closed loopback port: should anything ever ask this
-# containerd to pull from a registry, it fails locally instead of leaving the machine.
+# containerd to pull from a registry other than the local one, it fails locally instead of
+# leaving the machine. Go never sends loopback addresses through a proxy, so the local
+# registry is reached directly.
 start containerd env HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 \
     http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 NO_PROXY= no_proxy= \
     PATH="$DIR/containerd/bin:$PATH" \
     /usr/bin/containerd --config "$DIR/containerd/config.toml"
+
+# ---------------------------------------------------------------- registry
+# Its own config and storage under $DIR (wiped by the next up.sh); listening on loopback only.
+# No notifications, no debug server, no redirects: it talks to nothing but its clients.
+if [[ -x "$REGISTRY_BIN" ]]; then
+    mkdir -p "$DIR/registry/data"
+    cat >"$DIR/registry/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $DIR/registry/data
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY
+  secret: $(openssl rand -hex 16)
+EOF
+    start registry "$REGISTRY_BIN" serve "$DIR/registry/config.yml"
+else
+    log "no registry: $REGISTRY_BIN is not installed (Debian's docker-registry;" \
+        "make cluster-deps installs it)"
+fi
 
 # Build the pause image while etcd and containerd start.
 bash "$HERE/pause-image.sh" "$DIR/images/pause.tar" "$PAUSE_IMAGE" >"$DIR/logs/pause-image.log" 2>&1 ||
     die "pause image build failed (see $DIR/logs/pause-image.log)"
 
 wait_for "etcd healthy" 30 etcd curl -fsS http://127.0.0.1:2379/health
+if [[ -x "$REGISTRY_BIN" ]]; then
+    wait_for "registry answering on $REGISTRY" 30 registry curl -fsS "http://$REGISTRY/v2/"
+    # What the image-pull tests read: where to push to.
+    echo "$REGISTRY" >"$DIR/registry/address"
+fi
 
 # ---------------------------------------------------------------- kube-apiserver
 start kube-apiserver "$K8S_BIN/kube-apiserver" \

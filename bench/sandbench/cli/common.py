@@ -152,6 +152,23 @@ def kube_options(command: Any) -> Any:
     return command
 
 
+def pull_options(command: Any) -> Any:
+    """Flags of the image's state on the node before each timed pod start (`run` only)."""
+    options = [
+        click.option("--pull", type=click.Choice(["warm", "cold", "both"]),
+                     help="The image's state on the node before each start pod: warm (present; "
+                          "the default), cold (removed first, so the kubelet pulls it) or both "
+                          "(each round measures each). Verified through the node's CRI given "
+                          "--cri-endpoint; cold needs it."),
+        click.option("--cri-endpoint", help="The node's CRI socket for crictl, e.g. "
+                     "unix:///run/containerd/containerd.sock (the harness runs on the node)."),
+        click.option("--crictl", help="crictl binary that asks it (default: crictl on PATH)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def kube_flags(kubeconfig: str | None, kube_context: str | None, node: str | None,
                image_ref: str | None, pull_policy: str | None) -> dict[str, Any]:
     """The kubernetes flags as a spec's ``kubernetes`` overrides (None: not given)."""

@@ -14,7 +14,8 @@ from rich.table import Table
 from sandbench import backends, results, runner
 from sandbench.analysis.summary import RunSummary, summarize_run
 from sandbench.cli.common import (cache_option, check_out_dir, check_out_file, console,
-                                   kube_flags, kube_options, show, split, warn_damaged)
+                                   kube_flags, kube_options, pull_options, show, split,
+                                   warn_damaged)
 from sandbench.cli.summary import legend, summary_tables
 from sandbench.errors import BadInput, Interrupted, InvalidRun, RunFailed, SandbenchError
 from sandbench.report import write_report
@@ -52,12 +53,14 @@ VERBOSE_HELP = ("Every metric in the summary table, not only each workload's hea
 @click.option("-v", "--verbose", is_flag=True, help=VERBOSE_HELP)
 @cache_option
 @kube_options
+@pull_options
 def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str | None,
         workload_names: str | None, rounds: int | None, warmup: int | None,
         timeout: float | None, concurrency: str | None, arrival: str | None, out: Path,
         no_report: bool, verbose: bool, cache_dir: Path,
         kubeconfig: str | None, kube_context: str | None, node: str | None,
-        image: str | None, pull_policy: str | None) -> None:
+        image: str | None, pull_policy: str | None, pull: str | None,
+        cri_endpoint: str | None, crictl: str | None) -> None:
     """Run an experiment: SPEC_FILE (YAML) or the --profile, with flags overriding it.
 
     Every sample is written to OUT/RUN_ID/samples.jsonl as it is measured; the report goes
@@ -75,7 +78,10 @@ def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str
                           workloads=split(workload_names, "--workloads", "start,syscall"),
                           rounds=rounds, warmup=warmup,
                           timeout_s=timeout, concurrency=levels, arrival=arrives,
-                          kubernetes=kube_flags(kubeconfig, kube_context, node, image, pull_policy))
+                          kubernetes={**kube_flags(kubeconfig, kube_context, node, image,
+                                                   pull_policy),
+                                      "pull": pull, "cri_endpoint": cri_endpoint,
+                                      "crictl": crictl})
     spec = load_spec(spec_file, profile, overrides)
     # Before the run directory is made and the image prepared (minutes, when it is built):
     # a bad --out is bad input, not a run that failed.

@@ -32,6 +32,7 @@ from sandbench.report.concurrency import concurrency_charts
 from sandbench.report.io_mode import io_mode_notes, io_target_notes
 from sandbench.report.labels import EMULATED, Runtimes, number, runtimes
 from sandbench.report.network import network_notes
+from sandbench.report.pull import pull_notes
 from sandbench.report.start import start_charts
 from sandbench.results import Run, load_run
 
@@ -99,6 +100,7 @@ def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None
         "notes": notes(run.info, names),
         "headline": tables.headline(summary.table, names),
         "sections": sections(charts, {
+            "start": pull_notes(summary.table, run.info, names),
             "io": io_target_notes(run.info, names) + io_mode_notes(run.samples, names),
             "net": network_notes(run.samples, run.info, names)},
             anchor_tables(summary, names)),

@@ -180,6 +180,15 @@ class Spec(Strict):
     def baseline_runtime(self) -> str:
         return self.baseline or self.runtimes[0]
 
+    def pull_states(self) -> tuple[str, ...]:
+        """The image states every round of a workload that times starts measures: one, or
+        cold and warm; none for a backend that pulls no images (the local backend starts
+        sandboxes from an unpacked root filesystem)."""
+        if self.backend != "kubernetes":
+            return ()
+        pull = self.kubernetes.pull
+        return ("cold", "warm") if pull == "both" else (pull,)
+
     def rounds_of(self, workload: str) -> int:
         return self.workloads[workload].rounds or self.rounds
 

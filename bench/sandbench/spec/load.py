@@ -75,6 +75,7 @@ def validation_message(exc: ValidationError, source: str,
 
 
 def parse_spec(data: dict[str, Any], source: str) -> Spec:
+    _check_pull(data, source)
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
@@ -157,6 +158,19 @@ def load_spec(path: Path | None = None, profile: str = "quick",
     data, source = read_spec(path, profile)
     _check_shape(data, source)
     return parse_spec((overrides or Overrides()).apply(data), source)
+
+
+def _check_pull(data: dict[str, Any], source: str) -> None:
+    """A pull state asked of a backend that pulls nothing is refused before the kubernetes
+    settings are checked (they would ask for a CRI endpoint the backend has no use for)."""
+    backend = data.get("backend", "local")
+    kubernetes = data.get("kubernetes")
+    pull = kubernetes.get("pull", "warm") if isinstance(kubernetes, dict) else "warm"
+    if backend != "kubernetes" and pull in ("cold", "both"):
+        raise SpecError(f"{source}: kubernetes.pull {quoted(pull)} applies to the kubernetes "
+                        f"backend only, not {quoted(backend)}: its sandboxes start from an "
+                        "unpacked root filesystem and nothing is pulled; leave it out, or give "
+                        "--backend kubernetes")
 
 
 def _check_shape(data: dict[str, Any], source: str) -> None:

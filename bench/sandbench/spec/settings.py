@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Strict(BaseModel):
@@ -94,7 +94,33 @@ class KubernetesSettings(Strict):
     then be present on the node (imported, or pushed to a registry under that name)."""
 
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
-    """imagePullPolicy of every pod. Never on a cluster whose image was imported."""
+    """imagePullPolicy of every pod. Never on a cluster whose image was imported; a cold pull
+    needs IfNotPresent (the kubelet pulls what is missing) or Always."""
+
+    pull: Literal["warm", "cold", "both"] = "warm"
+    """The image's state on the node before each pod of the start workload: warm (present),
+    cold (removed first, so the kubelet pulls it) or both (every round measures each, labelled
+    ``pull``). Warm is the default because the other start phases are about the runtime, not
+    the registry; with ``cri_endpoint`` it is verified before every pod, not assumed."""
+
+    cri_endpoint: str | None = None
+    """The node's CRI socket as crictl's --runtime-endpoint takes it (e.g.
+    unix:///run/containerd/containerd.sock), for ImageStatus before each start pod and
+    RemoveImage for a cold one. crictl runs on the harness's host, so the harness must run on
+    the node (as on the test cluster) unless ``cri_over_ssh``; None: the image's state is not
+    verified, and the run says so. Needed for a cold pull."""
+
+    cri_over_ssh: bool = False
+    """Run crictl on the node through ``ssh`` (host key checked as for the node facts)
+    instead of on the harness's host: for a harness off the node."""
+
+    crictl: str = "crictl"
+    """crictl binary (a path, or a name on PATH) that speaks to ``cri_endpoint``; Debian has
+    none: tests/cluster/build-crictl.sh builds v1.34.0 (Kubernetes 1.34's) from the Go module
+    proxy."""
+
+    cri_timeout_s: float = Field(120.0, gt=0, le=3600)
+    """Seconds one crictl call may take: a warm state may need a whole pull of the image."""
 
     schedule_timeout_s: float = Field(30.0, gt=0)
     """How long a pod may stay unschedulable before the runtime is failed with the
@@ -118,3 +144,19 @@ class KubernetesSettings(Strict):
     ssh: SshTarget | None = None
     """The node, reached over SSH, for facts the API does not give (kernel command line, CPU
     governor, KSM, THP, kata-runtime env); None: only what the API says about the node."""
+
+    @model_validator(mode="after")
+    def _pull_can_be_had(self) -> KubernetesSettings:
+        if self.cri_over_ssh and self.ssh is None:
+            raise ValueError("cri_over_ssh true needs ssh, the node reached over SSH (host, "
+                             "user, key); give ssh, or leave cri_over_ssh out")
+        if self.pull == "warm":
+            return self
+        if self.cri_endpoint is None:
+            raise ValueError(f"pull {self.pull!r} removes the image from the node before a pod, "
+                             "which needs the node's CRI: give cri_endpoint (--cri-endpoint), "
+                             "or pull 'warm'")
+        if self.pull_policy == "Never":
+            raise ValueError(f"pull {self.pull!r} needs pull_policy IfNotPresent or Always (a "
+                             "removed image must be pulled), not 'Never'")
+        return self

@@ -45,6 +45,9 @@ class Workload(ABC):
     concurrent: ClassVar[bool] = False
     #: Metrics of a whole burst of its sandboxes (concurrency runs), beside each sandbox's.
     burst_metrics: ClassVar[tuple[Metric, ...]] = ()
+    #: Whether the workload times a sandbox's start, of which an image pull is a part on a
+    #: backend that pulls: its rounds then run once per image state asked for (Spec.pull_states).
+    times_start: ClassVar[bool] = False
 
     def params(self, raw: dict[str, Any]) -> Params:
         return self.params_model.model_validate(raw)

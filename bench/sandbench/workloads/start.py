@@ -229,6 +229,7 @@ class Start(Workload):
     headline_note = "the phases to the workload's first instruction and to exit"
     concurrent = True
     burst_metrics = BURST_METRICS
+    times_start = True
 
     def cases(self, params: Params) -> list[Case]:
         # Which phases a sandbox yields depends on the backend; see unmeasured().

@@ -17,8 +17,8 @@ from kubernetes.client.exceptions import ApiException
 
 from sandbench import image
 from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
-from sandbench.backends.kubernetes import (access, api, classes, clock, kubelet, kubevirt,
-                                           manifests, podfootprint, podstats)
+from sandbench.backends.kubernetes import (access, api, classes, clock, cri, kubelet, kubevirt,
+                                           manifests, podfootprint, podstats, pull)
 from sandbench.backends.kubernetes.lifecycle import (PLANNED, PodFailed, PodProgress, PodRun,
                                                      exit_code, terminated_reason)
 from sandbench.backends.kubernetes.nodes import choose_node, node_facts
@@ -26,7 +26,7 @@ from sandbench.backends.kubernetes.watcher import RunWatch
 from sandbench.facts import ssh
 from sandbench.facts import node as sshfacts
 from sandbench.image.inputs import PROBE_IN_IMAGE as PROBE
-from sandbench.model import Case, Clock, ClockOffset, Execution, MissingOffset, Value
+from sandbench.model import Case, Clock, ClockOffset, Execution, MissingOffset, Status, Value
 from sandbench.spec import KubernetesSettings, Resources
 
 #: The start phases read across the harness's clock and a pod's (a VM's console stamps are
@@ -39,7 +39,7 @@ NAMESPACE_DELETE_S = 120.0
 
 class KubernetesBackend(Backend):
     name = "kubernetes"
-    extra_metrics = (kubelet.RUN_PODSANDBOX,)
+    extra_metrics = (kubelet.RUN_PODSANDBOX, kubelet.IMAGE_PULL)
 
     def __init__(self, settings: KubernetesSettings, resources: Resources, run_id: str,
                  cache_dir: Path) -> None:
@@ -67,6 +67,8 @@ class KubernetesBackend(Backend):
             raise BackendInputError(str(exc)) from exc
         self._vms: kubevirt.VmSandboxes | None = None
         self._ssh_facts: dict[str, Any] | None = None
+        self._pulls: pull.PullStates | None = None
+        self._cri_runtime: str | None = None
 
     @property
     def apis(self) -> api.Apis:
@@ -140,6 +142,8 @@ class KubernetesBackend(Backend):
         self._node = choose_node(self.apis, runtimes, self.settings.node)
         self._image = self.settings.image or self._local_image_name()
         report(f"node {self._node['metadata']['name']}, image {self._image}")
+        self._pulls = pull.PullStates(self._image, self._node_cri(), self.namespace)
+        report(self._pull_summary())
         # What can fail without the cluster is done before the namespace exists.
         vms = bool(self.vm_runtimes.intersection(runtimes))
         if vms:
@@ -152,6 +156,28 @@ class KubernetesBackend(Backend):
         self._watch.start()
         if vms:
             self.vms.start_watch()
+
+    def _node_cri(self) -> cri.NodeCri | None:
+        """The node's CRI, checked with its Version call; None when none is configured."""
+        endpoint = self.settings.cri_endpoint
+        if endpoint is None:
+            return None
+        run: cri.Run = cri.run_here
+        if self.settings.cri_over_ssh and self.settings.ssh is not None:
+            run = cri.over_ssh(self.settings.ssh)
+        node_cri = cri.NodeCri(self.settings.crictl, endpoint, self.settings.cri_timeout_s, run)
+        try:
+            self._cri_runtime = node_cri.version()
+        except cri.CriError as exc:
+            raise BackendError(f"the node's CRI at {endpoint} (cri_endpoint) cannot be asked: "
+                               f"{exc}") from exc
+        return node_cri
+
+    def _pull_summary(self) -> str:
+        if self._cri_runtime is None:
+            return "image state: warm, NOT verified (no cri_endpoint to ask the node's CRI)"
+        return (f"image state: {self.settings.pull}, verified before every start pod through "
+                f"{self._cri_runtime}'s CRI ImageStatus at {self.settings.cri_endpoint}")
 
     def _collect_ssh_facts(self, target: Any) -> dict[str, Any]:
         try:
@@ -270,6 +296,8 @@ class KubernetesBackend(Backend):
             return self.vms.execute(runtime, case, sandbox_id, timeout_s, self._watch, offset)
         execution = Execution(planned=PLANNED)
         execution.relate(offset)
+        if case.pull is not None and not self._pull_before(case.pull, execution):
+            return execution  # failed with the reason: the pod would not be what it says
         run = self._pod(sandbox_id, runtime, case)
         assert self._watch is not None
         events = self._watch.subscribe(run.name)
@@ -283,13 +311,15 @@ class KubernetesBackend(Backend):
                                      execution, timeout_s)
                 return execution
             run.follow(events, progress, time.monotonic() + timeout_s, until_ready=False)
+            if case.pull is not None and self._pulls is not None:
+                execution.labels.update(self._pulls.after(case.pull))
             status = run.status()
             execution.exit_code = exit_code(status)
             if terminated_reason(status) == "OOMKilled":
                 execution.oom = f"memory limit {self.resources.memory_mib} MiB, as the pod's"
             execution.stdout = run.log()
-            self._kubelet_value(before, runtime, execution)
-        except PodFailed as exc:
+            self._kubelet_value(before, case, execution)
+        except (PodFailed, pull.StateNotReached) as exc:
             execution.error = str(exc)
             execution.stdout = run.log() if "create" in {m.name for m in execution.marks} else ""
         finally:
@@ -297,6 +327,18 @@ class KubernetesBackend(Backend):
             run.delete()
             self._live.pop(run.name, None)
         return execution
+
+    def _pull_before(self, state: str, execution: Execution) -> bool:
+        """Put the image in ``state`` and verify it; False (the execution failed with why)
+        when that could not be done."""
+        assert self._pulls is not None
+        execution.labels["pull"] = state
+        try:
+            execution.labels.update(self._pulls.before(state))
+            return True
+        except pull.StateNotReached as exc:
+            execution.error = f"image state {state!r} not reached before the pod: {exc}"
+            return False
 
     def _held(self) -> podfootprint.Held:
         assert self._watch is not None
@@ -318,7 +360,7 @@ class KubernetesBackend(Backend):
                               "figures are not recorded")
             return None
 
-    def _kubelet_value(self, before: dict[str, kubelet.Totals] | None, runtime: str,
+    def _kubelet_value(self, before: dict[str, kubelet.Totals] | None, case: Case,
                        execution: Execution) -> None:
         after = self._scrape() if before is not None else None
         if before is None or after is None:
@@ -327,6 +369,13 @@ class KubernetesBackend(Backend):
             value = kubelet.round_ms(before, after, metric.name)
             if value is not None:
                 execution.extra.append(Value(metric, value, clock="kubelet histogram"))
+        pulls = kubelet.observations(before, after, kubelet.IMAGE_PULL.name)
+        if case.pull == "cold" and pulls != 1:
+            # Verified absent, yet the kubelet did not pull it once: not a cold start.
+            execution.extra.append(Value(
+                kubelet.IMAGE_PULL, None, status=Status.FAILED, clock="kubelet histogram",
+                reason=f"the kubelet recorded {pulls} image pulls for this pod, whose image "
+                       "was verified absent before it (another pod pulling on the node?)"))
 
     # -- cleanup --------------------------------------------------------------------------
 
@@ -381,7 +430,8 @@ class KubernetesBackend(Backend):
         if self._ssh_facts is not None:
             facts["node_ssh"] = self._ssh_facts
             facts.setdefault("host", {}).update(sshfacts.host_view(self._ssh_facts))
-        facts["image"] = {"name": self._image, "pull_policy": self.settings.pull_policy}
+        facts["image"] = {"name": self._image, "pull_policy": self.settings.pull_policy,
+                          "pull": self.settings.pull}
         return facts
 
     def final_facts(self) -> dict[str, Any]:
@@ -389,6 +439,8 @@ class KubernetesBackend(Backend):
                         "method": o.method} if isinstance(o, ClockOffset) else o.reason)
                    for r, o in self._offsets.items()}
         final: dict[str, Any] = {"clock_offsets": offsets, "notes": self.notes}
+        if self._pulls is not None:
+            final["image_state"] = self._pulls.facts(self.settings.pull, self._cri_runtime)
         if self._drifts:
             final["clock_drift"] = {r: d.record() for r, d in self._drifts.items()}
         if self._vms is not None:

@@ -7,6 +7,14 @@ difference is that pod's:
 - ``kubelet_runtime_operations_duration_seconds{operation_type="run_podsandbox"}``: the CRI
   RunPodSandbox call, i.e. the sandbox creation time the RuntimeClass's handler costs.
 
+- ``kubelet_image_pull_duration_seconds`` (every image-size bucket summed): the kubelet's own
+  time for the pod's image pull, from just before its CRI PullImage request to the answer
+  (Go's time.Since, a monotonic clock, truncated to the millisecond), including any wait in
+  its puller's queue (none with one pod at a time). Observed only when the kubelet pulled: a
+  warm pod under IfNotPresent adds nothing. This is the pull's own duration; the pod watch
+  cannot isolate it (the kubelet writes no status while it pulls), and Events, which can,
+  get dropped under load (kube-burner #1189).
+
 Not ``kubelet_pod_start_sli_duration_seconds``: it counts from the pod's creationTimestamp,
 which has one-second precision, so one pod's value is off by up to a second.
 
@@ -35,9 +43,16 @@ RUN_PODSANDBOX = Metric("kubelet_run_podsandbox", "ms", Better.LOWER,
                         "the kubelet's CRI RunPodSandbox time for this pod (runtime operations "
                         "histogram, _sum/_count difference around the round)")
 
-#: (metric, histogram family, the labels a sample must carry)
+IMAGE_PULL = Metric("kubelet_image_pull", "ms", Better.LOWER,
+                    "the kubelet's own time for this pod's image pull, CRI PullImage request to "
+                    "answer (image pull duration histogram, _sum/_count difference around the "
+                    "pod; only where the kubelet pulled)")
+
+#: (metric, histogram family, the labels a sample must carry); every series that carries them
+#: is summed (the pull histogram has one per image-size bucket).
 SERIES: tuple[tuple[Metric, str, dict[str, str]], ...] = (
     (RUN_PODSANDBOX, OPERATIONS, {"operation_type": "run_podsandbox"}),
+    (IMAGE_PULL, "kubelet_image_pull_duration_seconds", {}),
 )
 
 
@@ -58,7 +73,8 @@ def totals(metrics_text: str) -> dict[str, Totals]:
                 part = "sum" if sample.name.endswith("_sum") else "count" if sample.name.endswith(
                     "_count") else None
                 if part:
-                    found.setdefault(metric.name, {})[part] = sample.value
+                    parts = found.setdefault(metric.name, {})
+                    parts[part] = parts.get(part, 0.0) + sample.value
     return {name: Totals(v.get("sum", 0.0), v["count"]) for name, v in found.items()
             if "count" in v}
 
@@ -74,6 +90,12 @@ def scrape_url(url: str) -> dict[str, Totals]:
     if answer.status != 200:
         raise OSError(f"{url} answered {answer.status}")
     return totals(answer.data.decode())
+
+
+def observations(before: dict[str, Totals], after: dict[str, Totals], metric: str) -> int:
+    """How many observations of ``metric`` the kubelet made between two scrapes."""
+    end, start = after.get(metric), before.get(metric, Totals(0.0, 0.0))
+    return 0 if end is None else round(end.count - start.count)
 
 
 def round_ms(before: dict[str, Totals], after: dict[str, Totals], metric: str) -> float | None:
