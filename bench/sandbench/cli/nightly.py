@@ -227,10 +227,10 @@ def compare_command(base_run: Path, new_run: Path | None, runtime_a: str | None,
             check_out_file(path, flag)
     print_statuses([base_run, *([new_run] if new_run else [])])
     comparison = _comparison(base_run, new_run, runtime_a, runtime_b, threshold_options, alpha)
+    if record:  # before re-measuring, which runs sandboxes for minutes
+        check_out_file(comparison.new_dir / runs_history.VERDICT_FILE, "--record")
     if remeasure:
         comparison = _remeasured(comparison, base_run, threshold_options, cache_dir)
-    if record:
-        check_out_file(comparison.new_dir / runs_history.VERDICT_FILE, "--record")
     print_environment(comparison)
     print_comparison(comparison)
     gate = _gate(comparison, fail_on, allow_env_change)
