@@ -189,3 +189,23 @@ def test_values_that_are_not_measurements_are_written_as_failed(tmp_path: Path) 
     assert list(samples["status"]) == ["failed", "failed", "failed", "ok", "failed"]
     assert samples["reason"].iloc[1].startswith(
         "not a measurement: runc start request_to_workload round 2 lasted -1.0 ms")
+
+
+@pytest.mark.parametrize("damage", ["missing", "a directory"])
+def test_a_run_without_its_samples_file_is_refused(tmp_path: Path, damage: str) -> None:
+    run_dir = copy_of_format1(tmp_path / "run")
+    (run_dir / SAMPLES_FILE).unlink()
+    if damage == "a directory":
+        (run_dir / SAMPLES_FILE).mkdir()
+    with pytest.raises(ResultsError, match=f"{SAMPLES_FILE}' is {damage}; every run directory"):
+        load_run(run_dir)
+    for command in (["summary"], ["export", "--format", "openmetrics"], ["report"]):
+        result = sandbench(*command, str(run_dir))
+        assert result.returncode == 2, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_run_stopped_before_its_first_sample_reads_as_empty(tmp_path: Path) -> None:
+    writer = RunWriter(tmp_path / "run", {"run_id": "r", "started_at": SAMPLE_LINE["time"]})
+    writer.finish("interrupted", "stopped by Ctrl-C")
+    assert load_run(tmp_path / "run").samples.empty

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -217,8 +218,15 @@ def read_samples(run_dir: Path) -> tuple[pd.DataFrame, list[int]]:
     path = run_dir / SAMPLES_FILE
     rows: list[dict[str, Any]] = []
     damaged: list[int] = []
+    if not path.is_file():
+        # RunWriter makes it, empty, before run.json: a run that measured nothing has one too.
+        what = "a directory" if path.is_dir() else "missing" if not os.path.lexists(path) \
+            else "not a regular file"
+        raise ResultsError(f"{str(path)!r} is {what}; every run directory holds its samples "
+                           f"in a {SAMPLES_FILE} file (empty when nothing was measured), so "
+                           "this run's samples are lost")
     try:
-        data = path.read_bytes() if path.is_file() else b""
+        data = path.read_bytes()
     except OSError as exc:
         raise ResultsError(f"cannot read {str(path)!r}: {exc.strerror}") from exc
     lines = data.split(b"\n")
