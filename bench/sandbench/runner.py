@@ -74,7 +74,8 @@ def plan(spec: Spec, known_runtimes: dict[str, str]) -> Plan:
         except workloads.UnknownWorkload as exc:
             raise SpecError(str(exc)) from None
         except ValidationError as exc:
-            raise SpecError(validation_message(exc, f"workloads.{name}.params")) from None
+            raise SpecError(validation_message(exc, spec.source,
+                                               within=("workloads", name, "params"))) from None
     return Plan(spec, params, list(_steps(spec, params)))
 
 
