@@ -13,6 +13,7 @@ from conftest import sandbench
 from test_compare import lognormal, samples, write_run
 
 from sandbench.analysis.thresholds import Thresholds
+from sandbench.cli import cli, nightly
 from sandbench.cli.remeasure import checked
 from sandbench.errors import Interrupted, InvalidRun, RunFailed
 from sandbench.formats import VerdictRecord
@@ -165,3 +166,20 @@ def test_a_bad_record_target_is_refused_before_anything_is_measured_again(
     assert "--record" in done.stderr and "is a directory" in done.stderr
     assert "re-measuring" not in done.stdout + done.stderr
     assert not (new.dir / "remeasured").exists()
+
+
+def test_ctrl_c_during_a_comparison_is_an_interrupt_not_an_abort(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = write_run(tmp_path / "base", samples("runc", lognormal(50, 0.1, 6, 0)))
+    new = write_run(tmp_path / "new", samples("runc", lognormal(50, 0.1, 6, 1)))
+
+    def interrupted(comparison: Comparison) -> None:
+        raise KeyboardInterrupt
+
+    # The comparison's table is printed before the gate is given and recorded.
+    monkeypatch.setattr(nightly, "print_comparison", interrupted)
+    with pytest.raises(Interrupted, match="interrupted before the comparison ended") as raised:
+        cli.main(["compare", str(base.dir), str(new.dir), "--fail-on", "regression",
+                  "--record"], standalone_mode=False)
+    assert raised.value.exit_code == 130
+    assert not (new.dir / "verdict.json").exists()
