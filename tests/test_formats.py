@@ -209,3 +209,10 @@ def test_a_run_stopped_before_its_first_sample_reads_as_empty(tmp_path: Path) ->
     writer = RunWriter(tmp_path / "run", {"run_id": "r", "started_at": SAMPLE_LINE["time"]})
     writer.finish("interrupted", "stopped by Ctrl-C")
     assert load_run(tmp_path / "run").samples.empty
+
+
+def test_a_completed_valid_run_with_an_empty_samples_file_is_refused(tmp_path: Path) -> None:
+    run_dir = copy_of_format1(tmp_path / "run")
+    (run_dir / SAMPLES_FILE).write_text("")
+    with pytest.raises(ResultsError, match="is empty, yet run.json says the run completed"):
+        load_run(run_dir)

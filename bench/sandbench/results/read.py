@@ -261,4 +261,9 @@ def load_samples(run_dir: Path) -> pd.DataFrame:
 def load_run(run_dir: Path) -> Run:
     meta = load_meta(run_dir)
     samples, damaged = read_samples(run_dir)
+    if samples.empty and not damaged and meta.get("status") == "completed" \
+            and meta.get("valid") is True:
+        # A run the runner judged ran every sandbox, and each gives a sample (a failure too).
+        raise ResultsError(f"{str(run_dir / SAMPLES_FILE)!r} is empty, yet {RUN_FILE} says the "
+                           "run completed and is valid: its samples are lost")
     return Run(dir=run_dir, meta=meta, samples=samples, damaged=damaged)
