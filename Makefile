@@ -160,11 +160,12 @@ test: deps test-deps venv gvisor
 bench: deps venv
 	$(BIN)/python -m pytest tests/benchmarks --benchmark-only
 
-# The test cluster's binaries alone: Kubernetes v1.34.4 and etcd v3.6.4 from the Go module
-# proxy, cached by version (`make test-cluster` builds them too when they are missing).
+# The test cluster's binaries alone: Kubernetes v1.34.4, etcd v3.6.4 and crictl v1.34.0 from the
+# Go module proxy, cached by version (`make test-cluster` builds them too when they are missing).
 cluster-build:
 	bash tests/cluster/build-k8s.sh
 	bash tests/cluster/build-etcd.sh
+	bash tests/cluster/build-crictl.sh >/dev/null
 
 # Builds what is missing (cached by version under ~/.cache/sandbench), brings the cluster up,
 # runs the `cluster` tests and tears it down, also when they fail.

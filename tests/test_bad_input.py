@@ -235,8 +235,8 @@ CASES: dict[str, Case] = {
     "a workload parameter true": Case(
         lambda t: ["run", write(t / "s.yaml", "workloads: {syscall: {params: "
                                               "{iterations: true}}}\n"), *out(t)],
-        "workloads.syscall.params: iterations: True is not valid: Input should be a valid "
-        "integer"),
+        "s.yaml: workloads.syscall.params.iterations: True is not valid: Input should be a "
+        "valid integer"),
     "rounds as a string": Case(
         lambda t: ["run", write(t / "s.yaml", "rounds: '5'\n"), *out(t)],
         "rounds: '5' is not valid: Input should be a valid integer"),

@@ -22,7 +22,7 @@ from sandbench.nightly.openmetrics import (UNITS, end_time, family_name, to_open
 from sandbench.model import Sample, Status
 from sandbench.nightly.push import group_url, push
 from sandbench.results import RunWriter, load_run
-from test_export import make_run
+from test_export import make_run, sample
 
 GOLDEN_RUN = Path(__file__).parent / "data" / "runs" / "format1-local"
 
@@ -213,3 +213,46 @@ def test_a_run_without_samples_is_its_info_alone(tmp_path: Path) -> None:
         'baseline="",git_commit="",sandbench_version=""} 1.0 '
         f'{unix_seconds(load_run(tmp_path / "run").info.ended_at or ""):.3f}']
     assert text.endswith("# EOF\n")
+
+
+def footprint_run(path: Path) -> Path:
+    """Footprint, density and net metrics (units spelled in their names), and one unit no
+    export knows."""
+    rows = []
+    for i in range(5):
+        rows += [sample("runc", "host_pss_mib", "MiB", 2.5, i + 1, workload="footprint"),
+                 sample("runc", "idle_cpu_ms_per_s", "ms/s", 4.0, i + 1, workload="footprint"),
+                 sample("runc", "throughput", "Gbit/s", 8.0, i + 1, workload="net"),
+                 sample("runc", "rr_latency_p50", "µs", 30.0, i + 1, workload="net"),
+                 sample("runc", "distance", "furlongs", 1.0, i + 1, workload="net")]
+    writer = RunWriter(path, {"run_id": path.name, "backend": "local",
+                              "started_at": "2026-01-01T00:00:00+00:00"})
+    writer.append(rows)
+    writer.finish("completed")
+    return path
+
+
+def test_footprint_density_and_net_units_are_written_in_base_units(tmp_path: Path) -> None:
+    summary = summarize_run(load_run(footprint_run(tmp_path / "run")))
+    document = to_openmetrics(summary)
+    text = document.text
+    assert lines(text, "sandbench_host_pss_bytes")[0].split()[1] == "2621440.0"
+    assert "# UNIT sandbench_host_pss_bytes bytes" in text
+    assert lines(text, "sandbench_host_pss_median_bytes")
+    assert lines(text, "sandbench_idle_cpu_ratio")[0].split()[1] == "0.004"
+    assert "# UNIT sandbench_idle_cpu_ratio ratio" in text
+    assert lines(text, "sandbench_throughput_bytes_per_second")[0].split()[1] == "1000000000.0"
+    assert lines(text, "sandbench_rr_latency_p50_seconds")[0].split()[1] == "3e-05"
+    (left_out,) = document.skipped
+    assert left_out.startswith("runc net distance (furlongs): unit not known")
+    pushed = to_pushgateway(summary)
+    assert pushed.skipped == [left_out]
+    assert lines(pushed.text, "sandbench_host_pss_median_bytes")
+
+
+def test_push_says_what_it_left_out(tmp_path: Path) -> None:
+    run = footprint_run(tmp_path / "run")
+    with pushgateway(tmp_path) as gateway:
+        pushed = sandbench("push", str(run), "--gateway", gateway.url)
+    assert pushed.returncode == 0, pushed.stderr
+    assert "left out: runc net distance (furlongs)" in pushed.stderr

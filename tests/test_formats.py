@@ -5,6 +5,7 @@ which must still validate, report, compare and export."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,8 @@ def test_a_format1_run_exports(tmp_path: Path) -> None:
     ({"metrics": {"x": {"unit": "ms", "better": "sideways"}}}, "metrics.x.better"),
     ({"spec": {"runtimes": "runc"}}, "spec.runtimes"),
     ({"run_id": None}, "run_id"),
+    ({"ended_at": "later"}, "ended_at is 'later': value error, not an iso 8601 time"),
+    ({"started_at": "garbage"}, "started_at is 'garbage'"),
 ])
 def test_run_json_that_is_not_run_metadata_is_refused(tmp_path: Path, change: dict[str, Any],
                                                       said: str) -> None:
@@ -146,3 +149,70 @@ def test_keys_the_model_does_not_know_are_kept(tmp_path: Path) -> None:
     assert written["kubevirt"] == {"phase_transitions": {}}
     assert written["environment"]["clock_offsets"]["runc"]["offset_ns"] == 1
     assert written["spec"] == meta["spec"]
+
+
+SAMPLE_LINE: dict[str, Any] = {
+    "backend": "local", "labels": {}, "metric": "request_to_workload", "round": 1,
+    "run_id": "r", "runtime": "runc", "status": "ok", "time": "2026-12-02T01:06:02.396424+00:00",
+    "unit": "ms", "value": 8.8, "warmup": False, "workload": "start"}
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    ({"time": "yesterday"}, "time is 'yesterday', not an ISO 8601 time"),
+    ({"value": float("inf")}, "runc start request_to_workload round 1 has value inf"),
+    ({"value": float("nan"), "status": "skipped"}, "has value nan, not a finite number"),
+    ({"value": None}, "has status ok and no value"),
+    ({"value": -5.0}, "lasted -5.0 ms: a measured duration is not negative"),
+    ({"value": 1e300}, "lasted 1e+300 ms: longer than any sandbox may run"),
+])
+def test_a_sample_that_cannot_have_been_measured_is_refused(
+        tmp_path: Path, change: dict[str, Any], said: str) -> None:
+    run_dir = copy_of_format1(tmp_path / "run")
+    with open(run_dir / SAMPLES_FILE, "a") as file:
+        file.write(json.dumps({**SAMPLE_LINE, **change}) + "\n")
+    with pytest.raises(ResultsError, match=re.escape(said)) as refused:
+        load_run(run_dir)
+    assert f"{SAMPLES_FILE}' line " in str(refused.value)
+    # The otlp export of such a run ends as one line, not a traceback.
+    result = sandbench("export", "--format", "otlp", str(run_dir))
+    assert result.returncode == 2 and said in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_values_that_are_not_measurements_are_written_as_failed(tmp_path: Path) -> None:
+    writer = RunWriter(tmp_path / "run", {"run_id": "r", "started_at": SAMPLE_LINE["time"]})
+    for i, value in enumerate([float("nan"), -1.0, None, 3.0, 2e300]):
+        writer.append([Sample(**{**SAMPLE_LINE, "status": Status.OK, "value": value,
+                                 "round": i + 1})])
+    writer.finish("completed")
+    samples = load_run(tmp_path / "run").samples
+    assert list(samples["status"]) == ["failed", "failed", "failed", "ok", "failed"]
+    assert samples["reason"].iloc[1].startswith(
+        "not a measurement: runc start request_to_workload round 2 lasted -1.0 ms")
+
+
+@pytest.mark.parametrize("damage", ["missing", "a directory"])
+def test_a_run_without_its_samples_file_is_refused(tmp_path: Path, damage: str) -> None:
+    run_dir = copy_of_format1(tmp_path / "run")
+    (run_dir / SAMPLES_FILE).unlink()
+    if damage == "a directory":
+        (run_dir / SAMPLES_FILE).mkdir()
+    with pytest.raises(ResultsError, match=f"{SAMPLES_FILE}' is {damage}; every run directory"):
+        load_run(run_dir)
+    for command in (["summary"], ["export", "--format", "openmetrics"], ["report"]):
+        result = sandbench(*command, str(run_dir))
+        assert result.returncode == 2, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_run_stopped_before_its_first_sample_reads_as_empty(tmp_path: Path) -> None:
+    writer = RunWriter(tmp_path / "run", {"run_id": "r", "started_at": SAMPLE_LINE["time"]})
+    writer.finish("interrupted", "stopped by Ctrl-C")
+    assert load_run(tmp_path / "run").samples.empty
+
+
+def test_a_completed_valid_run_with_an_empty_samples_file_is_refused(tmp_path: Path) -> None:
+    run_dir = copy_of_format1(tmp_path / "run")
+    (run_dir / SAMPLES_FILE).write_text("")
+    with pytest.raises(ResultsError, match="is empty, yet run.json says the run completed"):
+        load_run(run_dir)

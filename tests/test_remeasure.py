@@ -3,13 +3,23 @@ replaces the first: on hand-made comparisons."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
+import pytest
+
+from conftest import sandbench
+from test_compare import lognormal, samples, write_run
+
 from sandbench.analysis.thresholds import Thresholds
+from sandbench.cli import cli, nightly
+from sandbench.cli.remeasure import checked
+from sandbench.errors import Interrupted, InvalidRun, RunFailed
 from sandbench.formats import VerdictRecord
-from sandbench.nightly import remeasure
+from sandbench.nightly import compare, remeasure
 from sandbench.report import verdict_section
+from sandbench.results import load_run
 from sandbench.nightly.compare import (Comparison, Judgement, MetricComparison, Side, Verdict,
                                        ab_label)
 
@@ -116,3 +126,60 @@ def test_the_report_says_which_metrics_were_measured_again() -> None:
     notes = verdict_section.section(result, "against last night")["notes"]
     assert notes == ["1 borderline metrics were measured again in run again (compare "
                      "--remeasure): their verdicts are that run's: runc start request_to_exit"]
+
+
+@pytest.mark.parametrize("status, valid, error, says", [
+    ("interrupted", True, Interrupted, "interrupted while re-measuring"),
+    ("failed", None, RunFailed, "is failed: boom"),
+    ("crashed", None, RunFailed, "is crashed"),
+    ("completed", False, InvalidRun, "is not valid"),
+])
+def test_a_re_measurement_that_did_not_complete_gives_no_verdict(
+        tmp_path: Path, status: str, valid: bool | None, error: type[Exception],
+        says: str) -> None:
+    rows = samples("runc", [10.0, 11.0])
+    again = write_run(tmp_path / "again", rows, valid=valid, status_reason="boom")
+    (again.dir / "run.json").write_text(json.dumps(
+        {**json.loads((again.dir / "run.json").read_text()), "status": status,
+         "status_reason": "boom", "valid": valid}))
+    with pytest.raises(error, match=says) as raised:
+        checked(load_run(again.dir))
+    assert "no verdict was given or recorded" in str(raised.value)
+    assert error is not Interrupted or raised.value.exit_code == 130
+
+
+def test_a_completed_valid_re_measurement_is_judged(tmp_path: Path) -> None:
+    again = write_run(tmp_path / "again", samples("runc", [10.0, 11.0]))
+    assert checked(again) is again
+
+
+def test_a_bad_record_target_is_refused_before_anything_is_measured_again(
+        tmp_path: Path) -> None:
+    base = write_run(tmp_path / "base", samples("runc", lognormal(50, 0.1, 6, 0)))
+    new = write_run(tmp_path / "new", samples("runc", lognormal(58, 0.1, 6, 100)))
+    assert remeasure.borderline(compare.compare_runs(base, new, thresholds=Thresholds(),
+                                                     alpha=ALPHA))
+    (new.dir / "verdict.json").mkdir()
+    done = sandbench("compare", str(base.dir), str(new.dir), "--remeasure", "--record",
+                     "--fail-on", "regression")
+    assert done.returncode == 2, done.stderr
+    assert "--record" in done.stderr and "is a directory" in done.stderr
+    assert "re-measuring" not in done.stdout + done.stderr
+    assert not (new.dir / "remeasured").exists()
+
+
+def test_ctrl_c_during_a_comparison_is_an_interrupt_not_an_abort(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = write_run(tmp_path / "base", samples("runc", lognormal(50, 0.1, 6, 0)))
+    new = write_run(tmp_path / "new", samples("runc", lognormal(50, 0.1, 6, 1)))
+
+    def interrupted(comparison: Comparison) -> None:
+        raise KeyboardInterrupt
+
+    # The comparison's table is printed before the gate is given and recorded.
+    monkeypatch.setattr(nightly, "print_comparison", interrupted)
+    with pytest.raises(Interrupted, match="interrupted before the comparison ended") as raised:
+        cli.main(["compare", str(base.dir), str(new.dir), "--fail-on", "regression",
+                  "--record"], standalone_mode=False)
+    assert raised.value.exit_code == 130
+    assert not (new.dir / "verdict.json").exists()

@@ -74,6 +74,22 @@ def test_bad_workload_parameter_exit_2(tmp_path: Path) -> None:
     assert "libaio" in result.stderr  # what would be accepted
 
 
+@pytest.mark.parametrize(("params", "message"), [
+    ("footprint: {params: {hold_s: 3}}",
+     "workloads.footprint.params: hold_s 3 must exceed settle_s + window_s"),
+    ("density: {params: {counts: [0]}}",
+     "workloads.density.params.counts: counts [0] must be distinct whole numbers"),
+])
+def test_a_workload_parameter_error_names_the_file_like_any_other(
+        tmp_path: Path, params: str, message: str) -> None:
+    path = _write(tmp_path, f"workloads: {{{params}}}\n")
+    result = sandbench("run", str(path), "--out", str(tmp_path / "runs"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"sandbench: {path}: {message}" + \
+        result.stderr.strip().split(message, 1)[1]
+    assert "spec: " not in result.stderr
+
+
 def test_bad_flag_value_exit_2(tmp_path: Path) -> None:
     result = sandbench("run", "--rounds", "0", "--out", str(tmp_path / "runs"))
     assert result.returncode == 2

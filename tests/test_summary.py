@@ -3,16 +3,19 @@ on the synthetic demo run (four runtimes, one of them emulated, io with every la
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from sandbench.analysis import stats
+from sandbench.analysis.summary import summarize_run
 from sandbench.cli import cli
 from sandbench.cli.summary import summary_tables
 from sandbench.results import Run, load_run
 from report_demo import write_demo_run
+from test_compare import samples, write_run
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +57,23 @@ def test_fits_100_columns(demo: Run, verbose: list[str]) -> None:
     assert max(len(line) for line in lines) <= 100
     assert "×6.15! (1 failed)" in result.output  # ratio marks and failures kept
     assert "qemu-tcg: emulated, not representative of KVM" in lines
+
+
+def test_no_ratio_to_or_of_a_value_that_is_not_positive(tmp_path: Path) -> None:
+    rows = (samples("native", [5.0, 5.2, 4.9, 5.1, 5.0], metric="available_drop_mib",
+                    workload="density", unit="MiB")
+            + samples("runc", [-117.0, -115.0, -119.0, -116.0, -118.0],
+                      metric="available_drop_mib", workload="density", unit="MiB")
+            + samples("crun", [10.0, 10.5, 9.8, 10.1, 10.2], metric="available_drop_mib",
+                      workload="density", unit="MiB"))
+    metrics = {"available_drop_mib": {"unit": "MiB", "better": "lower", "description": ""}}
+    run = write_run(tmp_path / "run", rows, metrics=metrics, baseline="native",
+                    spec={"runtimes": ["native", "runc", "crun"], "workloads": {}})
+    table = summarize_run(run).table.set_index("runtime")
+    # MemAvailable rose during the hold: -117 MiB is not -23 times native's 5 MiB.
+    assert math.isnan(table.loc["runc", "ratio"]) and table.loc["runc", "mark"] == "n/a"
+    assert table.loc["crun", "ratio"] == pytest.approx(2.0, rel=0.05)
+    cells = [cell for found in summary_tables(summarize_run(run).table, run.info, verbose=True)
+             for row in found.rows for cell in row]
+    assert "-117 (≤0, no ratio)" in cells
+    assert not any("×-" in cell for cell in cells)

@@ -17,10 +17,11 @@ an index line ``index_version`` (INDEX_VERSION).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from sandbench.model import FORMAT_VERSION, Sample
 
@@ -94,6 +95,17 @@ class RunMeta(_Open):
     """ISO 8601 in UTC with microseconds, as model.utc_now writes it."""
     ended_at: str | None = None
     """As started_at; absent while the run is running (or when it crashed)."""
+
+    @field_validator("started_at", "ended_at")
+    @classmethod
+    def _iso_time(cls, value: str | None) -> str | None:
+        # Exports stamp series with these: a time that does not parse is no run's.
+        if value is not None:
+            try:
+                dt.datetime.fromisoformat(value)
+            except ValueError:
+                raise ValueError("not an ISO 8601 time") from None
+        return value
     baseline: str | None = None
     """The runtime every other one is compared with in the report; None for no baseline."""
     sandbench_version: str | None = None

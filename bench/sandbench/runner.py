@@ -89,7 +89,8 @@ def plan(spec: Spec, known_runtimes: dict[str, str], concurrent: bool = True) ->
         except workloads.UnknownWorkload as exc:
             raise SpecError(str(exc)) from None
         except ValidationError as exc:
-            raise SpecError(validation_message(exc, f"workloads.{name}.params")) from None
+            raise SpecError(validation_message(exc, spec.source,
+                                               within=("workloads", name, "params"))) from None
     _check_concurrency(spec, concurrent)
     return Plan(spec, params, list(_steps(spec, params)))
 

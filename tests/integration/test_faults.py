@@ -7,6 +7,7 @@ Only the test's own runs are looked at (tests/leaks.py): the machine is shared."
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -124,6 +125,49 @@ def test_sigkill_reads_as_crashed_and_gc_beside_a_live_run_takes_only_its_leftov
     assert run.meta["status"] == "completed" and run.meta["valid"] is True
     assert (run.samples["status"] == "ok").all(), run.samples.query("status != 'ok'")["reason"]
     assert leftovers(cache, live_out) == []
+
+
+def _probes_in(cache: Path) -> list[int]:
+    """Native probes working in the cache's scratch directory (leaks.py looks the same way)."""
+    scratch = str((cache / "scratch").resolve())
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.readlink(entry / "cwd").startswith(scratch):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_gc_ends_the_probes_a_sigkilled_density_run_left_running(cache: Path,
+                                                                 tmp_path: Path) -> None:
+    spec = tmp_path / "density.yaml"
+    spec.write_text("runtimes: [native]\nrounds: 1\nwarmup: 0\nworkloads:\n"
+                    "  density: {params: {counts: [3], settle_s: 60}}\n")
+    out = tmp_path / "runs"
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "sandbench", "run", str(spec), "--out", str(out), "--no-report",
+         "--cache-dir", str(cache)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True)
+    deadline = time.monotonic() + 120
+    while len(_probes_in(cache)) < 3 and time.monotonic() < deadline:
+        assert killed.poll() is None, killed.communicate()[1][-3000:]
+        time.sleep(0.1)
+    killed.kill()
+    killed.communicate()
+    probes = _probes_in(cache)
+    assert len(probes) >= 3  # in their own sessions: SIGKILL of the harness leaves them
+
+    result = sandbench("gc", "--cache-dir", str(cache))
+    assert result.returncode == 0, result.stderr
+    assert sum("process" in line and "dead run" in line
+               for line in result.stdout.splitlines()) >= 3, result.stdout
+    deadline = time.monotonic() + 10
+    while _probes_in(cache) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _probes_in(cache) == []
+    assert leftovers(cache, out) == []
 
 
 @pytest.fixture

@@ -256,8 +256,11 @@ def _add_ratios(
 ) -> None:
     base = summary.loc[summary["runtime"] == baseline].set_index(GROUP[1:])[["median", "n"]]
     joined = summary.join(base.add_suffix("_base"), on=GROUP[1:])
+    # A ratio says how many times the baseline's amount a runtime takes: it means nothing when
+    # either is zero or negative (MemAvailable can rise while sandboxes are held).
+    signed = (joined["median"] <= 0) | (joined["median_base"] <= 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        summary["ratio"] = joined["median"] / joined["median_base"]
+        summary["ratio"] = (joined["median"] / joined["median_base"]).mask(signed)
     summary["baseline"] = baseline
     lows, highs, marks = [], [], []
     for row in joined.itertuples(index=False):
@@ -276,7 +279,8 @@ def _judge(
         return float("nan"), float("nan"), "baseline"
     key = (row.runtime, row.workload, row.metric, row.labels)
     base_key = (baseline, row.workload, row.metric, row.labels)
-    if base_key not in medians or min(row.n, row.n_base) < MIN_SAMPLES_TO_JUDGE:
+    if base_key not in medians or min(row.n, row.n_base) < MIN_SAMPLES_TO_JUDGE \
+            or not (row.median > 0 and row.median_base > 0):
         return float("nan"), float("nan"), "n/a"
     low, high = _interval(_ratios(medians[key], medians[base_key]), confidence)
     return low, high, mark(low, high, row.better, threshold)

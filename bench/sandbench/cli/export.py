@@ -115,6 +115,8 @@ def push_command(run_dir: Path, gateway: str, job: str) -> None:
     push.push(url, document.text)
     console.print(f"{document.series} series of run {escape(run.run_id)} pushed to "
                   f"{escape(url)}", highlight=False)
+    for line in document.skipped:
+        console.print(f"left out: {escape(line)}", highlight=False)
 
 
 COMMANDS = [export_command, push_command]

@@ -22,11 +22,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from sandbench.analysis.thresholds import parse
+from sandbench import runner
 from sandbench.cli import remeasure as remeasuring
 from sandbench.cli.common import (cache_option, check_out_file, console, warn_damaged,
                                   write_out_file)
 from sandbench.cli.summary import number
-from sandbench.errors import EnvironmentChanged, NothingFound, Regressed
+from sandbench.errors import EnvironmentChanged, Interrupted, NothingFound, Regressed
 from sandbench.formats import RunMeta, VerdictRecord
 from sandbench.nightly import compare as comparing
 from sandbench.nightly import history as runs_history
@@ -222,15 +223,30 @@ def compare_command(base_run: Path, new_run: Path | None, runtime_a: str | None,
     A metric regressed when its median moved past the threshold in the direction that is
     worse for it AND the change is significant (Mann-Whitney U, p < alpha).
     """
+    with runner.sigterm_interrupts():
+        try:
+            _compare(base_run, new_run, runtime_a, runtime_b, threshold_options, alpha, fail_on,
+                     allow_env_change, json_file, junit_file, record, remeasure, cache_dir)
+        except KeyboardInterrupt:
+            # Ctrl-C is an interrupt like SIGTERM (130), not click's "Aborted!" (1).
+            raise Interrupted("interrupted before the comparison ended: its gate was not "
+                              "given, and its --json, --junit or --record file may be "
+                              "missing") from None
+
+
+def _compare(base_run: Path, new_run: Path | None, runtime_a: str | None,
+             runtime_b: str | None, threshold_options: tuple[str, ...], alpha: float,
+             fail_on: str | None, allow_env_change: bool, json_file: Path | None,
+             junit_file: Path | None, record: bool, remeasure: bool, cache_dir: Path) -> None:
     for flag, path in (("--json", json_file), ("--junit", junit_file)):
         if path is not None:
             check_out_file(path, flag)
     print_statuses([base_run, *([new_run] if new_run else [])])
     comparison = _comparison(base_run, new_run, runtime_a, runtime_b, threshold_options, alpha)
+    if record:  # before re-measuring, which runs sandboxes for minutes
+        check_out_file(comparison.new_dir / runs_history.VERDICT_FILE, "--record")
     if remeasure:
         comparison = _remeasured(comparison, base_run, threshold_options, cache_dir)
-    if record:
-        check_out_file(comparison.new_dir / runs_history.VERDICT_FILE, "--record")
     print_environment(comparison)
     print_comparison(comparison)
     gate = _gate(comparison, fail_on, allow_env_change)

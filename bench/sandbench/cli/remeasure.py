@@ -16,7 +16,7 @@ from rich.markup import escape
 from sandbench import results, runner
 from sandbench.cli.common import console
 from sandbench.cli.run import measure
-from sandbench.errors import BadInput
+from sandbench.errors import BadInput, Interrupted, InvalidRun, RunFailed
 from sandbench.nightly import remeasure
 from sandbench.nightly.compare import Comparison
 from sandbench.spec import Overrides
@@ -50,4 +50,21 @@ def measure_again(comparison: Comparison, keys: dict[remeasure.Key, str],
     new_out = not out.exists()
     run_id, run_dir = results.create_run_dir(out)
     with runner.sigterm_interrupts():
-        return measure(spec, run_id, run_dir, cache_dir, new_out)
+        return checked(measure(spec, run_id, run_dir, cache_dir, new_out))
+
+
+def checked(again: results.Run) -> results.Run:
+    """The re-measurement, if it can judge anything: one that was interrupted, failed or is
+    not valid has too few honest samples, and a verdict on them would read as a pass."""
+    info = again.info
+    none = "no verdict was given or recorded"
+    if info.status == "interrupted":
+        raise Interrupted(f"interrupted while re-measuring; the samples measured so far are in "
+                          f"{again.dir}; {none}")
+    if info.status != "completed":
+        why = f": {info.status_reason}" if info.status_reason else ""
+        raise RunFailed(f"the re-measurement {again.run_id!r} is {info.status}{why}; {none}")
+    if info.valid is False:
+        raise InvalidRun(f"the re-measurement {again.run_id!r} is not valid "
+                         f"({'; '.join(info.warnings)}); {none}")
+    return again

@@ -54,6 +54,8 @@ def _cell(row: pd.Series) -> str:
     text = f"{number(row['median'])}"
     if row["mark"] not in ("baseline", "n/a") and math.isfinite(row["ratio"]):
         text += f" ×{row['ratio']:.2f}{SIGNS[row['mark']]}"
+    elif row["mark"] != "baseline" and row["median"] <= 0:
+        text += " (≤0, no ratio)"
     if row["failed"]:
         text += f" ({row['failed']} failed)"
     return text

@@ -19,8 +19,12 @@ labels is written ``sample_<name>``).
                                            samples.jsonl and to the OTLP export's error spans
     sandbench_run_info{status, valid...}   the run's status and validity
 
-Units: ns, µs, ms and ns/op become seconds; MiB/s bytes per second; IOPS stays operations per
-second; the direct_io flag stays 0 or 1. A unit not in UNITS is left out and listed.
+Units: ns, µs, ms and ns/op become seconds; MiB bytes; MiB/s and Gbit/s bytes per second
+(Prometheus' base unit of data is the byte, bits included: node_network_*_bytes); ms/s (CPU
+time per second of wall time) a ratio, 1 being one CPU busy; IOPS stays operations per second;
+the direct_io flag stays 0 or 1. A metric name that spells its unit loses it for the base
+unit's (``host_pss_mib`` is written ``sandbench_host_pss_bytes``). A unit not in UNITS is left
+out and listed, by `export` and by `push` alike.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ class Unit:
     #: 0.052000000000000005): a median read back by PromQL is the summary's ms / 1000.
     multiply: float = 1.0
     divide: float = 1.0
+    #: The end of a metric name that spells this unit, dropped for ``suffix``.
+    spelled: str = ""
 
     def convert(self, value: float) -> float:
         return value * self.multiply / self.divide
@@ -62,7 +68,11 @@ class Unit:
 UNITS: dict[str, Unit] = {
     **{name: Unit("seconds", "seconds", divide=round(1 / factor))
        for name, factor in SECONDS.items()},
+    "MiB": Unit("bytes", "bytes", multiply=1024.0 * 1024.0, spelled="_mib"),
     "MiB/s": Unit("bytes_per_second", multiply=1024.0 * 1024.0),
+    # 10^9 bits are 1.25 x 10^8 bytes, exactly.
+    "Gbit/s": Unit("bytes_per_second", multiply=125_000_000.0),
+    "ms/s": Unit("ratio", "ratio", divide=1000, spelled="_ms_per_s"),
     "IOPS": Unit("per_second"),
     "flag": Unit(""),
 }
@@ -105,6 +115,8 @@ class Document:
 
 def family_name(metric: str, unit: Unit, stat: str = "") -> str:
     base = RENAMED.get(metric, metric)
+    if unit.spelled and base.endswith(unit.spelled):
+        base = base[:-len(unit.spelled)]
     parts = [PREFIX, base, stat, unit.suffix]
     return _name("_".join(part for part in parts if part))
 
@@ -137,8 +149,7 @@ def sample_families(summary: RunSummary) -> tuple[list[Family], list[str]]:
             ["runtime", "workload", "metric", "unit"], sort=True):
         unit = UNITS.get(str(unit_name))
         if unit is None:
-            skipped.append(f"{runtime} {workload} {metric} ({unit_name}): unit not known to the "
-                           f"OpenMetrics export (known: {', '.join(UNITS)})")
+            skipped.append(unknown_unit(str(runtime), str(workload), str(metric), str(unit_name)))
             continue
         name = family_name(str(metric), unit)
         family = families.setdefault(name, Family(
@@ -154,14 +165,21 @@ def sample_families(summary: RunSummary) -> tuple[list[Family], list[str]]:
     return list(families.values()), skipped
 
 
+def unknown_unit(runtime: str, workload: str, metric: str, unit: str) -> str:
+    return (f"{runtime} {workload} {metric} ({unit}): unit not known to the OpenMetrics export "
+            f"(known: {', '.join(UNITS)})")
+
+
 def _description(run: Run, metric: str) -> str:
     info = run.info.metrics.get(metric)
     return f"better {info.better}" if info is not None else "from the run's samples"
 
 
-def summary_families(summary: RunSummary, time: float | None) -> list[Family]:
-    """The summary's statistics of each series, and its sample counts by status."""
-    run, families = summary.run, dict[str, Family]()
+def summary_families(summary: RunSummary,
+                     time: float | None) -> tuple[list[Family], list[str]]:
+    """The summary's statistics of each series, and its sample counts by status; and what
+    was left out."""
+    run, families, skipped = summary.run, dict[str, Family](), list[str]()
     counts = Family(f"{PREFIX}_samples", "gauge",
                     "measured samples of a series by status (ok, failed, skipped)")
     for row in summary.table.itertuples(index=False):
@@ -172,6 +190,9 @@ def summary_families(summary: RunSummary, time: float | None) -> list[Family]:
                                               ("status", status)]), float(count), time))
         unit = UNITS.get(str(row.unit))
         if unit is None:
+            line = unknown_unit(str(row.runtime), str(row.workload), str(row.metric),
+                                str(row.unit))
+            skipped += [] if line in skipped else [line]
             continue
         for column, stat in STATS.items():
             value = float(getattr(row, column))
@@ -182,7 +203,7 @@ def summary_families(summary: RunSummary, time: float | None) -> list[Family]:
                 name, "gauge", f"{stat} of {row.metric} over the run's measured rounds",
                 unit.unit))
             family.points.append(Point(tuple(labels), unit.convert(value), time))
-    return [*families.values(), counts]
+    return [*families.values(), counts], skipped
 
 
 def info_family(run: Run, time: float | None, kind: str = "info") -> Family:
@@ -223,15 +244,18 @@ def _whole_run(summary: RunSummary, openmetrics: bool) -> Document:
     time = end_time(summary)
     samples, skipped = sample_families(summary)
     info = info_family(summary.run, time, kind="info" if openmetrics else "gauge")
-    families = [info, *samples, *summary_families(summary, time)]
+    stats, not_summarised = summary_families(summary, time)
+    skipped += [line for line in not_summarised if line not in skipped]
+    families = [info, *samples, *stats]
     return Document(render(families, openmetrics=openmetrics), skipped, _count(families))
 
 
 def to_pushgateway(summary: RunSummary) -> Document:
     """The summary and the run's info, in Prometheus' text format without timestamps: a
     Pushgateway refuses timestamps, and the raw samples would be scraped as current values."""
-    families = [info_family(summary.run, None, kind="gauge"), *summary_families(summary, None)]
-    return Document(render(families, openmetrics=False), [], _count(families))
+    stats, skipped = summary_families(summary, None)
+    families = [info_family(summary.run, None, kind="gauge"), *stats]
+    return Document(render(families, openmetrics=False), skipped, _count(families))
 
 
 def _count(families: Iterable[Family]) -> int:

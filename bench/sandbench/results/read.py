@@ -4,7 +4,10 @@ upgraded first), samples.jsonl into a table with damaged lines counted and left 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -40,6 +43,13 @@ SAMPLE_SHAPE: dict[str, tuple[type, ...]] = {
     **{key: (str, type(None)) for key in ("run_id", "backend", "time", "reason", "raw",
                                           "clock", "output")},
 }
+
+
+#: Units of durations: a measured one is never negative, nor longer than any sandbox may run.
+DURATION_UNITS = frozenset({"ns", "ns/op", "µs", "us", "ms", "s"})
+#: The longest duration a sample can hold, in ns: a day, the longest --timeout a sandbox gets.
+LONGEST_NS = 86_400 * 1e9
+_NS = {"ns": 1.0, "ns/op": 1.0, "µs": 1e3, "us": 1e3, "ms": 1e6, "s": 1e9}
 
 
 class ResultsError(BadInput):
@@ -167,6 +177,35 @@ def _not_a_sample(row: Any) -> str | None:
                            or (isinstance(value, bool) and bool not in kinds)):
             return (f"{key} is {quoted(value)}, not "
                     f"{' or '.join(_JSON_NAMES[k] for k in kinds)}")
+    return _not_a_time(row.get("time")) or not_a_measurement(row)
+
+
+def _not_a_time(value: object) -> str | None:
+    if value is None:
+        return None
+    try:
+        dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return f"time is {quoted(value)}, not an ISO 8601 time"
+    return None
+
+
+def not_a_measurement(row: dict[str, Any]) -> str | None:
+    """Why a sample's value cannot have been measured (not finite; ok without a value; a
+    duration that is negative or longer than a day); None when it can. The writer turns such
+    a sample into a failed one, the reader refuses a file that holds one."""
+    value, unit = row.get("value"), row.get("unit")
+    what = f"{row['runtime']} {row['workload']} {row['metric']} round {row.get('round')}"
+    if value is None:
+        return f"{what} has status ok and no value" if row["status"] == "ok" else None
+    if not math.isfinite(value):
+        return f"{what} has value {quoted(value)}, not a finite number"
+    if unit in DURATION_UNITS and row["status"] == "ok":
+        if value < 0:
+            return f"{what} lasted {quoted(value)} {unit}: a measured duration is not negative"
+        if value * _NS[unit] > LONGEST_NS:
+            return (f"{what} lasted {quoted(value)} {unit}: longer than any sandbox may run "
+                    "(a day)")
     return None
 
 
@@ -179,8 +218,15 @@ def read_samples(run_dir: Path) -> tuple[pd.DataFrame, list[int]]:
     path = run_dir / SAMPLES_FILE
     rows: list[dict[str, Any]] = []
     damaged: list[int] = []
+    if not path.is_file():
+        # RunWriter makes it, empty, before run.json: a run that measured nothing has one too.
+        what = "a directory" if path.is_dir() else "missing" if not os.path.lexists(path) \
+            else "not a regular file"
+        raise ResultsError(f"{str(path)!r} is {what}; every run directory holds its samples "
+                           f"in a {SAMPLES_FILE} file (empty when nothing was measured), so "
+                           "this run's samples are lost")
     try:
-        data = path.read_bytes() if path.is_file() else b""
+        data = path.read_bytes()
     except OSError as exc:
         raise ResultsError(f"cannot read {str(path)!r}: {exc.strerror}") from exc
     lines = data.split(b"\n")
@@ -215,4 +261,9 @@ def load_samples(run_dir: Path) -> pd.DataFrame:
 def load_run(run_dir: Path) -> Run:
     meta = load_meta(run_dir)
     samples, damaged = read_samples(run_dir)
+    if samples.empty and not damaged and meta.get("status") == "completed" \
+            and meta.get("valid") is True:
+        # A run the runner judged ran every sandbox, and each gives a sample (a failure too).
+        raise ResultsError(f"{str(run_dir / SAMPLES_FILE)!r} is empty, yet {RUN_FILE} says the "
+                           "run completed and is valid: its samples are lost")
     return Run(dir=run_dir, meta=meta, samples=samples, damaged=damaged)

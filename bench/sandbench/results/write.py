@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import json
+import dataclasses
 import os
 import secrets
 from pathlib import Path
@@ -15,8 +16,9 @@ from typing import Any, Iterable
 from sandbench import owner
 from sandbench.errors import RunFailed
 from sandbench.formats import RunMeta
-from sandbench.model import FORMAT_VERSION, Metric, Sample, utc_now
+from sandbench.model import FORMAT_VERSION, Metric, Sample, Status, utc_now
 from sandbench.results.layout import OUTPUTS_DIR, RESERVE_FILE, RUN_FILE, SAMPLES_FILE
+from sandbench.results.read import not_a_measurement
 
 #: Bytes set aside at RESERVE_FILE: run.json is a few tens of KiB.
 RESERVE_BYTES = 256 * 1024
@@ -153,7 +155,8 @@ class RunWriter:
         """Append whole lines, in one write; a write that fails is taken back, so the file
         never ends in a torn line. On a full disk the reserve makes room for these samples,
         then the run stops: what was measured is never the part that is lost."""
-        lines = [json.dumps(sample.to_json(), sort_keys=True) + "\n" for sample in samples]
+        lines = [json.dumps(_honest(sample).to_json(), sort_keys=True) + "\n"
+                 for sample in samples]
         data = "".join(lines).encode()
         try:
             self._write_samples(data)
@@ -246,3 +249,13 @@ def metrics_table(metrics: Iterable[Metric]) -> dict[str, dict[str, str]]:
         m.name: {"unit": m.unit, "better": str(m.better), "description": m.description}
         for m in metrics
     }
+
+
+def _honest(sample: Sample) -> Sample:
+    """The sample, or a failed one saying why its value cannot have been measured (a parser's
+    NaN, a negative duration): never a value the reader would refuse the whole file for."""
+    problem = not_a_measurement(sample.to_json())
+    if problem is None:
+        return sample
+    return dataclasses.replace(sample, value=None, status=Status.FAILED,
+                               reason=f"not a measurement: {problem}")

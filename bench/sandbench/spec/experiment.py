@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from sandbench.spec.concurrency import Arrival, check_levels
 from sandbench.spec.settings import KubernetesSettings, Resources, Strict
@@ -73,6 +73,9 @@ class Variant(Strict):
 
 
 class Spec(Strict):
+    #: Where the spec came from ("the file x.yaml", "profile quick"), for errors found later
+    #: (a workload's params are checked when the run is planned); never written to run.json.
+    _source: str = PrivateAttr(default="the spec")
     name: str = "custom"
     """A name for the experiment, shown in the report."""
 
@@ -191,6 +194,16 @@ class Spec(Strict):
 
     def rounds_of(self, workload: str) -> int:
         return self.workloads[workload].rounds or self.rounds
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    def from_source(self, source: str) -> Spec:
+        """This spec, saying it came from ``source``."""
+        copy = self.model_copy()
+        copy._source = source
+        return copy
 
     def warmup_of(self, workload: str) -> int:
         run = self.workloads[workload]

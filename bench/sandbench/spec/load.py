@@ -80,6 +80,7 @@ def parse_spec(data: dict[str, Any], source: str) -> Spec:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(validation_message(exc, source)) from exc
+    spec = spec.from_source(source)
     for name, variant in spec.variants.items():
         if variant.runtime in spec.variants or variant.runtime == name:
             raise SpecError(f"{source}: variant {name!r} is of {variant.runtime!r}, which is a "

@@ -17,7 +17,7 @@ from sandbench import image, owner
 from sandbench.backends.base import (Backend, BackendError, BackendInputError, Finding, Gate,
                                      Progress)
 from sandbench.backends.burst import run_burst
-from sandbench.backends.local import cgroups, density, mounts, netpath
+from sandbench.backends.local import cgroups, density, mounts, netpath, proc
 from sandbench.backends.local.driver import Driver, Place, RuntimeEntry
 from sandbench.backends.local.kinds import KINDS, runtime_table
 from sandbench.backends.local.oci import STATE_ROOT
@@ -238,6 +238,9 @@ class LocalBackend(Backend):
                 continue
             deleted += [f"network namespace {netns}" for netns in netpath.names(sandbox_id)
                         if netpath.remove(netns)]
+        # Before the scratch goes: native probes of dead runs, found by working directory
+        # (also those of a dead run whose scratch an older gc deleted).
+        deleted += proc.kill_dwellers(scratch_root, {run.name for run in live})
         for run in dead:
             for kind in KINDS.values():
                 deleted += kind.sweep_scratch(run)

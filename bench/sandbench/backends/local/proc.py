@@ -139,3 +139,44 @@ def read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return ""
+
+
+def kill_dwellers(root: Path, keep: set[str]) -> list[str]:
+    """SIGKILL every process working in a run directory under ``root`` that ``keep`` does not
+    name (by directory name), also once the directory is deleted: a native sandbox's probe,
+    and what it forked, work in their sandbox directory there, and a harness killed with
+    SIGKILL leaves them running in their own session. The working directory is read through a
+    pidfd opened first, so a pid reused meanwhile is never the one signalled. What was killed,
+    one line each."""
+    prefix = os.path.realpath(root).rstrip("/") + "/"
+    killed = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            pidfd = os.pidfd_open(int(entry.name))
+        except OSError:
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry.name}/cwd").removesuffix(" (deleted)")
+            run = cwd[len(prefix):].split("/")[0] if cwd.startswith(prefix) else ""
+            if not run or run in keep:
+                continue
+            command = _command_line(entry.name)
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            killed.append(f"process {entry.name} ({command}) of dead run {run}")
+        except OSError:
+            continue
+        finally:
+            os.close(pidfd)
+    return killed
+
+
+def _command_line(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            argv = file.read(4096).decode(errors="replace").split("\0")
+    except OSError:
+        return "?"
+    # The program's name, not its path in the cache: the line stays short and readable.
+    return " ".join([os.path.basename(argv[0]), *argv[1:]]).strip()[:60]
