@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbench.backends.local import find_binary, runtime_table
 from sandbench.image import WorkloadImage, build_image
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
@@ -26,6 +27,17 @@ def cache_dir() -> Path:
 @pytest.fixture(scope="session")
 def sandbench_cache() -> Path:
     return cache_dir()
+
+
+@pytest.fixture(scope="session")
+def runsc(sandbench_cache: Path) -> str:
+    """The runsc the local backend would run (on PATH, or built into the cache by `make
+    test`); a test that needs it fails, not skips, without it."""
+    binary = find_binary(runtime_table()["runsc"], sandbench_cache)
+    if binary is None:
+        pytest.fail("runsc is neither on PATH nor built in the cache: `make test` builds it "
+                    "(tests/cluster/build-gvisor.sh)")
+    return binary
 
 
 @pytest.fixture(scope="session")

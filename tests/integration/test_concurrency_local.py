@@ -16,7 +16,7 @@ import pytest
 
 from conftest import sandbench
 from leaks import leftovers, private_cache
-from sandbench.backends.local import find_binary, mounts, runtime_table
+from sandbench.backends.local import mounts
 from sandbench.image import WorkloadImage
 from sandbench.results import load_run
 
@@ -33,14 +33,6 @@ def cache(tmp_path: Path, workload_image: WorkloadImage,
     yield private
     mounts.unmount_all(private)
 
-
-@pytest.fixture
-def runsc(sandbench_cache: Path) -> str:
-    binary = find_binary(runtime_table()["runsc"], sandbench_cache)
-    if binary is None:
-        pytest.fail("runsc is neither on PATH nor built in the cache: `make test` builds it "
-                    "(tests/cluster/build-gvisor.sh)")
-    return binary
 
 
 def test_runc_and_runsc_in_bursts_of_four(cache: Path, runsc: str, tmp_path: Path) -> None:

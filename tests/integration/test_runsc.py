@@ -14,20 +14,12 @@ from pathlib import Path
 import pytest
 
 from conftest import sandbench
-from sandbench.backends.local import find_binary, runtime_table
+from sandbench.backends.local import runtime_table
 from sandbench.image import WorkloadImage
 from sandbench.results import load_run
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture(scope="module")
-def runsc(sandbench_cache: Path) -> str:
-    binary = find_binary(runtime_table()["runsc"], sandbench_cache)
-    if binary is None:
-        pytest.fail("runsc is neither on PATH nor built in the cache: `make test` builds it "
-                    "(tests/cluster/build-gvisor.sh)")
-    return binary
 
 
 @pytest.fixture(scope="module")
