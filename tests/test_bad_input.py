@@ -415,3 +415,17 @@ def test_mountinfo_paths_are_read_back(field: str, path: str) -> None:
 ])
 def test_what_breaks_overlay_options(path: str, breaker: str | None) -> None:
     assert option_breaker(Path(path)) == breaker
+
+
+def test_an_out_file_is_replaced_whole_never_written_in_halves(tmp_path: Path) -> None:
+    # verdict.json, --json and --junit go beside their place and are renamed into it: a
+    # signal mid-write leaves the old file or the new one, and no temporary file stays.
+    from sandbench.cli.common import write_out_file
+    out = tmp_path / "verdict.json"
+    out.write_text("old\n")
+    out.chmod(0o640)
+    write_out_file(out, "new\n", "--record")
+    assert out.read_text() == "new\n" and (out.stat().st_mode & 0o777) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["verdict.json"]
+    write_out_file(Path("/dev/null"), "into a device, in place\n", "--json")
+    assert Path("/dev/null").is_char_device()

@@ -117,9 +117,32 @@ def _check_writable(existing: Path, path: Path, flag: str) -> None:
 
 
 def write_out_file(path: Path, text: str, flag: str) -> None:
-    """Write what a command made; a failure is one line, never a traceback."""
+    """Write what a command made; a failure is one line, never a traceback. A regular file (or
+    a new one) is written beside its place and renamed into it, so that a signal mid-write
+    leaves the old file or the new, never half a verdict; anything else (/dev/stdout, a pipe)
+    is written in place."""
     try:
-        path.write_text(text, encoding="utf-8")
+        if path.exists() and not path.is_file():
+            path.write_text(text, encoding="utf-8")
+            return
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent,
+                                         prefix=f".{path.name}.", delete=False) as handle:
+            partial = Path(handle.name)
+            try:
+                handle.write(text)
+                # The mode a plain write would have given, not mkstemp's 0600.
+                mask = os.umask(0)
+                os.umask(mask)
+                os.chmod(partial, (path.stat().st_mode & 0o7777) if path.exists()
+                         else 0o666 & ~mask)
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
+        try:
+            os.replace(partial, path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
     except OSError as exc:
         raise BadInput(f"{flag} {str(path)!r}: cannot write it: {exc.strerror}") from exc
 
