@@ -113,6 +113,63 @@ def test_bad_thresholds_are_refused_with_what_would_do(bad: str, says: str) -> N
     assert repr(bad) in str(caught.value)
 
 
+def test_minimum_changes_in_every_accepted_form() -> None:
+    assert parse([]).minimum("end_to_exit", "ms") == 1.0
+    assert parse([]).minimum("ns_per_op", "ns") == 0.0  # no default outside milliseconds
+    thresholds = parse([], min_changes=["0.5", "end_to_exit=2", "ns_per_op=3"])
+    assert thresholds.minimum("request_to_exit", "ms") == 0.5
+    assert thresholds.minimum("end_to_exit", "ms") == 2.0
+    assert thresholds.minimum("ns_per_op", "ns") == 3.0
+    assert parse([], min_changes=["0"]).minimum("end_to_exit", "ms") == 0.0
+
+
+@pytest.mark.parametrize("bad", ["-1", "1ms", "end_to_exit=", "end_to_exit=nan", "x y=1"])
+def test_bad_minimum_changes_are_refused_with_what_would_do(bad: str) -> None:
+    with pytest.raises(ThresholdError) as caught:
+        parse([], min_changes=[bad])
+    assert repr(bad) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_doubling_of_a_sub_millisecond_phase_is_under_the_minimum_change() -> None:
+    # A 0.6 ms teardown read at 1.2 ms on a loaded host: +100%, significant, and yet smaller
+    # than the harness's own wake-up floor on a busy host.
+    base = lognormal(0.6, 0.05, 20, 1)
+    doubled = lognormal(1.2, 0.05, 20, 2)
+    floored = judge(base, doubled, better="lower", threshold=0.1, min_change=1.0, unit="ms")
+    assert floored.verdict == Verdict.UNCHANGED and floored.p_value < 0.01
+    assert "under the minimum change of 1 ms" in floored.reason
+    assert judge(base, doubled, better="lower", threshold=0.1).verdict == Verdict.REGRESSED
+    # The same doubling of a 3 ms phase moves it 3 ms: past the minimum, a regression.
+    big = judge(lognormal(3, 0.05, 20, 1), lognormal(6, 0.05, 20, 2), better="lower",
+                threshold=0.1, min_change=1.0, unit="ms")
+    assert big.verdict == Verdict.REGRESSED
+
+
+def test_a_noisy_move_within_the_minimum_change_is_unchanged_not_inconclusive() -> None:
+    noisy = judge(lognormal(0.3, 0.4, 8, 3), lognormal(0.3, 0.4, 8, 4), better="lower",
+                  threshold=0.1, min_change=1.0, unit="ms")
+    assert noisy.verdict == Verdict.UNCHANGED, noisy.reason
+
+
+def test_the_compare_command_takes_and_records_the_minimum_change(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "base", samples("runc", lognormal(0.6, 0.05, 20, 1)))
+    new = write_run(tmp_path / "new", samples("runc", lognormal(1.2, 0.05, 20, 2)))
+    out = tmp_path / "verdict.json"
+    floored = sandbench("compare", str(base.dir), str(new.dir), "--fail-on", "regression",
+                        "--json", str(out))
+    assert floored.returncode == 0, floored.stdout + floored.stderr
+    document = json.loads(out.read_text())
+    assert document["thresholds"]["min_change_ms"] == 1.0
+    assert document["metrics"][0]["min_change"] == 1.0
+    assert document["metrics"][0]["verdict"] == "unchanged"
+    strict = sandbench("compare", str(base.dir), str(new.dir), "--fail-on", "regression",
+                       "--min-change", "0")
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    bad = sandbench("compare", str(base.dir), str(new.dir), "--min-change", "1ms")
+    assert bad.returncode == 2 and "'1ms'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
 # -- the verdict rules -----------------------------------------------------------------------
 
 def test_a_large_significant_change_is_a_regression_in_the_worse_direction() -> None:
@@ -307,7 +364,9 @@ def test_command_exit_codes_files_and_record(tmp_path: Path) -> None:
 
 def two_runtimes(native: float, runc: float, seed: int, n: int = 20) -> list[Sample]:
     """Both runtimes measured round by round, as the runner interleaves them; runc's start
-    also has a phase native lacks."""
+    also has a phase native lacks. Values are scaled by 5, so that the changes these tests make
+    are well past the 1 ms minimum change (tested on its own below)."""
+    native, runc = native * 5, runc * 5
     return (samples("native", lognormal(native, 0.04, n, seed))
             + samples("runc", lognormal(runc, 0.04, n, seed + 1))
             + samples("runc", lognormal(runc * 0.6, 0.04, n, seed + 2),

@@ -200,6 +200,8 @@ class MetricRecord(BaseModel):
     p_new_larger: float | None = None
     relative: JudgementRecord | None = None
     reference: str = ""
+    #: The smallest absolute change of the median, in ``unit``, that could count (0: none).
+    min_change: float = 0.0
 
 
 class RunRef(BaseModel):
@@ -210,6 +212,10 @@ class RunRef(BaseModel):
 class ThresholdsRecord(BaseModel):
     default: float = 0.10
     per_metric: dict[str, float] = Field(default_factory=dict)
+    #: Minimum absolute changes (thresholds.py). A comparison written before they existed was
+    #: judged without one: 0.
+    min_change_ms: float = 0.0
+    min_change: dict[str, float] = Field(default_factory=dict)
 
 
 class DifferenceRecord(BaseModel):

@@ -11,10 +11,24 @@ Only the median is compared (it is what sandbench reports), so ``mean:5%`` is re
 than silently read as the median; so is pytest-benchmark's absolute form (``median:0.001``,
 seconds), because sandbench metrics come in many units. A threshold is a fraction of the base
 median and applies in the direction that is worse for the metric.
+
+A relative threshold alone makes noise of short phases: a 1.5 ms teardown that reads 3 ms on a
+loaded host has moved +100%, far past any threshold, yet by less than the harness's own wake-up
+floor on a busy host (README, "The floor of an exit"). So a change must also be larger than a
+minimum absolute change, as the Chrome perf dashboard's ``min_absolute_change`` does. Accepted
+by ``--min-change`` (repeatable), in the metric's own unit::
+
+    1                     every millisecond metric: a change under 1 ms is no change (default)
+    0                     no minimum for millisecond metrics
+    end_to_exit=0.5       one metric's own minimum, in its unit (here ms)
+    ns_per_op=2           the same for a nanosecond metric
+
+Metrics in other units have no minimum unless one is given for them.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +38,11 @@ from sandbench.errors import BadInput
 #: Default threshold: pytest-benchmark users' habitual ``median:10%``; half Firecracker's 20%,
 #: as sandbench's interleaved rounds keep the noise lower than sequential A/B builds.
 DEFAULT = 0.10
+#: Default minimum change of a millisecond metric: the harness's wake-up floor on a loaded host
+#: is of the order of a millisecond (README), so a smaller move cannot be told from it.
+DEFAULT_MIN_MS = 1.0
+#: The unit the default minimum change applies to.
+MS = "ms"
 
 _PERCENT = re.compile(r"^(?:(?P<stat>[a-z_]+):)?(?P<number>[0-9]*\.?[0-9]+)(?P<percent>%?)$")
 
@@ -38,12 +57,23 @@ class Thresholds:
 
     default: float = DEFAULT
     per_metric: Mapping[str, float] = field(default_factory=dict)
+    #: The minimum absolute change of every millisecond metric, in ms.
+    min_change_ms: float = DEFAULT_MIN_MS
+    #: Per-metric minimum absolute changes, each in its metric's unit.
+    min_change: Mapping[str, float] = field(default_factory=dict)
 
     def of(self, metric: str) -> float:
         return self.per_metric.get(metric, self.default)
 
+    def minimum(self, metric: str, unit: str) -> float:
+        """The smallest absolute change of METRIC (in UNIT) that can count; 0 for none."""
+        if metric in self.min_change:
+            return self.min_change[metric]
+        return self.min_change_ms if unit == MS else 0.0
+
     def to_json(self) -> dict[str, object]:
-        return {"default": self.default, "per_metric": dict(self.per_metric)}
+        return {"default": self.default, "per_metric": dict(self.per_metric),
+                "min_change_ms": self.min_change_ms, "min_change": dict(self.min_change)}
 
 
 def _fraction(text: str, whole: str) -> float:
@@ -64,15 +94,40 @@ def _fraction(text: str, whole: str) -> float:
     return value
 
 
-def parse(options: Iterable[str], default: float = DEFAULT) -> Thresholds:
-    """Thresholds from ``--threshold`` values; later ones win. Raises ThresholdError."""
+def _metric_name(metric: str, option: str, what: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", metric.strip()):
+        raise ThresholdError(f"{what} {option!r}: {metric!r} is not a metric name")
+    return metric.strip()
+
+
+def _amount(text: str, whole: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ThresholdError(f"minimum change {whole!r} is not a number >= 0 in the metric's "
+                             f"unit; give e.g. 1 (ms, every millisecond metric), 0 (none) or "
+                             f"end_to_exit=0.5")
+    return value
+
+
+def parse(options: Iterable[str], default: float = DEFAULT,
+          min_changes: Iterable[str] = ()) -> Thresholds:
+    """Thresholds from ``--threshold`` and ``--min-change`` values; later ones win. Raises
+    ThresholdError."""
     per_metric: dict[str, float] = {}
     for option in options:
         metric, sep, value = option.partition("=")
         if sep:
-            if not re.fullmatch(r"[A-Za-z0-9_.\-]+", metric.strip()):
-                raise ThresholdError(f"threshold {option!r}: {metric!r} is not a metric name")
-            per_metric[metric.strip()] = _fraction(value, option)
+            per_metric[_metric_name(metric, option, "threshold")] = _fraction(value, option)
         else:
             default = _fraction(option, option)
-    return Thresholds(default, per_metric)
+    min_change_ms, min_change = DEFAULT_MIN_MS, {}
+    for option in min_changes:
+        metric, sep, value = option.partition("=")
+        if sep:
+            min_change[_metric_name(metric, option, "minimum change")] = _amount(value, option)
+        else:
+            min_change_ms = _amount(option, option)
+    return Thresholds(default, per_metric, min_change_ms, min_change)

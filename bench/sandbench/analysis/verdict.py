@@ -9,7 +9,9 @@ unchanged or inconclusive.
     improved      the same, in the better direction
     unchanged     not a change beyond the threshold: the 95% bootstrap interval of the change
                   (stats.ratio_ci) lies within ±threshold, whether or not a smaller change is
-                  significant
+                  significant; or the median moved by less than the metric's minimum absolute
+                  change (thresholds.py: 1 ms for millisecond metrics), significantly or with
+                  an interval within that minimum
     inconclusive  fewer than 5 good samples on a side, or too noisy to tell: the interval of
                   the change reaches past the threshold without a significant large change
     host drift    (two runs only) regressed or improved as measured, but the runtime's ratio
@@ -72,13 +74,22 @@ def relative_change(base_median: float, new_median: float) -> float:
     return new_median / base_median - 1.0
 
 
+def _within(low: float, high: float, base_median: float, min_change: float) -> bool:
+    """Whether the change's interval, in the metric's unit, lies within ±min_change."""
+    if not (math.isfinite(low) and math.isfinite(high) and math.isfinite(base_median)):
+        return False
+    return max(abs(low), abs(high)) * abs(base_median) < min_change
+
+
 def judge(base: Any, new: Any, *, better: str, threshold: float, alpha: float = ALPHA,
-          confidence: float = CONFIDENCE) -> Judgement:
+          confidence: float = CONFIDENCE, min_change: float = 0.0, unit: str = "") -> Judgement:
     """The verdict on one metric from its good values on each side (see the module
-    docstring)."""
+    docstring). MIN_CHANGE is the smallest absolute move of the median, in the metric's UNIT,
+    that can count as a change (thresholds.py); 0 for none."""
     a = np.asarray(base, dtype=np.float64)
     b = np.asarray(new, dtype=np.float64)
-    change = relative_change(stats.median(a), stats.median(b))
+    base_median = stats.median(a)
+    change = relative_change(base_median, stats.median(b))
     low, high = math.nan, math.nan
     if a.size and b.size:
         ratio_low, ratio_high = stats.ratio_ci(b, a, confidence)
@@ -93,6 +104,14 @@ def judge(base: Any, new: Any, *, better: str, threshold: float, alpha: float = 
     significant = test.p_value < alpha and (test.p_new_larger > 0.5) == (change > 0)
     worse = change > 0 if better != "higher" else change < 0
     band = f"±{threshold:.0%}"
+    moved = abs(stats.median(b) - base_median)
+    if min_change > 0 and math.isfinite(moved) and moved < min_change and (
+            significant or _within(low, high, base_median, min_change)):
+        note = "significant, but" if significant else "no significant change;"
+        reason = (f"{note} the median moved {_percent(change)}, by {moved:.3g} {unit}".rstrip()
+                  + f": under the minimum change of {min_change:g} {unit}".rstrip()
+                  + " that can count (--min-change)")
+        return Judgement(Verdict.UNCHANGED, reason, **numbers)
     if significant and abs(change) > threshold:
         verdict = Verdict.REGRESSED if worse else Verdict.IMPROVED
         reason = (f"{_percent(change)} (p = {test.p_value:.2g} < {alpha:g}), beyond "

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sandbench.analysis.thresholds import parse
+from sandbench.analysis.thresholds import Thresholds, parse
 from sandbench import runner
 from sandbench.cli import remeasure as remeasuring
 from sandbench.cli.common import (cache_option, check_out_file, console, warn_damaged,
@@ -88,7 +88,9 @@ def print_comparison(comparison: Comparison) -> None:
                        f"{escape(metric.name)}: {escape(metric.judgement.reason)}",
                        soft_wrap=True)
     show.print(f"{comparison.tally()} (Mann-Whitney U, alpha {comparison.alpha:g}; "
-               f"threshold {comparison.thresholds.default:.0%} unless set per metric)",
+               f"threshold {comparison.thresholds.default:.0%} and minimum change "
+               f"{comparison.thresholds.min_change_ms:g} ms for millisecond metrics, unless "
+               f"set per metric)",
                highlight=False, soft_wrap=True)
     if comparison.remeasured is not None:
         rerun = comparison.remeasured
@@ -123,9 +125,7 @@ def print_environment(comparison: Comparison) -> None:
 
 
 def _comparison(base_run: Path, new_run: Path | None, runtime_a: str | None,
-                runtime_b: str | None, threshold_options: tuple[str, ...],
-                alpha: float) -> Comparison:
-    thresholds = parse(threshold_options)
+                runtime_b: str | None, thresholds: Thresholds, alpha: float) -> Comparison:
     base = load_run(base_run)
     if new_run is not None:
         if runtime_a or runtime_b:
@@ -147,15 +147,14 @@ def _comparison(base_run: Path, new_run: Path | None, runtime_a: str | None,
     return comparing.merge(pairs)
 
 
-def _remeasured(comparison: Comparison, base_run: Path, threshold_options: tuple[str, ...],
-                cache_dir: Path) -> Comparison:
+def _remeasured(comparison: Comparison, base_run: Path, cache_dir: Path) -> Comparison:
     """The comparison with its borderline metrics measured again (cli/remeasure.py)."""
     keys = borderline(comparison)
     if not keys:
         console.print("no borderline metric: nothing re-measured", highlight=False)
         return comparison
     again = remeasuring.measure_again(comparison, keys, cache_dir)
-    thresholds = parse(threshold_options)
+    thresholds = comparison.thresholds
     if comparison.mode == "runs":
         second = comparing.compare_runs(load_run(base_run), again, thresholds=thresholds,
                                         alpha=comparison.alpha)
@@ -186,6 +185,10 @@ def _gate(comparison: Comparison, fail_on: str | None, allow_env_change: bool) -
 @click.option("--threshold", "threshold_options", multiple=True, metavar="SPEC",
               help="Change that counts, repeatable: 10% or median:10% (every metric, default "
                    "10%), request_to_exit=5% (one metric).")
+@click.option("--min-change", "min_change_options", multiple=True, metavar="SPEC",
+              help="Smallest absolute move of a median that can count, repeatable: 1 (ms, "
+                   "every millisecond metric; the default), 0 (none), end_to_exit=0.5 (one "
+                   "metric, in its own unit).")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               default=comparing.ALPHA, show_default=True,
               help="Significance level of the Mann-Whitney U test.")
@@ -209,7 +212,8 @@ def _gate(comparison: Comparison, fail_on: str | None, allow_env_change: bool) -
                    "NEW_RUN ran on.")
 @cache_option
 def compare_command(base_run: Path, new_run: Path | None, runtime_a: str | None,
-                    runtime_b: str | None, threshold_options: tuple[str, ...], alpha: float,
+                    runtime_b: str | None, threshold_options: tuple[str, ...],
+                    min_change_options: tuple[str, ...], alpha: float,
                     fail_on: str | None, allow_env_change: bool, json_file: Path | None,
                     junit_file: Path | None, record: bool, remeasure: bool,
                     cache_dir: Path) -> None:
@@ -221,11 +225,14 @@ def compare_command(base_run: Path, new_run: Path | None, runtime_a: str | None,
     sandbench compare RUN                      each variant of RUN's spec against its runtime
 
     A metric regressed when its median moved past the threshold in the direction that is
-    worse for it AND the change is significant (Mann-Whitney U, p < alpha).
+    worse for it AND the change is significant (Mann-Whitney U, p < alpha) AND the median moved
+    by at least the metric's minimum change (1 ms for a millisecond metric unless
+    --min-change says otherwise).
     """
     with runner.sigterm_interrupts():
         try:
-            _compare(base_run, new_run, runtime_a, runtime_b, threshold_options, alpha, fail_on,
+            _compare(base_run, new_run, runtime_a, runtime_b,
+                     parse(threshold_options, min_changes=min_change_options), alpha, fail_on,
                      allow_env_change, json_file, junit_file, record, remeasure, cache_dir)
         except KeyboardInterrupt:
             # Ctrl-C is an interrupt like SIGTERM (130), not click's "Aborted!" (1).
@@ -235,18 +242,18 @@ def compare_command(base_run: Path, new_run: Path | None, runtime_a: str | None,
 
 
 def _compare(base_run: Path, new_run: Path | None, runtime_a: str | None,
-             runtime_b: str | None, threshold_options: tuple[str, ...], alpha: float,
+             runtime_b: str | None, thresholds: Thresholds, alpha: float,
              fail_on: str | None, allow_env_change: bool, json_file: Path | None,
              junit_file: Path | None, record: bool, remeasure: bool, cache_dir: Path) -> None:
     for flag, path in (("--json", json_file), ("--junit", junit_file)):
         if path is not None:
             check_out_file(path, flag)
     print_statuses([base_run, *([new_run] if new_run else [])])
-    comparison = _comparison(base_run, new_run, runtime_a, runtime_b, threshold_options, alpha)
+    comparison = _comparison(base_run, new_run, runtime_a, runtime_b, thresholds, alpha)
     if record:  # before re-measuring, which runs sandboxes for minutes
         check_out_file(comparison.new_dir / runs_history.VERDICT_FILE, "--record")
     if remeasure:
-        comparison = _remeasured(comparison, base_run, threshold_options, cache_dir)
+        comparison = _remeasured(comparison, base_run, cache_dir)
     print_environment(comparison)
     print_comparison(comparison)
     gate = _gate(comparison, fail_on, allow_env_change)

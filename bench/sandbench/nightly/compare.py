@@ -100,6 +100,8 @@ class MetricComparison:
     #: run's baseline (drift.py), and what that ratio was taken against.
     relative: Judgement | None = None
     reference: str = ""
+    #: The smallest absolute change of the median, in ``unit``, that could count (0: none).
+    min_change: float = 0.0
 
     @property
     def verdict(self) -> Verdict:
@@ -116,7 +118,7 @@ class MetricComparison:
             labels=self.labels, unit=self.unit, better=self.better, threshold=self.threshold,
             base=self.base.record(), new=self.new.record(), **judged.model_dump(),
             relative=_judgement_record(self.relative) if self.relative else None,
-            reference=self.reference)
+            reference=self.reference, min_change=self.min_change)
 
     def to_json(self) -> dict[str, Any]:
         """The metric as verdict.json holds it: NaN and infinities as null."""
@@ -128,7 +130,8 @@ class MetricComparison:
         return cls(record.runtime, record.workload, record.metric, record.labels, record.unit,
                    record.better, record.threshold, Side.from_record(record.base),
                    Side.from_record(record.new), _judgement(record),
-                   _judgement(record.relative) if record.relative else None, record.reference)
+                   _judgement(record.relative) if record.relative else None, record.reference,
+                   record.min_change)
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,9 @@ class Comparison:
             mode="runs" if self.mode == "runs" else "variants", pairs=list(self.pairs),
             alpha=self.alpha, min_samples=MIN_SAMPLES, test="Mann-Whitney U, two-sided",
             thresholds=ThresholdsRecord(default=self.thresholds.default,
-                                        per_metric=dict(self.thresholds.per_metric)),
+                                        per_metric=dict(self.thresholds.per_metric),
+                                        min_change_ms=self.thresholds.min_change_ms,
+                                        min_change=dict(self.thresholds.min_change)),
             counts={str(v): self.count(v) for v in Verdict},
             environment=[DifferenceRecord(**d.to_json()) for d in self.environment],
             metrics=[m.record() for m in self.metrics], remeasured=self.remeasured)
@@ -192,7 +197,9 @@ class Comparison:
     def from_record(cls, record: ComparisonRecord) -> Comparison:
         return cls(record.base.run_id, record.new.run_id, Path(record.base.dir),
                    Path(record.new.dir), record.mode, list(record.pairs), record.alpha,
-                   Thresholds(record.thresholds.default, dict(record.thresholds.per_metric)),
+                   Thresholds(record.thresholds.default, dict(record.thresholds.per_metric),
+                              record.thresholds.min_change_ms,
+                              dict(record.thresholds.min_change)),
                    [MetricComparison.from_record(m) for m in record.metrics],
                    [Difference(d.fact, d.base, d.new, d.gating) for d in record.environment],
                    record.remeasured)
@@ -236,12 +243,14 @@ def _compare(base_summary: pd.DataFrame, new_summary: pd.DataFrame,
             continue  # skipped on both sides: nothing was meant to be measured
         facts = new_summary.loc[key] if key in new_summary.index else base_summary.loc[key]
         runtime, workload, metric, labels = key
-        threshold = thresholds.of(metric)
+        threshold, unit = thresholds.of(metric), str(facts["unit"])
+        minimum = thresholds.minimum(metric, unit)
         judgement = judge(_values(base_good, key), _values(new_good, key),
                           better=str(facts["better"]), threshold=threshold, alpha=alpha,
-                          confidence=confidence)
-        out.append(MetricComparison(runtime, workload, metric, labels, str(facts["unit"]),
-                                    str(facts["better"]), threshold, base, new, judgement))
+                          confidence=confidence, min_change=minimum, unit=unit)
+        out.append(MetricComparison(runtime, workload, metric, labels, unit,
+                                    str(facts["better"]), threshold, base, new, judgement,
+                                    min_change=minimum))
     return out
 
 

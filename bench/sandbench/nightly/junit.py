@@ -49,7 +49,8 @@ def to_junit(comparison: Comparison, *, gate_environment: bool) -> str:
     properties = ET.SubElement(suite, "properties")
     for name, value in (("base_run", comparison.base_id), ("new_run", comparison.new_id),
                         ("mode", comparison.mode), ("alpha", f"{comparison.alpha:g}"),
-                        ("default_threshold", f"{comparison.thresholds.default:.0%}")):
+                        ("default_threshold", f"{comparison.thresholds.default:.0%}"),
+                        ("min_change_ms", f"{comparison.thresholds.min_change_ms:g}")):
         ET.SubElement(properties, "property", name=name, value=value)
     if comparison.environment:
         case = ET.SubElement(suite, "testcase", classname="sandbench.environment",

@@ -98,8 +98,11 @@ def _series(runs: list[RunSummary], wanted: set[Key]) -> dict[Key, Series]:
 
 def _judge(series: Series, thresholds: Thresholds) -> None:
     for before, after in zip(series.points, series.points[1:]):
+        metric = series.key[2]
         judgement = compare.judge(before.values, after.values, better=series.better,
-                                  threshold=thresholds.of(series.key[2]))
+                                  threshold=thresholds.of(metric),
+                                  min_change=thresholds.minimum(metric, series.unit),
+                                  unit=series.unit)
         if judgement.verdict == compare.Verdict.REGRESSED:
             after.regressed = judgement.reason
     medians = [p.median for p in series.points]

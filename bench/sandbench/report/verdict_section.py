@@ -78,6 +78,9 @@ def section(comparison: Comparison, title: str) -> dict[str, Any]:
         "threshold": f"{comparison.thresholds.default:.0%}",
         "per_metric": ", ".join(f"{name} {value:.0%}" for name, value
                                 in sorted(comparison.thresholds.per_metric.items())),
+        "min_change": (f"{comparison.thresholds.min_change_ms:g} ms for millisecond metrics"
+                       + "".join(f"; {name} {value:g}" for name, value
+                                 in sorted(comparison.thresholds.min_change.items()))),
         "gating": [str(d) for d in comparison.gating_differences],
         "notes": ([str(d) for d in comparison.environment if not d.gating]
                   + _remeasured(comparison)),
