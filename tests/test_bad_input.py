@@ -19,6 +19,7 @@ import pytest
 
 from conftest import sandbench
 from sandbench.backends.local.mounts import mountinfo_path, option_breaker
+from sandbench.errors import BadInput
 from sandbench.model import Sample, Status
 from sandbench.results import RunWriter, load_run
 
@@ -429,3 +430,57 @@ def test_an_out_file_is_replaced_whole_never_written_in_halves(tmp_path: Path) -
     assert sorted(p.name for p in tmp_path.iterdir()) == ["verdict.json"]
     write_out_file(Path("/dev/null"), "into a device, in place\n", "--json")
     assert Path("/dev/null").is_char_device()
+
+
+def test_an_out_file_through_a_link_replaces_the_file_it_leads_to(tmp_path: Path) -> None:
+    # The link stays a link: --json latest.json -> runs/7/verdict.json updates the run's file.
+    from sandbench.cli.common import write_out_file
+    (tmp_path / "runs").mkdir()
+    target = tmp_path / "runs" / "verdict.json"
+    target.write_text("old\n")
+    (tmp_path / "latest.json").symlink_to("runs/verdict.json")
+    write_out_file(tmp_path / "latest.json", "new\n", "--json")
+    assert (tmp_path / "latest.json").is_symlink() and target.read_text() == "new\n"
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["verdict.json"]
+
+
+def test_an_out_file_that_fails_at_close_leaves_no_temporary_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A full disk (or a file size limit) fails when the buffered text reaches the disk.
+    import errno
+    from sandbench.cli import common
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(common.os, "fsync", full)
+    out = tmp_path / "verdict.json"
+    out.write_text("old\n")
+    with pytest.raises(BadInput, match="No space left"):
+        common.write_out_file(out, "new\n", "--record")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["verdict.json"]
+    assert out.read_text() == "old\n"
+
+
+def test_an_out_file_with_a_long_name_is_written(tmp_path: Path) -> None:
+    # The temporary name must fit in 255 bytes too, whatever the file's own name.
+    from sandbench.cli.common import write_out_file
+    out = tmp_path / ("v" * 250 + ".json")
+    write_out_file(out, "new\n", "--json")
+    assert out.read_text() == "new\n" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_json_to_the_commands_own_stdout_in_a_file_follows_the_table(tmp_path: Path) -> None:
+    # `--json /dev/stdout > out.txt`: the file gets the table and then the JSON; /dev/stdout
+    # is neither replaced (as root /dev is writable) nor refused after the work.
+    from test_compare import lognormal, samples, write_run
+    base = write_run(tmp_path / "base", samples("runc", lognormal(5, 0.05, 8, 1)))
+    new = write_run(tmp_path / "new", samples("runc", lognormal(5, 0.05, 8, 2)))
+    out = tmp_path / "out.txt"
+    with out.open("w") as stdout:
+        done = subprocess.run([sys.executable, "-m", "sandbench", "compare", str(base.dir),
+                               str(new.dir), "--json", "/proc/self/fd/1"], stdout=stdout,
+                              stderr=subprocess.PIPE, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert "base -> new" in text and text.rstrip().endswith("}")
+    assert json.loads(text[text.index("{\n"):])["format"] == "sandbench-compare"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
@@ -214,8 +214,9 @@ class ThresholdsRecord(BaseModel):
     per_metric: dict[str, float] = Field(default_factory=dict)
     #: Minimum absolute changes (thresholds.py). A comparison written before they existed was
     #: judged without one: 0.
-    min_change_ms: float = 0.0
-    min_change: dict[str, float] = Field(default_factory=dict)
+    min_change_ms: float = Field(0.0, ge=0, allow_inf_nan=False)
+    min_change: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict)
 
 
 class DifferenceRecord(BaseModel):

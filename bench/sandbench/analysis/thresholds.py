@@ -71,6 +71,13 @@ class Thresholds:
             return self.min_change[metric]
         return self.min_change_ms if unit == MS else 0.0
 
+    def min_change_text(self) -> str:
+        """The minimum changes in words, for the report, the terminal and JUnit."""
+        every = (f"{self.min_change_ms:g} ms for millisecond metrics" if self.min_change_ms > 0
+                 else "none for millisecond metrics")
+        return every + "".join(f"; {name} {value:g}" for name, value
+                               in sorted(self.min_change.items()))
+
     def to_json(self) -> dict[str, object]:
         return {"default": self.default, "per_metric": dict(self.per_metric),
                 "min_change_ms": self.min_change_ms, "min_change": dict(self.min_change)}
@@ -94,17 +101,21 @@ def _fraction(text: str, whole: str) -> float:
     return value
 
 
-def _metric_name(metric: str, option: str, what: str) -> str:
+def _metric_name(metric: str, option: str, what: str, example: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.\-]+", metric.strip()):
-        raise ThresholdError(f"{what} {option!r}: {metric!r} is not a metric name")
+        raise ThresholdError(f"{what} {option!r}: {metric!r} is not a metric name; give "
+                             f"NAME=VALUE with a name of letters, digits, '_', '.' or '-', "
+                             f"e.g. {example}")
     return metric.strip()
 
 
+#: A plain decimal number, as the help shows them: not Python's float() grammar, which also
+#: takes '1_000', '-0', 'infinity' and digits of other scripts ('１', '١').
+_AMOUNT = re.compile(r"^\+?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
+
+
 def _amount(text: str, whole: str) -> float:
-    try:
-        value = float(text.strip())
-    except ValueError:
-        value = math.nan
+    value = float(text.strip()) if _AMOUNT.match(text.strip()) else math.nan
     if not math.isfinite(value) or value < 0:
         raise ThresholdError(f"minimum change {whole!r} is not a number >= 0 in the metric's "
                              f"unit; give e.g. 1 (ms, every millisecond metric), 0 (none) or "
@@ -120,14 +131,16 @@ def parse(options: Iterable[str], default: float = DEFAULT,
     for option in options:
         metric, sep, value = option.partition("=")
         if sep:
-            per_metric[_metric_name(metric, option, "threshold")] = _fraction(value, option)
+            name = _metric_name(metric, option, "threshold", "request_to_exit=5%")
+            per_metric[name] = _fraction(value, option)
         else:
             default = _fraction(option, option)
     min_change_ms, min_change = DEFAULT_MIN_MS, {}
     for option in min_changes:
         metric, sep, value = option.partition("=")
         if sep:
-            min_change[_metric_name(metric, option, "minimum change")] = _amount(value, option)
+            name = _metric_name(metric, option, "minimum change", "end_to_exit=0.5")
+            min_change[name] = _amount(value, option)
         else:
             min_change_ms = _amount(option, option)
     return Thresholds(default, per_metric, min_change_ms, min_change)

@@ -89,6 +89,12 @@ def check_out_file(path: Path, flag: str) -> None:
     if not parent.is_dir():
         raise BadInput(f"{flag} {str(path)!r}: {str(parent)!r} is not a directory; give a "
                        f"file in an existing directory")
+    if path.exists() and not path.is_file():
+        # A named pipe or a device: opening it to try would wait for a reader, or hand the
+        # one waiting an end of file before anything was written.
+        if not os.access(path, os.W_OK):
+            raise BadInput(f"{flag} {str(path)!r}: cannot write in it; give a writable place")
+        return
     _check_writable(path if path.exists() else parent, path, flag)
 
 
@@ -119,32 +125,79 @@ def _check_writable(existing: Path, path: Path, flag: str) -> None:
 def write_out_file(path: Path, text: str, flag: str) -> None:
     """Write what a command made; a failure is one line, never a traceback. A regular file (or
     a new one) is written beside its place and renamed into it, so that a signal mid-write
-    leaves the old file or the new, never half a verdict; anything else (/dev/stdout, a pipe)
-    is written in place."""
+    leaves the old file or the new, never half a verdict, and no temporary file; a symbolic
+    link is followed (the file it leads to is replaced, not the link). This command's own
+    stdout or stderr (/dev/stdout redirected to a file) is written through, after what was
+    printed; anything else (a pipe, a device) is written in place, and so is a file whose
+    directory cannot hold another file (read-only, sticky, a file bind-mounted alone)."""
     try:
+        stream = _own_stream(path)
+        if stream is not None:
+            stream.flush()
+            stream.write(text)
+            stream.flush()
+            return
         if path.exists() and not path.is_file():
             path.write_text(text, encoding="utf-8")
             return
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent,
-                                         prefix=f".{path.name}.", delete=False) as handle:
-            partial = Path(handle.name)
-            try:
-                handle.write(text)
-                # The mode a plain write would have given, not mkstemp's 0600.
-                mask = os.umask(0)
-                os.umask(mask)
-                os.chmod(partial, (path.stat().st_mode & 0o7777) if path.exists()
-                         else 0o666 & ~mask)
-            except BaseException:
-                partial.unlink(missing_ok=True)
-                raise
-        try:
-            os.replace(partial, path)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+        target = Path(os.path.realpath(path))
+        if not _replace_whole(target, text):
+            target.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise BadInput(f"{flag} {str(path)!r}: cannot write it: {exc.strerror}") from exc
+        raise BadInput(f"{flag} {str(path)!r}: cannot write it: {exc.strerror or exc}; give a "
+                       f"writable place") from exc
+
+
+def _own_stream(path: Path) -> Any:
+    """sys.stdout or sys.stderr when PATH is the very file this process writes them to."""
+    try:
+        here = os.stat(path)
+    except OSError:
+        return None
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if os.path.samestat(here, os.fstat(stream.fileno())):
+                return stream
+        except (AttributeError, OSError, ValueError):
+            continue
+    return None
+
+
+def _replace_whole(target: Path, text: str) -> bool:
+    """Write TARGET through a temporary file beside it, renamed in. False, with nothing left
+    behind, when its directory takes no new file or no rename over it but TARGET exists:
+    the caller then writes it in place. Whatever else goes wrong (a full disk at close, a
+    signal) removes the temporary file and raises."""
+    partial: Path | None = None
+    try:
+        try:
+            # A name of at most 255 bytes whatever the file's: ".<name>.<8 random>".
+            fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name[:200]}.")
+        except OSError:
+            if target.is_file():
+                return False
+            raise
+        partial = Path(name)
+        with open(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # The mode a plain write would have given, not mkstemp's 0600.
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(partial, (target.stat().st_mode & 0o7777) if target.exists()
+                 else 0o666 & ~mask)
+        try:
+            os.replace(partial, target)
+        except OSError:
+            if target.is_file():  # EPERM in a sticky directory, EBUSY on a bind mount
+                return False
+            raise
+        partial = None
+        return True
+    finally:
+        if partial is not None:
+            partial.unlink(missing_ok=True)
 
 
 def _writable_cache(ctx: click.Context, param: click.Parameter, value: Path) -> Path:

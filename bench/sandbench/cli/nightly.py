@@ -82,15 +82,16 @@ def print_comparison(comparison: Comparison) -> None:
     show.print(table)
     for metric in comparison.metrics:
         again = metric.judgement.reason.startswith("re-measured")
-        if again or metric.verdict in (Verdict.REGRESSED, Verdict.IMPROVED, Verdict.HOST_DRIFT):
+        floored = "(--min-change)" in metric.judgement.reason
+        if again or floored or metric.verdict in (Verdict.REGRESSED, Verdict.IMPROVED,
+                                                  Verdict.HOST_DRIFT):
             show.print(f"[{STYLE[metric.verdict]}]{metric.verdict}[/] "
                        f"{escape(metric.runtime)} {escape(metric.workload)} "
                        f"{escape(metric.name)}: {escape(metric.judgement.reason)}",
                        soft_wrap=True)
     show.print(f"{comparison.tally()} (Mann-Whitney U, alpha {comparison.alpha:g}; "
-               f"threshold {comparison.thresholds.default:.0%} and minimum change "
-               f"{comparison.thresholds.min_change_ms:g} ms for millisecond metrics, unless "
-               f"set per metric)",
+               f"threshold {comparison.thresholds.default:.0%} unless set per metric; "
+               f"minimum change {comparison.thresholds.min_change_text()})",
                highlight=False, soft_wrap=True)
     if comparison.remeasured is not None:
         rerun = comparison.remeasured
@@ -145,6 +146,19 @@ def _comparison(base_run: Path, new_run: Path | None, runtime_a: str | None,
         raise ComparisonError(f"run {base.run_id!r} has no variants run beside their runtime; "
                               "give a second run, or --a and --b")
     return comparing.merge(pairs)
+
+
+def _warn_unknown_names(comparison: Comparison, thresholds: Thresholds) -> None:
+    """Say which per-metric --threshold and --min-change names no compared metric has: a
+    misspelt name (END_TO_EXIT) would silently leave that metric to the defaults."""
+    measured = sorted({m.metric for m in comparison.metrics})
+    for flag, names in (("--threshold", thresholds.per_metric), ("--min-change",
+                                                                 thresholds.min_change)):
+        for name in sorted(set(names) - set(measured)):
+            console.print(f"[yellow]warning:[/] {flag} {escape(name)}=...: no compared metric "
+                          f"is named {escape(name)!r}, so it sets nothing (the metrics: "
+                          f"{escape(', '.join(measured)) or 'none'})", highlight=False,
+                          soft_wrap=True)
 
 
 def _remeasured(comparison: Comparison, base_run: Path, cache_dir: Path) -> Comparison:
@@ -250,6 +264,7 @@ def _compare(base_run: Path, new_run: Path | None, runtime_a: str | None,
             check_out_file(path, flag)
     print_statuses([base_run, *([new_run] if new_run else [])])
     comparison = _comparison(base_run, new_run, runtime_a, runtime_b, thresholds, alpha)
+    _warn_unknown_names(comparison, thresholds)
     if record:  # before re-measuring, which runs sandboxes for minutes
         check_out_file(comparison.new_dir / runs_history.VERDICT_FILE, "--record")
     if remeasure:

@@ -50,7 +50,9 @@ def to_junit(comparison: Comparison, *, gate_environment: bool) -> str:
     for name, value in (("base_run", comparison.base_id), ("new_run", comparison.new_id),
                         ("mode", comparison.mode), ("alpha", f"{comparison.alpha:g}"),
                         ("default_threshold", f"{comparison.thresholds.default:.0%}"),
-                        ("min_change_ms", f"{comparison.thresholds.min_change_ms:g}")):
+                        ("min_change_ms", f"{comparison.thresholds.min_change_ms:g}"),
+                        *((f"min_change.{name}", f"{value:g}") for name, value
+                          in sorted(comparison.thresholds.min_change.items()))):
         ET.SubElement(properties, "property", name=name, value=value)
     if comparison.environment:
         case = ET.SubElement(suite, "testcase", classname="sandbench.environment",

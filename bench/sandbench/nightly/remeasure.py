@@ -41,7 +41,11 @@ def why_borderline(metric: MetricComparison, alpha: float) -> str | None:
     j, threshold = metric.judgement, metric.threshold
     if not all(math.isfinite(x) for x in (j.change, j.change_low, j.change_high, j.p_value)):
         return None
+    # Under the minimum change a significant move reads unchanged, never regressed: nothing
+    # a looser alpha could flip, so nothing worth minutes of sandboxes.
+    moved = abs(metric.new.median - metric.base.median)
     if (j.verdict == Verdict.INCONCLUSIVE and abs(j.change) > threshold
+            and not (metric.min_change > 0 and moved < metric.min_change)
             and alpha <= j.p_value < NEAR_ALPHA * alpha):
         return (f"near significance: moved {j.change:+.1%} (threshold {threshold:.0%}) at "
                 f"p = {j.p_value:.3g}, between alpha {alpha:g} and {NEAR_ALPHA * alpha:g}")

@@ -55,7 +55,7 @@ def _row(metric: MetricComparison) -> dict[str, str]:
 
 #: A verdict that could not be given: the template shows ``error`` instead.
 EMPTY: dict[str, Any] = {"tally": "", "regressed": 0, "alpha": "", "threshold": "",
-                         "per_metric": "",
+                         "per_metric": "", "min_change": "",
                          "gating": [], "notes": [], "changes": [], "unchanged": [], "error": ""}
 
 
@@ -78,9 +78,7 @@ def section(comparison: Comparison, title: str) -> dict[str, Any]:
         "threshold": f"{comparison.thresholds.default:.0%}",
         "per_metric": ", ".join(f"{name} {value:.0%}" for name, value
                                 in sorted(comparison.thresholds.per_metric.items())),
-        "min_change": (f"{comparison.thresholds.min_change_ms:g} ms for millisecond metrics"
-                       + "".join(f"; {name} {value:g}" for name, value
-                                 in sorted(comparison.thresholds.min_change.items()))),
+        "min_change": comparison.thresholds.min_change_text(),
         "gating": [str(d) for d in comparison.gating_differences],
         "notes": ([str(d) for d in comparison.environment if not d.gating]
                   + _remeasured(comparison)),
