@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sandbench.errors import BadInput
@@ -123,24 +123,25 @@ def _amount(text: str, whole: str) -> float:
     return value
 
 
-def parse(options: Iterable[str], default: float = DEFAULT,
-          min_changes: Iterable[str] = ()) -> Thresholds:
-    """Thresholds from ``--threshold`` and ``--min-change`` values; later ones win. Raises
-    ThresholdError."""
+def _read(options: Iterable[str], default: float, read: Callable[[str, str], float],
+          what: str, example: str) -> tuple[float, dict[str, float]]:
+    """The every-metric value and the per-metric ones (NAME=VALUE) of one repeatable flag;
+    later ones win."""
     per_metric: dict[str, float] = {}
     for option in options:
         metric, sep, value = option.partition("=")
         if sep:
-            name = _metric_name(metric, option, "threshold", "request_to_exit=5%")
-            per_metric[name] = _fraction(value, option)
+            per_metric[_metric_name(metric, option, what, example)] = read(value, option)
         else:
-            default = _fraction(option, option)
-    min_change_ms, min_change = DEFAULT_MIN_MS, {}
-    for option in min_changes:
-        metric, sep, value = option.partition("=")
-        if sep:
-            name = _metric_name(metric, option, "minimum change", "end_to_exit=0.5")
-            min_change[name] = _amount(value, option)
-        else:
-            min_change_ms = _amount(option, option)
+            default = read(option, option)
+    return default, per_metric
+
+
+def parse(options: Iterable[str], default: float = DEFAULT,
+          min_changes: Iterable[str] = ()) -> Thresholds:
+    """Thresholds from ``--threshold`` and ``--min-change`` values; later ones win. Raises
+    ThresholdError."""
+    default, per_metric = _read(options, default, _fraction, "threshold", "request_to_exit=5%")
+    min_change_ms, min_change = _read(min_changes, DEFAULT_MIN_MS, _amount, "minimum change",
+                                      "end_to_exit=0.5")
     return Thresholds(default, per_metric, min_change_ms, min_change)

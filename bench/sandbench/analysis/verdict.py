@@ -88,8 +88,8 @@ def judge(base: Any, new: Any, *, better: str, threshold: float, alpha: float = 
     that can count as a change (thresholds.py); 0 for none."""
     a = np.asarray(base, dtype=np.float64)
     b = np.asarray(new, dtype=np.float64)
-    base_median = stats.median(a)
-    change = relative_change(base_median, stats.median(b))
+    base_median, new_median = stats.median(a), stats.median(b)
+    change = relative_change(base_median, new_median)
     low, high = math.nan, math.nan
     if a.size and b.size:
         ratio_low, ratio_high = stats.ratio_ci(b, a, confidence)
@@ -104,13 +104,13 @@ def judge(base: Any, new: Any, *, better: str, threshold: float, alpha: float = 
     significant = test.p_value < alpha and (test.p_new_larger > 0.5) == (change > 0)
     worse = change > 0 if better != "higher" else change < 0
     band = f"±{threshold:.0%}"
-    moved = abs(stats.median(b) - base_median)
+    moved = abs(new_median - base_median)
     if min_change > 0 and math.isfinite(moved) and moved < min_change and (
             significant or _within(low, high, base_median, min_change)):
         note = "significant, but" if significant else "no significant change;"
-        reason = (f"{note} the median moved {_percent(change)}, by {moved:.3g} {unit}".rstrip()
-                  + f": under the minimum change of {min_change:g} {unit}".rstrip()
-                  + " that can count (--min-change)")
+        in_unit = f" {unit}" if unit else ""
+        reason = (f"{note} the median moved {_percent(change)}, by {moved:.3g}{in_unit}: under "
+                  f"the minimum change of {min_change:g}{in_unit} that can count (--min-change)")
         return Judgement(Verdict.UNCHANGED, reason, **numbers)
     if significant and abs(change) > threshold:
         verdict = Verdict.REGRESSED if worse else Verdict.IMPROVED
