@@ -9,18 +9,22 @@ import json
 import queue
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from conftest import GOLDEN, sandbench
 from sandbench import runner
+from sandbench.analysis import concurrency, stats
 from sandbench.backends.base import BackendError
 from sandbench.backends.burst import arrival_order
-from sandbench.backends.kubernetes import fanout, manifests
+from sandbench.backends.kubernetes import KubernetesBackend, fanout, manifests
 from sandbench.backends.kubernetes.lifecycle import PLANNED, PodProgress, PodRun, observe_pod
 from sandbench.backends.kubernetes.nodes import fan_out
 from sandbench.backends.kubernetes.watcher import Seen
 from sandbench.model import Burst, Case, Clock, Execution, Status, Value
-from sandbench.spec import Resources, SpecError, parse_spec
+from sandbench.report.concurrency import concurrency_charts
+from sandbench.report.labels import Runtimes
+from sandbench.spec import KubernetesSettings, Resources, SpecError, parse_spec
 from sandbench.spec.nodes import NodeChoice, parse_nodes
 from sandbench.workloads import get
 from sandbench.workloads.start import PHASES
@@ -191,7 +195,7 @@ def test_a_burst_pods_create_is_its_first_event_on_the_watch() -> None:
     for index, event in enumerate(e for e in recorded() if e["type"] != "DELETED"):
         events.put(Seen("pod", event["type"], (index + 1) * 10 * MS, event["object"]))
     execution = Execution(planned=PLANNED)
-    run = PodRun(None, None, "ns", {"metadata": {"name": "golden-runc"}}, 30.0)  # type: ignore[arg-type]
+    run = PodRun(None, None, "ns", {"metadata": {"name": "golden-runc"}}, 30.0)
     progress = PodProgress(execution)
     run.follow(events, progress, deadline=float("inf"), until_ready=False,
                observe=fanout._first_event)
@@ -255,9 +259,6 @@ def test_a_pod_that_never_ran_fails_the_burst_totals_saying_why() -> None:
 
 
 def test_a_kubevirt_runtime_in_a_burst_fails_its_samples_saying_why() -> None:
-    from sandbench.backends.kubernetes import KubernetesBackend
-    from sandbench.spec import KubernetesSettings
-
     backend = KubernetesBackend(KubernetesSettings(), Resources(), "r", GOLDEN)
     backend._fanout = [node("a"), node("b")]
     vm = next(iter(backend.vm_runtimes), None)
@@ -269,3 +270,21 @@ def test_a_kubevirt_runtime_in_a_burst_fails_its_samples_saying_why() -> None:
     assert [e.labels["node"] for e in burst.executions] == ["a", "b", "a", "b"]
     assert all(e.error == "not run: a kubevirt runtime starts one VM at a time"
                for e in burst.executions)
+
+
+def test_pods_on_two_nodes_pool_into_one_curve_of_create_to_workload() -> None:
+    """Per-pod samples of two nodes at each level: one curve point per level, over both
+    nodes' pods (the node label splits the tables' rows, not the curve)."""
+    rows = [{"runtime": "runc", "workload": "start", "metric": "create_to_workload",
+             "unit": "ms", "status": "ok", "value": base + i, "warmup": False,
+             "labels": {"concurrency": str(level), "arrival": "burst", "node": node_name,
+                        "position": str(i)}}
+            for level, base in ((1, 100.0), (4, 200.0)) for node_name in ("a", "b")
+            for i in range(level * 3)]
+    curves = concurrency.curves(stats.measured(pd.DataFrame(rows)))
+    p50 = curves[curves["statistic"] == "p50"].set_index("concurrency")
+    assert p50.loc[1, "n"] == 6 and p50.loc[4, "n"] == 24
+    assert p50.loc[4, "value"] == pytest.approx(205.5)
+    names = Runtimes(["runc"], {"runc": "runc"}, {"runc": "#000000"}, frozenset())
+    assert [c.name for c in concurrency_charts(curves, names)] == [
+        "start-concurrency-pod-latency"]
