@@ -410,3 +410,6 @@ class Burst:
     #: sandbox was set up and ready, in seconds: the harness's own delay (waking threads,
     #: spawning the runtimes' processes); None where a sandbox was never requested.
     lateness_s: list[float | None] = field(default_factory=list)
+    #: Each execution's sandbox id, where the backend started more sandboxes than it was
+    #: given ids (a cluster's fan-out: every id once per node); empty: the ids it was given.
+    sandbox_ids: list[str] = field(default_factory=list)

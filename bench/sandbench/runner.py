@@ -101,7 +101,7 @@ def _check_concurrency(spec: Spec, concurrent: bool) -> None:
     levels = ", ".join(str(level) for level in spec.concurrency)
     if not concurrent and max(spec.concurrency) > 1:
         raise SpecError(f"concurrency [{levels}]: backend {spec.backend!r} starts one sandbox "
-                        "at a time; concurrency above 1 runs on the local backend")
+                        "at a time; concurrency above 1 runs on local or kubernetes")
     alone = [name for name in spec.workloads if not workloads.get(name).concurrent]
     if alone:
         can = ", ".join(n for n, w in workloads.WORKLOADS.items() if w.concurrent)
@@ -454,7 +454,7 @@ class Runner:
                                            offsets_s(spec.arrival, step.concurrency, step.round))
         labels = {"concurrency": str(step.concurrency), "arrival": spec.arrival.label}
         values = []
-        for one, execution, position in zip(ids, burst.executions,
+        for one, execution, position in zip(burst.sandbox_ids or ids, burst.executions,
                                             arrival_order(burst.executions)):
             execution.labels = {**execution.labels, **labels, "position": str(position)}
             values.append(self._record(step, one, execution))

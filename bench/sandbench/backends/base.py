@@ -87,7 +87,7 @@ class Backend(ABC):
         seconds after the burst begins, each through the whole lifecycle ``execute`` runs;
         every one is deleted on every path out. Only where ``concurrent`` is set."""
         raise BackendInputError(f"backend {self.name!r} starts one sandbox at a time; "
-                                "concurrency above 1 runs on the local backend")
+                                "concurrency above 1 runs on local or kubernetes")
 
     @abstractmethod
     def cleanup(self) -> list[str]:

@@ -31,7 +31,7 @@ from sandbench.model import Burst, Clock, Execution
 ExecuteOne = Callable[[str, Gate], Execution]
 
 
-class _Schedule:
+class Schedule:
     """The burst's gate: closed until every sandbox is ready (or has ended without getting
     there), then open to each at its offset from that moment."""
 
@@ -73,7 +73,7 @@ def run_burst(execute_one: ExecuteOne, sandbox_ids: list[str],
               offsets_s: list[float]) -> Burst:
     """Run one sandbox per id, the i-th requested ``offsets_s[i]`` after every one is ready."""
     assert len(sandbox_ids) == len(offsets_s)
-    schedule = _Schedule(offsets_s)
+    schedule = Schedule(offsets_s)
     results: list[Execution | None] = [None] * len(sandbox_ids)
 
     def one(index: int) -> None:
@@ -90,7 +90,7 @@ def run_burst(execute_one: ExecuteOne, sandbox_ids: list[str],
 
     threads = [threading.Thread(target=one, args=(i,), name=f"burst-{i}")
                for i in range(len(sandbox_ids))]
-    cpu_before, wall_before = _cpu_s(), time.monotonic_ns()
+    cpu_before, wall_before = harness_cpu_s(), time.monotonic_ns()
     try:
         for thread in threads:
             thread.start()
@@ -109,33 +109,36 @@ def run_burst(execute_one: ExecuteOne, sandbox_ids: list[str],
                                                           "without a result")
                   for r in results]
     begun = schedule.begun_ns if schedule.begun_ns is not None else wall_before
-    return Burst(executions, _cpu_s() - cpu_before, (time.monotonic_ns() - wall_before) / 1e9,
+    return Burst(executions, harness_cpu_s() - cpu_before,
+                 (time.monotonic_ns() - wall_before) / 1e9,
                  [_lateness(e, begun, offset) for e, offset in zip(executions, offsets_s)])
 
 
-def _cpu_s() -> float:
+def harness_cpu_s() -> float:
     """The harness's CPU time so far: user and system, every thread of this process (not the
     runtimes' processes it started, which are its children)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
-def _request_ns(execution: Execution) -> int | None:
-    return next((m.ns for m in execution.marks
-                 if m.name == "request" and m.clock == Clock.HOST_MONOTONIC), None)
+def request_ns(execution: Execution) -> int | None:
+    """When the sandbox was requested, on the monotonic clock: its ``request`` mark (the
+    runtime invoked), or on a cluster its ``create`` (the pod's first event on the watch)."""
+    marks = {m.name: m.ns for m in execution.marks if m.clock == Clock.HOST_MONOTONIC}
+    return marks.get("request", marks.get("create"))
 
 
 def _lateness(execution: Execution, begun_ns: int, offset_s: float) -> float | None:
-    request = _request_ns(execution)
+    request = request_ns(execution)
     return None if request is None else (request - begun_ns) / 1e9 - offset_s
 
 
 def arrival_order(executions: list[Execution]) -> list[int]:
     """Each sandbox's position in its burst (0 for the first), in the order the requests were
-    actually made (their monotonic request marks; ties and sandboxes never requested by their
-    place in the schedule, the latter last)."""
+    actually made (their monotonic request marks, a pod's create; ties and sandboxes never
+    requested by their place in the schedule, the latter last)."""
     def request(index: int) -> tuple[bool, int, int]:
-        ns = _request_ns(executions[index])
+        ns = request_ns(executions[index])
         return (ns is None, ns or 0, index)
 
     ranked = sorted(range(len(executions)), key=request)

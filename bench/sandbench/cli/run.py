@@ -47,6 +47,10 @@ VERBOSE_HELP = ("Every metric in the summary table, not only each workload's hea
               f"1,4,16 (1 to {MAX_CONCURRENCY}; start only). Default 1: one at a time.")
 @click.option("--arrival", help=f"When a burst's sandboxes are requested: {ARRIVAL_SYNTAX}. "
               "Default burst: all at once.")
+@click.option("--nodes", help="kubernetes: run every burst on these nodes at once, the "
+              "--concurrency level on each: all (every schedulable node), a comma list of "
+              "names, or a label selector (role=bench; selector:KEY for a bare key). Every "
+              "sample is labelled with its node.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"),
               show_default=True, help="Directory the run directory is created in.")
 @click.option("--no-report", is_flag=True, help="Do not render the HTML report at the end.")
@@ -56,7 +60,8 @@ VERBOSE_HELP = ("Every metric in the summary table, not only each workload's hea
 @pull_options
 def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str | None,
         workload_names: str | None, rounds: int | None, warmup: int | None,
-        timeout: float | None, concurrency: str | None, arrival: str | None, out: Path,
+        timeout: float | None, concurrency: str | None, arrival: str | None,
+        nodes: str | None, out: Path,
         no_report: bool, verbose: bool, cache_dir: Path,
         kubeconfig: str | None, kube_context: str | None, node: str | None,
         image: str | None, pull_policy: str | None, pull: str | None,
@@ -81,7 +86,7 @@ def run(spec_file: Path | None, profile: str, backend: str | None, runtimes: str
                           kubernetes={**kube_flags(kubeconfig, kube_context, node, image,
                                                    pull_policy),
                                       "pull": pull, "cri_endpoint": cri_endpoint,
-                                      "crictl": crictl})
+                                      "crictl": crictl, "nodes": nodes})
     spec = load_spec(spec_file, profile, overrides)
     # Before the run directory is made and the image prepared (minutes, when it is built):
     # a bad --out is bad input, not a run that failed.

@@ -165,9 +165,27 @@ class Spec(Strict):
 
     @property
     def concurrency_axis(self) -> bool:
-        """Whether concurrency is an axis of this run: any level but the lone default [1].
-        Without it, samples carry no concurrency labels and no burst metrics, as before."""
-        return self.concurrency != [1]
+        """Whether concurrency is an axis of this run: any level but the lone default [1],
+        or a fan-out over nodes on the kubernetes backend (kubernetes.nodes: its pods go
+        together, one burst per round, even at [1]). Without it, samples carry no
+        concurrency labels and no burst metrics, as before."""
+        return self.concurrency != [1] or (self.backend == "kubernetes"
+                                           and self.kubernetes.nodes is not None)
+
+    @model_validator(mode="after")
+    def _fan_out_fits(self) -> Spec:
+        nodes, pull = self.kubernetes.nodes, self.kubernetes.pull
+        if nodes is not None and self.backend != "kubernetes":
+            raise ValueError(f"kubernetes.nodes {nodes!r} fans pods out over a cluster's "
+                             f"nodes; backend {self.backend!r} has none: leave it out, or "
+                             "give --backend kubernetes")
+        if self.backend == "kubernetes" and self.concurrency_axis and pull != "warm":
+            raise ValueError(f"kubernetes.pull {pull!r} puts the image in its state on one "
+                             "node before each pod, one pod at a time; pods started together "
+                             f"(concurrency {self.concurrency}"
+                             + (f", nodes {nodes!r}" if nodes else "") + ") measure warm "
+                             "starts: leave pull out, or concurrency at [1]")
+        return self
 
     @field_validator("variants")
     @classmethod

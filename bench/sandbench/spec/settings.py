@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sandbench.spec.nodes import parse_nodes
 
 
 class Strict(BaseModel):
@@ -89,6 +91,14 @@ class KubernetesSettings(Strict):
     node: str | None = None
     """Node every pod is pinned to; None: the first Ready node every RuntimeClass can use."""
 
+    nodes: str | None = None
+    """Fan-out: the nodes every burst runs on at once, each getting the burst's pods (so
+    ``concurrency: [4]`` on three nodes is twelve pods together): ``all`` (every Ready node
+    without a cordon or NoSchedule/NoExecute taint that the RuntimeClasses' scheduling
+    admits), a comma list of names, or a label selector (``role=bench``; ``selector:KEY`` for a
+    bare key). Makes concurrency an axis (every start sample labelled with its node, even at
+    [1]); None: pods run on ``node``, one at a time unless ``concurrency`` says otherwise."""
+
     image: str | None = None
     """Workload image reference; None: the name `sandbench image build` gives, which must
     then be present on the node (imported, or pushed to a registry under that name)."""
@@ -145,8 +155,18 @@ class KubernetesSettings(Strict):
     """The node, reached over SSH, for facts the API does not give (kernel command line, CPU
     governor, KSM, THP, kata-runtime env); None: only what the API says about the node."""
 
+    @field_validator("nodes")
+    @classmethod
+    def _nodes_spelled(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_nodes(value)
+        return value
+
     @model_validator(mode="after")
     def _pull_can_be_had(self) -> KubernetesSettings:
+        if self.nodes is not None and self.node is not None:
+            raise ValueError(f"node {self.node!r} pins every pod to one node and nodes "
+                             f"{self.nodes!r} fans bursts out over several; give one of them")
         if self.cri_over_ssh and self.ssh is None:
             raise ValueError("cri_over_ssh true needs ssh, the node reached over SSH (host, "
                              "user, key); give ssh, or leave cri_over_ssh out")

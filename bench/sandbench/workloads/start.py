@@ -146,7 +146,8 @@ def _end_mark(rest: str, execution: Execution) -> list[Mark]:
 #: bottleneck.
 BURST_TO_LAST_WORKLOAD = Metric(
     "burst_to_last_workload", "ms", Better.LOWER,
-    "the burst's first request -> the last sandbox's first workload instruction")
+    "the burst's first request (on a cluster: pod created) -> the last sandbox's first "
+    "workload instruction")
 BURST_THROUGHPUT = Metric(
     "burst_throughput", "sandboxes/s", Better.HIGHER,
     "sandboxes of the burst over burst_to_last_workload: starts per second")
@@ -196,10 +197,16 @@ def burst_totals(sandboxes: list[Arrived]) -> list[Value]:
             Value(BURST_THROUGHPUT, count / (total_ms / 1e3), clock=str(Clock.HOST_MONOTONIC))]
 
 
+#: A sandbox's request and its time to the workload: the runtime invoked locally, the pod
+#: created (its first event on the watch) on a cluster.
+ARRIVALS = (("request", "request_to_workload"), ("create", "create_to_workload"))
+
+
 def _arrived(execution: Execution, values: list[Value]) -> Arrived:
-    request = next((m.ns for m in execution.marks
-                    if m.name == "request" and m.clock == Clock.HOST_MONOTONIC), None)
-    phase = next((v for v in values if v.metric.name == PHASES[0].metric.name), None)
+    marks = {m.name: m.ns for m in execution.marks if m.clock == Clock.HOST_MONOTONIC}
+    mark, metric = next(((m, p) for m, p in ARRIVALS if m in marks), ARRIVALS[0])
+    request = marks.get(mark)
+    phase = next((v for v in values if v.metric.name == metric), None)
     if phase is not None and phase.status == Status.OK and phase.value is not None:
         return Arrived(request, phase.value)
     reason = phase.reason if phase is not None else None

@@ -4,7 +4,9 @@ Configuration: an explicit kubeconfig, else $KUBECONFIG, else ~/.kube/config, el
 in-cluster service account. Throttling (429) and server errors (5xx) are retried with
 exponential back-off, honouring Retry-After, by urllib3's Retry under the official client,
 for every method: a retried create that had in fact succeeded answers 409, which the pod
-code treats as success.
+code treats as success. The client itself never throttles: it has no client-side rate
+limiter (no QPS or burst to set, unlike client-go), and its connection pool is sized
+(POOL_SIZE) for a burst's concurrent creates.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ from sandbench.errors import BadInput
 #: Statuses worth another try: throttled, or the server (or a proxy in front) failing.
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 NOT_FOUND, CONFLICT, EXPIRED = 404, 409, 410
+#: Connections the client keeps open for reuse. Its default (5 per core) under a burst's
+#: creates (one thread per pod) made every request past it open a connection of its own, TLS
+#: handshake included, and throw it away after. Idle ones cost a socket; none is opened
+#: before a request needs it. (The client has no rate limiter to set: see fanout.py.)
+POOL_SIZE = 1024
 
 
 class ClusterError(BadInput):
@@ -78,6 +85,8 @@ def _configuration(kubeconfig: str | None, context: str | None) -> tuple[Configu
 def connect(kubeconfig: str | None = None, context: str | None = None) -> Apis:
     configuration, source = _configuration(kubeconfig, context)
     configuration.retries = retry_policy()
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0,
+                                                POOL_SIZE)
     api_client = ApiClient(configuration)
     return Apis(api_client, client.CoreV1Api(api_client), client.NodeV1Api(api_client),
                 client.VersionApi(api_client), client.AuthorizationV1Api(api_client),

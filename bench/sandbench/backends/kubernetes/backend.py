@@ -1,14 +1,18 @@
 """The kubernetes backend: each runtime is a RuntimeClass, each sandbox a pod.
 
 One namespace per run, labelled with the run id; every pod labelled and pinned to one node;
-one measured pod at a time (each is deleted, and gone, before the next is created). Start
-phases come from watch receive times on the harness's monotonic clock; the in-sandbox stamp
-is brought onto the harness clock by an offset measured per RuntimeClass (clock.py).
+one measured pod at a time (each is deleted, and gone, before the next is created), unless
+concurrency is the axis: then a burst's pods start together on every selected node
+(fanout.py). Start phases come from watch receive times on the harness's monotonic clock; the
+in-sandbox stamp is brought onto the harness clock by an offset measured per RuntimeClass and
+node (clock.py).
 """
 
 from __future__ import annotations
 
 import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +21,17 @@ from kubernetes.client.exceptions import ApiException
 
 from sandbench import image
 from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
-from sandbench.backends.kubernetes import (access, api, classes, clock, cri, kubelet, kubevirt,
-                                           manifests, podfootprint, podstats, pull)
+from sandbench.backends.kubernetes import (access, api, classes, clock, cri, fanout, kubelet,
+                                           kubevirt, manifests, podfootprint, podstats, pull)
 from sandbench.backends.kubernetes.lifecycle import (PLANNED, PodFailed, PodProgress, PodRun,
                                                      exit_code, terminated_reason)
-from sandbench.backends.kubernetes.nodes import choose_node, node_facts
+from sandbench.backends.kubernetes.nodes import choose_node, hostname, node_facts, select_nodes
 from sandbench.backends.kubernetes.watcher import RunWatch
 from sandbench.facts import ssh
 from sandbench.facts import node as sshfacts
 from sandbench.image.inputs import PROBE_IN_IMAGE as PROBE
-from sandbench.model import Case, Clock, ClockOffset, Execution, MissingOffset, Status, Value
+from sandbench.model import (Burst, Case, Clock, ClockOffset, Execution, MissingOffset, Status,
+                             Value)
 from sandbench.spec import KubernetesSettings, Resources
 
 #: The start phases read across the harness's clock and a pod's (a VM's console stamps are
@@ -40,6 +45,7 @@ NAMESPACE_DELETE_S = 120.0
 class KubernetesBackend(Backend):
     name = "kubernetes"
     extra_metrics = (kubelet.RUN_PODSANDBOX, kubelet.IMAGE_PULL)
+    concurrent = True
 
     def __init__(self, settings: KubernetesSettings, resources: Resources, run_id: str,
                  cache_dir: Path) -> None:
@@ -51,6 +57,10 @@ class KubernetesBackend(Backend):
         self._apis: api.Apis | None = None
         self._watch: RunWatch | None = None
         self._node: dict[str, Any] | None = None
+        #: The nodes a burst runs on (kubernetes.nodes; else the one node).
+        self._fanout: list[dict[str, Any]] = []
+        #: Offsets on the fan-out's other nodes, by (runtime, node name).
+        self._node_offsets: dict[tuple[str, str], ClockOffset | MissingOffset] = {}
         self._image: str | None = None
         self._offsets: dict[str, ClockOffset | MissingOffset] = {}
         #: Runtimes whose offset a start phase used: measured again at the end of the run.
@@ -139,9 +149,18 @@ class KubernetesBackend(Backend):
 
     def prepare(self, runtimes: list[str], progress: Progress | None = None) -> None:
         report = progress or (lambda line: None)
-        self._node = choose_node(self.apis, runtimes, self.settings.node)
+        if self.settings.nodes is not None:
+            self._fanout, left_out = select_nodes(self.apis, runtimes, self.settings.nodes)
+            self.notes += left_out
+            self._node = self._fanout[0]
+        else:
+            self._node = choose_node(self.apis, runtimes, self.settings.node)
+            self._fanout = [self._node]
         self._image = self.settings.image or self._local_image_name()
         report(f"node {self._node['metadata']['name']}, image {self._image}")
+        if self.settings.nodes is not None:
+            report(f"fan-out over {len(self._fanout)} node(s): "
+                   + ", ".join(str(n["metadata"]["name"]) for n in self._fanout))
         self._pulls = pull.PullStates(self._image, self._node_cri(), self.namespace)
         report(self._pull_summary())
         # What can fail without the cluster is done before the namespace exists.
@@ -187,8 +206,7 @@ class KubernetesBackend(Backend):
 
     def _hostname(self) -> str:
         assert self._node is not None
-        return str(self._node["metadata"].get("labels", {}).get("kubernetes.io/hostname",
-                                                                self.node_name))
+        return hostname(self._node)
 
     def _local_image_name(self) -> str:
         built = image.load_cached(self.cache_dir)
@@ -223,23 +241,30 @@ class KubernetesBackend(Backend):
         return str(self._node["metadata"]["name"])
 
     def _pod(self, name: str, runtime: str, case: Case, role: str = "measured",
-             port: int | None = None) -> PodRun:
+             port: int | None = None, node: dict[str, Any] | None = None,
+             labels: dict[str, str] | None = None) -> PodRun:
+        """A pod pinned to ``node`` (None: the run's node)."""
         if self._watch is None or self._image is None or self._node is None:
             raise BackendError("the backend is not prepared; call prepare() first")
-        hostname = self._node["metadata"].get("labels", {}).get("kubernetes.io/hostname",
-                                                               self.node_name)
         manifest = manifests.pod(
             name=name, run_id=self.run_id, runtime_class=runtime, case=case, image=self._image,
-            pull_policy=self.settings.pull_policy, node=hostname, resources=self.resources,
-            role=role, port=port)
+            pull_policy=self.settings.pull_policy, node=hostname(node or self._node),
+            resources=self.resources, role=role, port=port, labels=labels)
         return PodRun(self.apis.core, self._watch, self.namespace, manifest,
                       self.settings.schedule_timeout_s)
 
     # -- clock offset ---------------------------------------------------------------------
 
-    def offset(self, runtime: str) -> ClockOffset | MissingOffset:
-        """This RuntimeClass's clock offset, measured once per run (and again at its end, see
-        after_last_step), or why it could not be."""
+    def offset(self, runtime: str, node: dict[str, Any] | None = None
+               ) -> ClockOffset | MissingOffset:
+        """This RuntimeClass's clock offset on ``node`` (None: the run's node), measured once
+        per run (on the run's node again at its end, see after_last_step), or why it could
+        not be. Each node has a clock of its own: a pod's stamp is read against its node's."""
+        if node is not None and node["metadata"]["name"] != self.node_name:
+            key = (runtime, str(node["metadata"]["name"]))
+            if key not in self._node_offsets:
+                self._node_offsets[key] = self._measure_offset(runtime, node)
+            return self._node_offsets[key]
         if runtime not in self._offsets:
             self._offsets[runtime] = self._measure_offset(runtime)
         return self._offsets[runtime]
@@ -255,9 +280,13 @@ class KubernetesBackend(Backend):
                                                     self._measure_offset(runtime), affects)
         return [w for d in self._drifts.values() if (w := d.warning())]
 
-    def _measure_offset(self, runtime: str) -> ClockOffset | MissingOffset:
+    def _measure_offset(self, runtime: str, node: dict[str, Any] | None = None
+                        ) -> ClockOffset | MissingOffset:
         case = Case("clock", "clock", [PROBE, "clock", str(clock.PORT)])
-        run = self._pod(f"sandbench-clock-{runtime}"[:63], runtime, case, "clock", clock.PORT)
+        name = f"sandbench-clock-{runtime}"
+        if node is not None:  # another node of a fan-out: a name of its own, as short
+            name += f"-{zlib.crc32(str(node['metadata']['name']).encode()):08x}"
+        run = self._pod(name[:63], runtime, case, "clock", clock.PORT, node=node)
         vm = runtime in self.vm_runtimes
         if vm:  # the node's default runtime reads the node's clock, which stamps VMI logs
             del run.manifest["spec"]["runtimeClassName"]
@@ -327,6 +356,34 @@ class KubernetesBackend(Backend):
             run.delete()
             self._live.pop(run.name, None)
         return execution
+
+    def execute_burst(self, runtime: str, case: Case, sandbox_ids: list[str], timeout_s: float,
+                      offsets_s: list[float]) -> Burst:
+        """The burst's pods on every node of the fan-out at once (fanout.py): one per id per
+        node, each labelled with its node."""
+        if runtime in self.vm_runtimes or case.workload != "start":
+            why = ("a kubevirt runtime starts one VM at a time" if runtime in self.vm_runtimes
+                   else f"workload {case.workload!r} runs one pod at a time")
+            ids = fanout.pod_names(sandbox_ids, [n["metadata"]["name"] for n in self._fanout])
+            return Burst([Execution(error=f"not run: {why}", labels={"node": node})
+                          for _, node in ids], 0.0, 0.0, [None] * len(ids),
+                         [name for name, _ in ids])
+        if self._watch is None:
+            raise BackendError("the backend is not prepared; call prepare() first")
+        self._offset_used.add(runtime)
+        # Every node's offset before the burst (a clock pod each, in parallel the first
+        # time), so none is measured while the burst's pods start.
+        with ThreadPoolExecutor(max_workers=len(self._fanout)) as pool:
+            measured = list(pool.map(lambda node: self.offset(runtime, node), self._fanout))
+        offsets = {str(n["metadata"]["name"]): o for n, o in zip(self._fanout, measured)}
+        lent = fanout.Cluster(self.apis.core, self.namespace, self._watch, self._live,
+                              self._burst_pod, self.resources.memory_mib)
+        return fanout.run_fanout(lent, self._fanout, runtime, case, sandbox_ids, timeout_s,
+                                 offsets_s, offsets)
+
+    def _burst_pod(self, name: str, runtime: str, case: Case, node: dict[str, Any],
+                   labels: dict[str, str]) -> PodRun:
+        return self._pod(name, runtime, case, node=node, labels=labels)
 
     def _pull_before(self, state: str, execution: Execution) -> bool:
         """Put the image in ``state`` and verify it; False (the execution failed with why)
@@ -423,6 +480,11 @@ class KubernetesBackend(Backend):
         if self._node is not None:
             facts["node"] = node_facts(self._node)
             facts["host"] = {**facts["node"], "harness": "kubernetes backend"}
+        # What the client was set to: a burst's creates must never wait on it.
+        facts["cluster"]["client"] = fanout.CLIENT
+        if self.settings.nodes is not None:
+            facts["fanout"] = {"nodes_asked": self.settings.nodes,
+                               "nodes": [node_facts(n) for n in self._fanout]}
         for name, manifest in classes.manifests().items():
             facts["runtimes"][name] = self._runtime_facts(name, manifest)
         for name in sorted(self.vm_runtimes):
@@ -439,6 +501,13 @@ class KubernetesBackend(Backend):
                         "method": o.method} if isinstance(o, ClockOffset) else o.reason)
                    for r, o in self._offsets.items()}
         final: dict[str, Any] = {"clock_offsets": offsets, "notes": self.notes}
+        if self._node_offsets:
+            by_node: dict[str, dict[str, Any]] = {}
+            for (runtime, node), o in sorted(self._node_offsets.items()):
+                by_node.setdefault(node, {})[runtime] = (
+                    {"offset_ns": o.offset_ns, "uncertainty_ns": o.uncertainty_ns,
+                     "method": o.method} if isinstance(o, ClockOffset) else o.reason)
+            final["clock_offsets_by_node"] = by_node
         if self._pulls is not None:
             final["image_state"] = self._pulls.facts(self.settings.pull, self._cri_runtime)
         if self._drifts:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import queue
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from kubernetes.client.exceptions import ApiException
 
@@ -77,6 +78,16 @@ def _ready(pod: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def _unschedulable(pod: dict[str, Any]) -> str | None:
+    """The scheduler's reason as the pod's own status says it (condition PodScheduled False,
+    Unschedulable): there even when the FailedScheduling Event was dropped under load."""
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if (condition.get("type") == "PodScheduled" and condition.get("status") == "False"
+                and condition.get("reason") == "Unschedulable"):
+            return f"Unschedulable: {condition.get('message', '')}".strip(": ")
+    return None
+
+
 def observe_pod(progress: PodProgress, seen: Seen) -> None:
     pod = seen.object
     progress.execution.not_after("create", seen.received_ns)
@@ -84,6 +95,10 @@ def observe_pod(progress: PodProgress, seen: Seen) -> None:
         raise PodFailed("the pod was deleted before it finished")
     if (pod.get("spec") or {}).get("nodeName"):
         progress.mark_once("scheduled", seen.received_ns)
+    elif (reason := _unschedulable(pod)) is not None:
+        progress.unschedulable = progress.unschedulable or reason
+        if progress.unschedulable_since is None:
+            progress.unschedulable_since = time.monotonic()
     if _started(pod):
         progress.mark_once("running", seen.received_ns)
     if _ready(pod):
@@ -143,24 +158,33 @@ class PodRun:
     def name(self) -> str:
         return str(self.manifest["metadata"]["name"])
 
-    def create(self, execution: Execution) -> None:
+    def create(self, execution: Execution | None) -> None:
+        """Create the pod, marking ``create`` on ``execution`` when the answer arrives; None
+        marks nothing (a burst's pods take their create from the watch's first event)."""
         # The answer is taken raw and marked the moment it arrives: decoding the returned pod
         # into the client's objects takes milliseconds, long enough for the scheduler's
         # binding to be seen on the watch first.
         try:
             answer = self.core.create_namespaced_pod(self.namespace, self.manifest,
                                                      _preload_content=False)
-            execution.mark_now("create")
+            if execution is not None:
+                execution.mark_now("create")
             answer.release_conn()
         except ApiException as exc:
             if not api.is_conflict(exc):
                 raise PodFailed(f"the API refused the pod: {api_message(exc)}") from exc
-            execution.mark_now("create")
+            if execution is not None:
+                execution.mark_now("create")
 
     def follow(self, events: queue.Queue[Seen], progress: PodProgress, deadline: float,
-               until_ready: bool) -> None:
-        """Consume watch events until the pod finishes (or, with until_ready, is Ready)."""
+               until_ready: bool, stop: threading.Event | None = None,
+               observe: Callable[[PodProgress, Seen], None] | None = None) -> None:
+        """Consume watch events until the pod finishes (or, with until_ready, is Ready); a
+        ``stop`` set meanwhile (a burst stopped by Ctrl-C) fails it within a second.
+        ``observe`` sees each pod event first (a burst's create mark)."""
         while not progress.finished and not (until_ready and "ready" in progress.seen):
+            if stop is not None and stop.is_set():
+                raise PodFailed(f"stopped in phase {progress.phase}: the burst was stopped")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise PodFailed(f"timed out in phase {progress.phase}" + (
@@ -172,6 +196,8 @@ class PodRun:
             except queue.Empty:
                 continue
             if seen.kind == "pod":
+                if observe is not None:
+                    observe(progress, seen)
                 observe_pod(progress, seen)
             else:
                 observe_event(progress, seen)

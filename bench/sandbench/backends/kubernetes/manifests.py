@@ -18,6 +18,10 @@ RUN_ID = "sandbench.io/run-id"
 RUNTIME = "sandbench.io/runtime"
 WORKLOAD = "sandbench.io/workload"
 ROLE = "sandbench.io/role"
+#: A burst's pods (a concurrency run, a fan-out over nodes): which burst, and how many per
+#: node, so `kubectl get pods -l sandbench.io/burst=ID` shows exactly one burst's pods.
+BURST = "sandbench.io/burst"
+CONCURRENCY = "sandbench.io/concurrency"
 
 
 def run_labels(run_id: str) -> dict[str, str]:
@@ -39,7 +43,8 @@ def _quantities(resources: Resources) -> dict[str, str]:
 
 def pod(*, name: str, run_id: str, runtime_class: str, case: Case, image: str,
         pull_policy: str, node: str, resources: Resources, role: str = "measured",
-        port: int | None = None) -> dict[str, Any]:
+        port: int | None = None, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """The pod of one sandbox; ``labels`` are added to sandbench's own (a burst's)."""
     container: dict[str, Any] = {
         "name": "workload",
         "image": image,
@@ -51,7 +56,8 @@ def pod(*, name: str, run_id: str, runtime_class: str, case: Case, image: str,
     }
     if port is not None:
         container["ports"] = [{"containerPort": port, "protocol": "TCP"}]
-    labels = {**run_labels(run_id), RUNTIME: runtime_class, WORKLOAD: case.workload, ROLE: role}
+    labels = {**(labels or {}), **run_labels(run_id), RUNTIME: runtime_class,
+              WORKLOAD: case.workload, ROLE: role}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
