@@ -95,6 +95,7 @@ def as_peer(manifest: dict[str, Any], *, runtime_class: str | None, hostname: st
     spec["nodeSelector"] = {"kubernetes.io/hostname": hostname}
     meta = manifest["metadata"]["labels"]
     meta[manifests.RUNTIME] = runtime_class or PEER_RUNTIMES["default"]
+    meta[manifests.ROLE] = "peer"
     meta[PATH_LABEL] = path
     container = spec["containers"][0]
     container.pop("resources", None)
