@@ -292,6 +292,8 @@ class Peers:
             run.follow(events, progress, deadline, until_ready=False)
             return
         run.follow(events, progress, deadline, until_ready=True)
+        if progress.finished:
+            return  # ended before it served: its exit and log say why, no client to wait on
         sandbox_ip = run.pod_ip()
         if sandbox_ip is None:
             raise PeerFailed(f"pod {run.name} is Ready but has no pod IP")
