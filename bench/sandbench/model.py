@@ -279,6 +279,10 @@ class Case:
     #: "cold" (removed, so it is pulled) or "warm" (present); None: not a start being timed,
     #: or a backend that pulls no images.
     pull: str | None = None
+    #: Which of the backend's network paths to the peer the case takes (Backend.peer_paths,
+    #: also the sample's ``path`` label: a cluster's same-node or cross-node); None: the
+    #: backend's only one (a local sandbox's veth).
+    peer_path: str | None = None
 
 
 @dataclass(frozen=True)

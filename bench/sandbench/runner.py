@@ -73,9 +73,12 @@ class Plan:
         return [*self.metrics, *backend.extra_metrics]
 
 
-def plan(spec: Spec, known_runtimes: dict[str, str], concurrent: bool = True) -> Plan:
+def plan(spec: Spec, known_runtimes: dict[str, str], concurrent: bool = True,
+         peer_paths: Callable[[], tuple[str, ...]] | None = None) -> Plan:
     """Check every name and parameter and lay out the steps; raises SpecError, runs nothing.
-    ``concurrent``: whether the backend can start sandboxes together (Backend.concurrent)."""
+    ``concurrent``: whether the backend can start sandboxes together (Backend.concurrent);
+    ``peer_paths``: the prepared backend's Backend.peer_paths, asked only when a case has a
+    peer (None: one unnamed path, as before the backend is prepared)."""
     for runtime in spec.runtimes:
         if runtime not in known_runtimes:
             raise SpecError(f"unknown runtime {runtime!r} for backend {spec.backend!r}; "
@@ -92,7 +95,18 @@ def plan(spec: Spec, known_runtimes: dict[str, str], concurrent: bool = True) ->
             raise SpecError(validation_message(exc, spec.source,
                                                within=("workloads", name, "params"))) from None
     _check_concurrency(spec, concurrent)
-    return Plan(spec, params, list(_steps(spec, params)))
+    return Plan(spec, params, list(_steps(spec, params, _asked_once(peer_paths))))
+
+
+def _asked_once(paths: Callable[[], tuple[str, ...]] | None) -> Callable[[], tuple[str, ...]]:
+    """``paths`` called at most once (it may ask a cluster for its nodes), and only if needed."""
+    known: list[tuple[str, ...]] = []
+
+    def once() -> tuple[str, ...]:
+        if not known:
+            known.append(paths() if paths is not None else ())
+        return known[0]
+    return once
 
 
 def _check_concurrency(spec: Spec, concurrent: bool) -> None:
@@ -110,7 +124,8 @@ def _check_concurrency(spec: Spec, concurrent: bool) -> None:
                         f"--workloads {can.split(',')[0]}), or leave concurrency at [1]")
 
 
-def _steps(spec: Spec, params: dict[str, Params]) -> Iterator[Step]:
+def _steps(spec: Spec, params: dict[str, Params],
+           peer_paths: Callable[[], tuple[str, ...]]) -> Iterator[Step]:
     for name, workload_params in params.items():
         workload = workloads.get(name)
         warmup = spec.warmup_of(name)
@@ -118,12 +133,22 @@ def _steps(spec: Spec, params: dict[str, Params]) -> Iterator[Step]:
         levels: list[int | None] = (list(spec.concurrency) if spec.concurrency_axis
                                     and workload.concurrent else [None])
         for number in range(1, warmup + spec.rounds_of(name) + 1):
-            for case in workload.cases(workload_params):
+            cases = [one for case in workload.cases(workload_params)
+                     for one in _over_paths(case, peer_paths)]
+            for case in cases:
                 for pulled in _pulled(case, spec, workload, number):
                     for level in round_order(levels, number):
                         for runtime in round_order(spec.runtimes, number):
                             yield Step(workload, pulled, runtime, number, number <= warmup,
                                        level)
+
+
+def _over_paths(case: Case, peer_paths: Callable[[], tuple[str, ...]]) -> list[Case]:
+    """A case with a peer once per network path the backend has to it (a cluster's peer on
+    the same node and on another), each labelled ``path``; any other case as it is."""
+    paths = peer_paths() if case.peer is not None else ()
+    return [dataclasses.replace(case, peer_path=path, labels={**case.labels, "path": path})
+            for path in paths] or [case]
 
 
 def _pulled(case: Case, spec: Spec, workload: Workload, number: int) -> list[Case]:

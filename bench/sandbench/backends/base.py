@@ -89,6 +89,12 @@ class Backend(ABC):
         raise BackendInputError(f"backend {self.name!r} starts one sandbox at a time; "
                                 "concurrency above 1 runs on local or kubernetes")
 
+    def peer_paths(self, runtimes: list[str]) -> tuple[str, ...]:
+        """The network paths this backend runs a case with a peer over, by name (each a
+        sample's ``path`` label), once prepared for ``runtimes``: every such case runs once
+        per path. Empty: one path with no name (a local sandbox's veth)."""
+        return ()
+
     @abstractmethod
     def cleanup(self) -> list[str]:
         """Delete every sandbox this backend object created that is still there; safe to call

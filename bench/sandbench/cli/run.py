@@ -124,13 +124,17 @@ def measure(spec: Spec, run_id: str, run_dir: Path, cache_dir: Path,
         spec, notes = runner.check_runtimes(backend_obj, spec)
         for note in notes:
             console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
-        the_plan = runner.plan(spec, backend_obj.known_runtimes(), backend_obj.concurrent)
+        runner.plan(spec, backend_obj.known_runtimes(), backend_obj.concurrent)
         with console.status(f"preparing the {spec.backend} backend..."):
             try:
                 backend_obj.prepare(spec.runtimes, progress=lambda line: console.log(line))
             except SandbenchError as exc:
                 # Whatever the kind, failing here is a run that could not start.
                 raise RunFailed(f"cannot prepare: {exc}") from exc
+        # Laid out once prepared: a cluster knows only then which paths a peer can take.
+        prepared = backend_obj
+        the_plan = runner.plan(spec, prepared.known_runtimes(), prepared.concurrent,
+                               lambda: prepared.peer_paths(spec.runtimes))
         writer = results.RunWriter(run_dir, runner.run_metadata(run_id, the_plan, backend_obj,
                                                                notes))
         console.print(f"run [bold]{run_id}[/]: {the_plan.sandboxes} sandboxes, "

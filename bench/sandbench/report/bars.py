@@ -45,10 +45,11 @@ STYLES = {
     "io": BarStyle(inner="job", outer=("target", "direct"),
                    caption="Median per target (rootfs or volume), direct or buffered I/O, and "
                            "fio job; whiskers: 95% bootstrap interval of the median."),
-    "net": BarStyle(inner="direction",
-                    caption="Median per direction; whiskers: 95% bootstrap interval of the "
-                            "median. Every runtime talks to the same native peer over the same "
-                            "kind of path."),
+    "net": BarStyle(inner="direction", outer=("path",),
+                    caption="Median per direction (and, on a cluster, per node path); "
+                            "whiskers: 95% bootstrap interval of the median. Every runtime "
+                            "talks to the same kind of peer over the same kind of path (the "
+                            "notes above say which)."),
 }
 
 

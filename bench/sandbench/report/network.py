@@ -2,8 +2,9 @@
 traffic took, what ran at the other end, and which runtimes put a network stack of their own
 on that path.
 
-All of it is read from the samples' labels (``net_path``, ``peer_runtime``, ``direction``) and
-from run.json's runtime facts (``network_flags``), never assumed from runtime names.
+All of it is read from the samples' labels (``net_path``, ``peer_runtime``, ``direction``,
+``path``) and from run.json (each runtime's ``network_flags``; a cluster's ``net``, which says
+where the peers ran and why a path was not measured), never assumed from runtime names.
 """
 
 from __future__ import annotations
@@ -18,7 +19,17 @@ WORKLOAD = "net"
 PATHS = {"veth": "a veth pair between two network namespaces the run made, on this host, with "
                  "no default route in either: nothing left the machine",
          "tap+bridge+veth": "the VM's virtio-net device on a tap, bridged in the sandbox's "
-                            "namespace to the same veth pair (the guest holds the address)"}
+                            "namespace to the same veth pair (the guest holds the address)",
+         "pod-network": "the cluster's pod network, pod to pod as the CNI connects them (on "
+                        "sandbench's test cluster a Linux bridge with no default route: nothing "
+                        "left the machine)"}
+#: What each peer_runtime label means, where it is not a runtime's own name.
+PEERS = {"node-default": "under the node's default handler (no runtimeClassName; runc on the "
+                         "test cluster), the same peer for every runtime",
+         "same-as-sandbox": "under the same RuntimeClass as the pod it talks to"}
+#: What a cluster's ``path`` label means.
+NODE_PATHS = {"same-node": "the peer pod on the measured pod's node",
+              "cross-node": "the peer pod on another node"}
 DIRECTIONS = {"sandbox_to_peer": "the sandbox sends: iperf3's client in the sandbox; for round "
                                  "trips, the sandbox sends each message and waits for the "
                                  "peer's echo, timed in the sandbox",
@@ -31,7 +42,7 @@ def network_notes(samples: pd.DataFrame, meta: RunMeta, runtimes: Runtimes) -> l
     net = samples[samples["workload"] == WORKLOAD]
     if net.empty:
         return []
-    notes = [_path_note(net, runtimes)]
+    notes = [_path_note(net, runtimes), *_node_path_notes(net, meta)]
     directions = sorted({str(labels.get("direction")) for labels in net["labels"]
                          if labels and labels.get("direction")})
     notes.append("Directions: " + "; ".join(f"{d}: {DIRECTIONS.get(d, d)}"
@@ -59,6 +70,27 @@ def _path_note(net: pd.DataFrame, runtimes: Runtimes) -> str:
     parts = []
     for (path, peer), names in by_path.items():
         who = "" if len(by_path) == 1 else f" (under {', '.join(runtimes.name(n) for n in names)})"
-        parts.append(f"over {PATHS.get(path, path)} (net_path={path}), to a peer running "
-                     f"{peer} (peer_runtime={peer}){who}")
+        running = PEERS.get(peer, f"running {peer}")
+        parts.append(f"over {PATHS.get(path, path)} (net_path={path}), to a peer {running} "
+                     f"(peer_runtime={peer}){who}")
     return "Each sandbox reached its peer " + "; ".join(parts) + "."
+
+
+def _node_path_notes(net: pd.DataFrame, meta: RunMeta) -> list[str]:
+    """On a cluster: which node paths were measured, and why one was not (a single-node
+    cluster has no cross-node path: not applicable, so no sample, never a failed one)."""
+    measured = sorted({str(labels["path"]) for labels in net["labels"]
+                       if labels and labels.get("path")})
+    facts = meta.environment.get("net")
+    if not measured and not isinstance(facts, dict):
+        return []
+    notes = []
+    if measured:
+        notes.append("Paths: " + "; ".join(f"{p}: {NODE_PATHS.get(p, p)}" for p in measured)
+                     + ".")
+    nodes = facts.get("nodes") if isinstance(facts, dict) else None
+    if isinstance(nodes, dict):
+        for path, where in nodes.items():
+            if path not in measured and isinstance(where, str):
+                notes.append(f"{path}: {where}; no {path} sample was taken.")
+    return notes

@@ -148,6 +148,13 @@ class KubernetesSettings(Strict):
     harness on the node, or an API server that will not proxy to the node's address, as
     with a node named 127.0.0.1); its certificate is not verified."""
 
+    peer_runtime: Literal["default", "measured"] = "default"
+    """What the net workload's peer pods run under: ``default``, no runtimeClassName (the
+    node's default handler, runc on the test cluster), so only the measured pod's
+    RuntimeClass differs between runtimes and each is compared against one peer; or
+    ``measured``, the same RuntimeClass as the pod it talks to (both ends pay the sandbox,
+    as two sandboxed services would). Samples say which (``peer_runtime``)."""
+
     kubevirt: KubevirtSettings = Field(default_factory=KubevirtSettings)
     """Settings of the runtimes of kind kubevirt (runtimeclasses/kubevirt)."""
 

@@ -22,10 +22,12 @@ from kubernetes.client.exceptions import ApiException
 from sandbench import image
 from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
 from sandbench.backends.kubernetes import (access, api, classes, clock, cri, fanout, kubelet,
-                                           kubevirt, manifests, podfootprint, podstats, pull)
+                                           kubevirt, manifests, netpeer, podfootprint, podstats,
+                                           pull)
 from sandbench.backends.kubernetes.lifecycle import (PLANNED, PodFailed, PodProgress, PodRun,
                                                      exit_code, terminated_reason)
-from sandbench.backends.kubernetes.nodes import choose_node, hostname, node_facts, select_nodes
+from sandbench.backends.kubernetes.nodes import (_selectors, choose_node, hostname, node_facts,
+                                                 select_nodes)
 from sandbench.backends.kubernetes.watcher import RunWatch
 from sandbench.facts import ssh
 from sandbench.facts import node as sshfacts
@@ -79,6 +81,8 @@ class KubernetesBackend(Backend):
         self._ssh_facts: dict[str, Any] | None = None
         self._pulls: pull.PullStates | None = None
         self._cri_runtime: str | None = None
+        #: The net workload's peer pods (netpeer.py), made once prepared.
+        self._peers: netpeer.Peers | None = None
 
     @property
     def apis(self) -> api.Apis:
@@ -313,9 +317,7 @@ class KubernetesBackend(Backend):
 
     def execute(self, runtime: str, case: Case, sandbox_id: str, timeout_s: float) -> Execution:
         if case.peer is not None:
-            # Failed with the reason, never run: its argv would name an address nobody has.
-            return Execution(error="a case with a network peer (the net workload) needs a "
-                                   "peer pod, which the kubernetes backend does not make yet")
+            return self._net_case(runtime, case, sandbox_id, timeout_s)
         if case.together is not None and runtime not in self.vm_runtimes:
             return podfootprint.together(self._held(), runtime, case, sandbox_id, timeout_s)
         offset = self.offset(runtime)
@@ -384,6 +386,32 @@ class KubernetesBackend(Backend):
     def _burst_pod(self, name: str, runtime: str, case: Case, node: dict[str, Any],
                    labels: dict[str, str]) -> PodRun:
         return self._pod(name, runtime, case, node=node, labels=labels)
+
+    # -- the net workload: its peer as pods (netpeer.py) ------------------------------------
+
+    def _net(self) -> netpeer.Peers:
+        if self._peers is None:
+            if self._watch is None or self._node is None:
+                raise BackendError("the backend is not prepared; call prepare() first")
+            self._peers = netpeer.Peers(self.apis, self.settings.peer_runtime, self._node,
+                                        self._watch, self._live, self._pod)
+        return self._peers
+
+    def peer_paths(self, runtimes: list[str]) -> tuple[str, ...]:
+        try:
+            return self._net().paths(_selectors(self.apis, runtimes))
+        except netpeer.PeerFailed as exc:
+            raise BackendError(str(exc)) from exc
+
+    def _net_case(self, runtime: str, case: Case, sandbox_id: str,
+                  timeout_s: float) -> Execution:
+        if runtime in self.vm_runtimes:
+            # Failed with the reason, never run: a VMI's network is not a pod's.
+            return Execution(error=f"{runtime} runs as a KubeVirt VM, whose path to a peer "
+                                   "pod the kubernetes backend does not measure yet")
+        return self._net().execute(runtime, case, sandbox_id, timeout_s,
+                                   lambda pod_case: self._pod(sandbox_id, runtime, pod_case),
+                                   self.resources.memory_mib)
 
     def _pull_before(self, state: str, execution: Execution) -> bool:
         """Put the image in ``state`` and verify it; False (the execution failed with why)
@@ -514,6 +542,8 @@ class KubernetesBackend(Backend):
             final["clock_drift"] = {r: d.record() for r, d in self._drifts.items()}
         if self._vms is not None:
             final["kubevirt"] = self._vms.final_facts()
+        if self._peers is not None:
+            final["net"] = self._peers.facts()
         return final
 
     def _runtime_facts(self, name: str, manifest: dict[str, Any]) -> dict[str, Any]:
