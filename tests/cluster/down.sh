@@ -7,6 +7,12 @@
 # shims whose command line names our private containerd socket, mounts under $DIR, netns with
 # an address in our pod subnet, our bridge. Never kills by process name. Safe to run twice and
 # when nothing is up.
+#
+# With the node namespace (up.sh NODE_NS=1) containerd, the kubelet and everything they start
+# run in a PID and mount namespace whose PID 1 is node-init (recorded in $DIR/pids like the
+# daemons, by its PID on the host). Stopping node-init last ends every process still in that
+# PID namespace (the kernel SIGKILLs them, containers and gVisor sandboxes in nested namespaces
+# included), and with the last of them the mount namespace and every mount in it.
 set -euo pipefail
 
 DIR="${SANDBENCH_CLUSTER_DIR:-/var/tmp/sandbench-cluster}"
@@ -33,6 +39,17 @@ fi
 KUBECTL="$K8S_BIN/kubectl"
 
 ours() { tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | grep -qF -- "$DIR/"; }
+# Processes (not zombies) whose namespace of a kind ($1: pid or mnt) is $2, e.g. pid:[4026532179].
+ns_members() {
+    local kind=$1 ns=$2 p n=0
+    for p in /proc/[0-9]*; do
+        [[ "$(readlink "$p/ns/$kind" 2>/dev/null)" == "$ns" ]] || continue
+        grep -q '^State:[[:space:]]*Z' "$p/status" 2>/dev/null || n=$((n + 1))
+    done
+    echo "$n"
+}
+NODE_PIDNS= NODE_MNTNS=
+[[ -f "$DIR/node-ns" ]] && read -r NODE_PIDNS NODE_MNTNS <"$DIR/node-ns"
 pid_of() { [[ -f "$DIR/pids" ]] && awk -v n="$1" '$1 == n { p = $2 } END { if (p) print p }' "$DIR/pids"; }
 running() { local p; p=$(pid_of "$1") && [[ -n "$p" ]] && ours "$p"; }
 
@@ -108,7 +125,11 @@ killed_inits=()
 # Whatever is still alive (e.g. containerd died first): container init processes, found
 # through the private containerd's bundle records and confirmed by their cgroup, which is
 # named after the container ID. Killing a container's init ends its whole PID namespace.
-if [[ -d "$TASKS" ]]; then
+# In the node namespace, init.pid holds a PID of that namespace, not the host's: these end
+# with node-init below instead.
+if running node-init; then
+    log "container inits are in the node namespace; they end with node-init"
+elif [[ -d "$TASKS" ]]; then
     for b in "$TASKS"/*/*; do
         [[ -d "$b" ]] || continue
         id=$(basename "$b")
@@ -142,6 +163,25 @@ done
 
 pid=$(pid_of containerd || true)
 [[ -n "$pid" ]] && stop_pid containerd "$pid" 15
+# ---------------------------------------------------------------- the node namespace
+# node-init exits on SIGTERM; the kernel then kills what is left in its PID namespace, and
+# node-init's PID is gone once they all are. Then the node's mount namespace has no process
+# left, and its mounts (container root filesystems, pod volumes, netns bind mounts) are gone.
+pid=$(pid_of node-init || true)
+[[ -n "$pid" ]] && stop_pid node-init "$pid" 10
+if [[ -n "$NODE_PIDNS" ]]; then
+    for ((i = 0; i < 100; i++)); do
+        [[ "$(ns_members pid "$NODE_PIDNS")$(ns_members mnt "$NODE_MNTNS")" == 00 ]] && break
+        sleep 0.1
+    done
+    left_pids=$(ns_members pid "$NODE_PIDNS") left_mnt=$(ns_members mnt "$NODE_MNTNS")
+    if [[ "$left_pids$left_mnt" == 00 ]]; then
+        rm -f "$DIR/node-ns"
+        log "node namespace gone ($NODE_PIDNS, $NODE_MNTNS): no process, so none of its mounts, left"
+    else
+        log "WARNING: node namespace still has $left_pids processes in $NODE_PIDNS, $left_mnt in $NODE_MNTNS"
+    fi
+fi
 # Their netns, veths and cgroups only go away once the processes are really gone.
 for ((i = 0; i < 50; i++)); do
     still=0
@@ -181,7 +221,8 @@ if ((left)); then log "WARNING: $left mounts remain under ${ROOTS[*]}"; else log
 if [[ -f "$DIR/made-shared" ]]; then
     mount --make-private / && rm -f "$DIR/made-shared" && log "/ is a private mount again"
 fi
-if [[ "${KUBEVIRT:-0}" == 1 ]] && ((left == 0)); then
+# Not while the node's mount namespace lives: its mounts there are invisible from here.
+if [[ "${KUBEVIRT:-0}" == 1 ]] && ((left == 0)) && [[ ! -f "$DIR/node-ns" ]]; then
     for r in "${ROOTS[@]:1}"; do
         [[ -e "$r" ]] || continue
         if [[ "$r" == /var/lib/kubelet ]]; then

@@ -24,6 +24,7 @@ die() { echo "kubevirt-up.sh: $*" >&2; exit 1; }
 # shellcheck source=/dev/null
 source "$DIR/cluster.env"
 [[ "${KUBEVIRT:-}" == 1 ]] || die "the cluster in $DIR was not started with SANDBENCH_KUBEVIRT=1"
+[[ "${NODE_NS:-}" == 1 ]] || die "the cluster in $DIR has no node namespace (an older up.sh?); run down.sh and up.sh again"
 KUBECTL="$K8S_BIN/kubectl"
 export KUBECONFIG="$DIR/admin.kubeconfig"
 [[ -f "$KV/bin/.complete" && -f "$KV/images/images.json" ]] ||
@@ -84,13 +85,10 @@ grep -q 'useEmulation: true' "$out/cr.yaml" || die "could not set useEmulation i
 
 "$KUBECTL" apply --server-side -f "$out/operator.yaml" >>"$DIR/logs/kubectl.log" 2>&1 ||
     die "applying the operator failed (see $DIR/logs/kubectl.log)"
-# virt-handler enters the node's mount namespace through /proc/1/ns/mnt, which this machine's
-# PID 1 (a VM's own init, not dumpable) refuses even to root ("permission denied"). KubeVirt's
-# own switch for a node that is itself in a container makes it use its parent's (the
-# containerd shim's, in the host's namespace) instead; the operator passes KV_IO_EXTRA_ENV_*
-# on to the components.
-"$KUBECTL" -n kubevirt set env deployment/virt-operator KV_IO_EXTRA_ENV_VIRT_IN_CONTAINER=true \
-    >>"$DIR/logs/kubectl.log" 2>&1 || die "setting VIRT_IN_CONTAINER failed (see $DIR/logs/kubectl.log)"
+# virt-handler reads /proc/1/root and enters /proc/1/ns/mnt. up.sh runs containerd and the
+# kubelet in the node namespace, whose PID 1 (node-init) is the one a hostPID pod sees, so
+# KubeVirt's defaults hold as on a kind node; no VIRT_IN_CONTAINER. (This machine's own PID 1
+# refuses both even to root: KUBEVIRT-NOTES.md.)
 log "virt-operator applied; waiting for it"
 "$KUBECTL" -n kubevirt rollout status deployment/virt-operator --timeout="${TIMEOUT}s" ||
     die "virt-operator did not become available"

@@ -317,3 +317,30 @@ def test_runtimeclass_without_handler_fails_sandbox(kubectl: Kubectl, namespace:
                     "--wait=false", check=False)
         if created_rc:
             kubectl.run("delete", "runtimeclass", "kata", "--wait=false", check=False)
+
+
+def _node_ns() -> bool:
+    """Whether up.sh ran containerd and the kubelet in the node namespace (cluster.env)."""
+    env = CLUSTER_DIR / "cluster.env"
+    return env.exists() and "NODE_NS='1'" in env.read_text()
+
+
+def test_hostpid_pod_sees_the_node_init(kubectl: Kubectl, namespace: str):
+    """What KubeVirt's virt-handler needs: a privileged hostPID pod sees node-init as /proc/1,
+    and can read its root and mount namespace (this machine's own PID 1 refuses both)."""
+    if not _node_ns():
+        pytest.skip("cluster started without the node namespace (SANDBENCH_NODE_NS=1)")
+    obj = pod("hostpid-runc", "runc", [
+        "/bin/busybox", "sh", "-c",
+        "b=/bin/busybox; $b tr '\\0' ' ' </proc/1/cmdline; echo; $b readlink /proc/1/root; "
+        "$b readlink /proc/1/ns/mnt; $b ls /proc/1/root/dev/ >/dev/null && echo dev-readable"])
+    obj["spec"]["hostPID"] = True
+    obj["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    obj["metadata"]["namespace"] = namespace
+    kubectl.create(obj)
+    wait_succeeded(kubectl, namespace, "hostpid-runc")
+    out = kubectl.run("-n", namespace, "logs", "hostpid-runc").stdout.splitlines()
+    assert "node-init.py" in out[0] and str(CLUSTER_DIR) in out[0], out
+    assert out[1] == "/", out
+    assert out[2].startswith("mnt:["), out
+    assert out[3] == "dev-readable", out

@@ -8,12 +8,22 @@
 # $DIR/admin.kubeconfig. Every daemon's PID is recorded in $DIR/pids so that down.sh can stop
 # exactly what was started here and nothing else.
 #
+# The node namespace (SANDBENCH_NODE_NS=1; on by default with SANDBENCH_KUBEVIRT=1): containerd
+# and the kubelet run in a PID and mount namespace of their own whose PID 1 is node-init.py, as
+# a kind node's are (there PID 1 is systemd). hostPID pods then see that init as /proc/1, and
+# its /proc/1/root and /proc/1/ns/mnt are readable; this machine's own PID 1 refuses them even
+# to root, and KubeVirt's virt-handler needs them. The mount namespace is a private copy of
+# the host's (so every mount containerd and the kubelet make stays in it, and goes with it),
+# with / made rshared inside as kind does, which Bidirectional hostPath mounts need.
+# etcd, the API server, the controllers and the registry stay in the host's namespaces.
+#
 # Inputs (env): SANDBENCH_CACHE / SANDBENCH_K8S_BIN (where build-k8s.sh put the binaries),
 # SANDBENCH_GVISOR_BIN (where build-gvisor.sh put runsc and its shim),
 # SANDBENCH_RUNSC_DEBUG=1 (runsc debug logs, with their "Timeline" lines, in $DIR/logs/runsc/),
 # SANDBENCH_IMAGES (space-separated OCI archives to import), SANDBENCH_POD_CIDR,
 # SANDBENCH_REGISTRY_PORT (the registry's port on 127.0.0.1, default 5000),
-# SANDBENCH_KEEP_ON_FAILURE=1 (leave a failed bring-up running for debugging).
+# SANDBENCH_KEEP_ON_FAILURE=1 (leave a failed bring-up running for debugging),
+# SANDBENCH_NODE_NS=0|1 (containerd and the kubelet in the node namespace, see above).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -65,6 +75,17 @@ for b in "$ETCD" /usr/bin/containerd /usr/bin/ctr /usr/sbin/runc /usr/bin/crun /
     command -v "$b" >/dev/null || refuse "$b not found"
 done
 KUBECTL="$K8S_BIN/kubectl"
+NODE_NS="${SANDBENCH_NODE_NS:-${SANDBENCH_KUBEVIRT:-0}}"
+[[ "$NODE_NS" == 0 || "$NODE_NS" == 1 ]] || refuse "SANDBENCH_NODE_NS must be 0 or 1"
+# virt-handler reads /proc/1/root and enters /proc/1/ns/mnt: without the node namespace that is
+# this machine's PID 1, which refuses both (KUBEVIRT-NOTES.md).
+[[ "${SANDBENCH_KUBEVIRT:-0}" != 1 || "$NODE_NS" == 1 ]] ||
+    refuse "SANDBENCH_KUBEVIRT=1 needs the node namespace (SANDBENCH_NODE_NS=1)"
+if [[ "$NODE_NS" == 1 ]]; then
+    for b in unshare nsenter /usr/bin/python3; do
+        command -v "$b" >/dev/null || refuse "$b not found (the node namespace needs it)"
+    done
+fi
 
 # A recorded PID only counts as ours if its command line still names our state dir; that
 # guards against PID reuse after a reboot or a crash.
@@ -122,6 +143,7 @@ K8S_BIN='$K8S_BIN'
 GVISOR_BIN='$GVISOR_BIN'
 KUBEVIRT='${SANDBENCH_KUBEVIRT:-0}'
 KUBELET_ROOT='$KUBELET_ROOT'
+NODE_NS='$NODE_NS'
 EOF
 
 # ---------------------------------------------------------------- failure handling
@@ -152,6 +174,42 @@ start() {
     local pid=$!
     echo "$name $pid" >>"$DIR/pids"
     log "started $name (pid $pid)"
+}
+
+# The first child of a process (once its command line names $2, if given): how a daemon
+# started through nsenter, or node-init started through unshare, is found. Prints its PID in
+# the host's PID namespace, which is what $DIR/pids holds and down.sh signals.
+child_of() {
+    local parent=$1 want=${2:-} c i
+    for ((i = 0; i < 200; i++)); do
+        c=$(awk '{ print $1 }' "/proc/$parent/task/$parent/children" 2>/dev/null || true)
+        if [[ -n "$c" ]] && { [[ -z "$want" ]] ||
+                tr '\0' ' ' 2>/dev/null <"/proc/$c/cmdline" | grep -qF -- "$want"; }; then
+            echo "$c"
+            return 0
+        fi
+        kill -0 "$parent" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+# Run a command in the node namespace (both: a process in the node's mount namespace but not
+# its PID namespace finds no /proc/self there).
+NODE_INIT=
+node() { nsenter --target "$NODE_INIT" --pid --mount -- "$@"; }
+
+# Like start, inside the node namespace when there is one. nsenter forks the daemon (a PID
+# namespace applies to children only) and waits for it; the daemon is recorded, not nsenter,
+# and nsenter exits when it does.
+start_node() {
+    local name=$1; shift
+    if [[ -z "$NODE_INIT" ]]; then start "$name" "$@"; return; fi
+    setsid nsenter --target "$NODE_INIT" --pid --mount -- "$@" >"$DIR/logs/$name.log" 2>&1 </dev/null &
+    local outer=$! pid
+    pid=$(child_of "$outer") || die "$name did not start in the node namespace (see $DIR/logs/$name.log)"
+    echo "$name $pid" >>"$DIR/pids"
+    log "started $name (pid $pid, in the node namespace)"
 }
 
 wait_for() { # description timeout-seconds logname command...
@@ -197,6 +255,39 @@ done >"$DIR/host-dirs-created"
 for s in "${SYSCTLS[@]}"; do
     v=$(sysctl -n "$s" 2>/dev/null) && echo "$s=$v"
 done >"$DIR/sysctl.orig"
+
+# ---------------------------------------------------------------- the node namespace
+# After the host prerequisites above, so that the copy of the host's mounts has the cgroup
+# hierarchies. unshare forks node-init as PID 1 of a new PID namespace, in a new mount
+# namespace that is a private copy of the host's, with a /proc of its own (--mount-proc);
+# --kill-child ends it if unshare itself is killed. node-init's command line names $DIR/, so
+# `ours` recognises it. Inside, / becomes rshared (kind does the same: Bidirectional hostPath
+# mounts need a shared mount; nothing of it reaches the host, whose / stays private), and every
+# mount that is not /, /proc, /sys or /dev is dropped from the copy (lazily, in the copy only):
+# a copy of, say, another test's tmpfs would otherwise keep that mount alive after its owner
+# unmounts it on the host, until down.sh.
+if [[ "$NODE_NS" == 1 ]]; then
+    setsid unshare --pid --fork --kill-child --mount --propagation private --mount-proc -- \
+        /usr/bin/python3 "$HERE/node-init.py" "$DIR/" >"$DIR/logs/node-init.log" 2>&1 </dev/null &
+    outer=$!
+    NODE_INIT=$(child_of "$outer" node-init.py) ||
+        die "node-init did not start (see $DIR/logs/node-init.log)"
+    echo "node-init $NODE_INIT" >>"$DIR/pids"
+    # down.sh waits until no process is left in these two.
+    echo "$(readlink "/proc/$NODE_INIT/ns/pid") $(readlink "/proc/$NODE_INIT/ns/mnt")" >"$DIR/node-ns"
+    node /bin/bash -c '
+        set -eu
+        mount --make-rshared /
+        awk "{ print \$5 }" /proc/self/mountinfo | sort -r | while read -r m; do
+            m=$(printf "%b" "$m")
+            case "$m" in /|/proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac
+            if umount -l "$m"; then echo "node namespace: dropped the copy of $m"
+            else echo "node namespace: could not drop the copy of $m"; fi
+        done
+        [[ "$(readlink /proc/1/root)" == / ]]
+    ' >>"$DIR/logs/node-init.log" 2>&1 || die "setting up the node namespace failed (see $DIR/logs/node-init.log)"
+    log "node namespace: node-init is pid $NODE_INIT ($(cat "$DIR/node-ns")); / is rshared in it"
+fi
 
 # ---------------------------------------------------------------- PKI and credentials
 log "generating CA, certificates and tokens"
@@ -469,7 +560,7 @@ EOF
 # containerd to pull from a registry other than the local one, it fails locally instead of
 # leaving the machine. Go never sends loopback addresses through a proxy, so the local
 # registry is reached directly.
-start containerd env HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 \
+start_node containerd env HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 \
     http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 NO_PROXY= no_proxy= \
     PATH="$DIR/containerd/bin:$PATH" \
     /usr/bin/containerd --config "$DIR/containerd/config.toml"
@@ -583,24 +674,15 @@ volumePluginDir: $DIR/kubelet/volume-plugins
 staticPodPath: ""
 EOF
 if [[ "${SANDBENCH_KUBEVIRT:-0}" == 1 ]]; then
-    # virt-handler mounts these host paths with Bidirectional propagation, which needs a shared
-    # mount; this host's / is private. Each becomes a shared bind of itself; down.sh unmounts
-    # and removes them.
+    # virt-handler mounts these host paths, some with Bidirectional propagation; / is rshared
+    # in the node namespace, so no host mount is needed. down.sh removes them.
     for d in /var/lib/kubelet /run/kubevirt /run/kubevirt-private /run/kubevirt-libvirt-runtimes \
              /var/lib/kubevirt-node-labeller; do
         mkdir -p "$d"
-        mountpoint -q "$d" || mount --bind "$d" "$d"
-        mount --make-rshared "$d"
     done
-    # The DaemonSet names them /var/run/..., and containerd checks the mount of that path as
-    # written, without following /var/run -> /run: it finds / (private here, shared on a
-    # systemd host). / itself (not its submounts) is shared while the cluster is up.
-    if ! grep -q '^[0-9]* [0-9]* [^ ]* / / [^ ]* shared:' /proc/self/mountinfo; then
-        mount --make-shared / && echo / >"$DIR/made-shared"
-    fi
-    log "KubeVirt host paths are shared mounts; the kubelet's root is /var/lib/kubelet"
+    log "KubeVirt host paths created; the kubelet's root is /var/lib/kubelet"
 fi
-start kubelet "$K8S_BIN/kubelet" \
+start_node kubelet "$K8S_BIN/kubelet" \
     --config="$DIR/kubelet/config.yaml" \
     --kubeconfig="$DIR/kubelet/kubeconfig" \
     --hostname-override="$NODE" \
