@@ -19,6 +19,16 @@ from sandbench.image import WorkloadImage, build_image
 GOLDEN = Path(__file__).parent / "data" / "golden"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as a terminal delivers it. A shell that starts a job in the background without
+    job control (`cmd &` in a script, nohup, CI runners) starts it with SIGINT ignored, and an
+    ignored signal stays ignored across exec: every `sandbench` a test then interrupts with
+    SIGINT would never see it, and the interrupt tests would wait out their timeouts. A handler
+    here is reset to the default in each child at exec, as a user's interactive run has it."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def cache_dir() -> Path:
     configured = os.environ.get("SANDBENCH_CACHE")
     return Path(configured) if configured else Path.home() / ".cache" / "sandbench"
@@ -70,3 +80,17 @@ def cpu_hog() -> Iterator[None]:
     finally:
         os.killpg(hog.pid, signal.SIGKILL)
         hog.wait()
+
+
+def interrupt(child: subprocess.Popen[str], timeout_s: float = 180) -> str:
+    """SIGINT a running `sandbench` as Ctrl-C would and wait for it; its stderr. A child still
+    running when the wait runs out is killed, so it cannot go on creating sandboxes under the
+    tests that follow (its leftovers would be theirs to trip over)."""
+    child.send_signal(signal.SIGINT)
+    try:
+        _, stderr = child.communicate(timeout=timeout_s)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    return stderr

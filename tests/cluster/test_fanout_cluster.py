@@ -6,7 +6,6 @@ labelled as such and deleted at its end; an interrupted burst leaving no pod beh
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from conftest import sandbench
+from conftest import interrupt, sandbench
 from sandbench.backends.kubernetes import KubernetesBackend, api, manifests
 from sandbench.model import Clock
 from sandbench.results import load_run
@@ -169,8 +168,7 @@ def test_interrupted_burst_deletes_every_pod(tmp_path: Path, apis: api.Apis) -> 
         raise AssertionError("no burst pod appeared in 180 s")
     labels = labelled.metadata.labels
     assert labels[manifests.CONCURRENCY] == "4" and labels[manifests.ROLE] == "measured"
-    child.send_signal(signal.SIGINT)  # while that burst's pods exist
-    _, stderr = child.communicate(timeout=180)
+    stderr = interrupt(child)  # while that burst's pods exist
     assert child.returncode == 130, stderr[-2000:]
     (run_dir,) = list((tmp_path / "runs").iterdir())
     assert load_run(run_dir).meta["status"] == "interrupted"

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from conftest import sandbench
+from conftest import interrupt, sandbench
 from faulty_proxy import FaultyProxy
 from sandbench.backends.kubernetes import KubernetesBackend, api, manifests
 from sandbench.backends.kubernetes.apply import apply
@@ -256,8 +256,7 @@ def _start_run(tmp_path: Path, rounds: int = 200) -> tuple[subprocess.Popen[str]
 def test_interrupt_deletes_the_namespace_and_keeps_samples(tmp_path: Path,
                                                            apis: api.Apis) -> None:
     child, run_dir = _start_run(tmp_path)
-    child.send_signal(signal.SIGINT)
-    _, stderr = child.communicate(timeout=180)
+    stderr = interrupt(child)
     assert child.returncode == 130, stderr[-2000:]
     run = load_run(run_dir)
     assert run.meta["status"] == "interrupted" and len(run.samples) >= 5

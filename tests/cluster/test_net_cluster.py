@@ -8,7 +8,6 @@ on Ctrl-C."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from conftest import sandbench
+from conftest import interrupt, sandbench
 from sandbench.backends.kubernetes import KubernetesBackend, api, manifests, netpeer
 from sandbench.results import load_run
 from sandbench.spec import KubernetesSettings, Resources
@@ -192,8 +191,7 @@ def test_interrupt_deletes_the_peer_with_the_namespace(tmp_path: Path, apis: api
     namespace = manifests.namespace_name(run_dir.name)
     peers = apis.core.list_namespaced_pod(namespace, label_selector=f"{manifests.ROLE}=peer")
     assert peers.items, "no peer pod while the run measured net"
-    child.send_signal(signal.SIGINT)
-    _, stderr = child.communicate(timeout=180)
+    stderr = interrupt(child)
     assert child.returncode == 130, stderr[-2000:]
     assert load_run(run_dir).meta["status"] == "interrupted"
     assert namespace not in run_namespaces(apis)
