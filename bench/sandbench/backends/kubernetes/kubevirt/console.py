@@ -70,7 +70,11 @@ def launcher_pod(core: Any, namespace: str, vmi_uid: str) -> dict[str, Any] | No
 
 
 def has_console_log(pod: dict[str, Any]) -> bool:
-    containers = (pod.get("spec") or {}).get("containers") or []
+    """Whether the launcher pod runs the console logger. KubeVirt v1.7.0 adds it as a native
+    sidecar (an init container with restartPolicy Always, virt-controller's
+    serialconsolelog.go); older releases as an ordinary container. Either is read the same."""
+    spec = pod.get("spec") or {}
+    containers = (spec.get("containers") or []) + (spec.get("initContainers") or [])
     return any(c.get("name") == CONTAINER for c in containers)
 
 
