@@ -3,6 +3,11 @@
 # tearing down what it brought up, exiting with pytest's status. If up.sh refuses to start (exit
 # 3: e.g. another run's cluster is up in the same dir), nothing is torn down and the exit status
 # is 3. Extra arguments go to pytest.
+#
+# SANDBENCH_KUBEVIRT=1: the real-KubeVirt phase instead. The cluster comes up with the node
+# namespace (up.sh), kubevirt-up.sh deploys KubeVirt v1.7.0 (`make kubevirt` built it) in
+# emulation, the KubeVirt guest's images are imported beside the workload's, and only the
+# tests marked kubevirt run. Without it those are left out: they need KubeVirt deployed.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,6 +46,13 @@ fi
 eval "$(cd "$REPO" && "$PYTHON" -m sandbench image build --print-env)"
 export SANDBENCH_WORKLOAD_IMAGE SANDBENCH_WORKLOAD_ARCHIVE
 export SANDBENCH_IMAGES="${SANDBENCH_IMAGES:-} $SANDBENCH_WORKLOAD_ARCHIVE"
+if [[ "${SANDBENCH_KUBEVIRT:-0}" == 1 ]]; then
+    # The VMIs' containerDisk, data disk and kernel-boot images (pull policy Never).
+    SANDBENCH_IMAGES="$SANDBENCH_IMAGES ${SANDBENCH_GUEST_ARCHIVES:?the workload image has no KubeVirt guest}"
+    MARKS="cluster and kubevirt"
+else
+    MARKS="cluster and not kubevirt"
+fi
 
 up=0
 bash "$HERE/up.sh" || up=$?
@@ -52,9 +64,12 @@ if ((up == 3)); then
     exit 3
 fi
 ((up == 0)) || exit "$up"
+if [[ "${SANDBENCH_KUBEVIRT:-0}" == 1 ]]; then
+    bash "$HERE/kubevirt-up.sh"
+fi
 
 cd "$REPO"
 rc=0
-"$PYTHON" -m pytest -m cluster tests/cluster "$@" || rc=$?
+"$PYTHON" -m pytest -m "$MARKS" tests/cluster "$@" || rc=$?
 echo "run-tests: pytest exited $rc; total so far $(( $(date +%s) - t0 ))s"
 exit "$rc"

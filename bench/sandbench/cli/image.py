@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -18,8 +19,9 @@ def image_group() -> None:
 @image_group.command(name="build")
 @click.option("--force", is_flag=True, help="Rebuild even when the cached image is current.")
 @click.option("--print-env", is_flag=True,
-              help="Print only SANDBENCH_WORKLOAD_IMAGE=... and SANDBENCH_WORKLOAD_ARCHIVE=... "
-                   "lines, for scripts that import the image into a cluster.")
+              help="Print only SANDBENCH_WORKLOAD_IMAGE=..., SANDBENCH_WORKLOAD_ARCHIVE=... and "
+                   "SANDBENCH_GUEST_ARCHIVES=... (the KubeVirt guest's three, space-separated) "
+                   "lines, for scripts that import the images into a cluster.")
 @cache_option
 def image_build(force: bool, print_env: bool, cache_dir: Path) -> None:
     """Build the workload image (rootfs + OCI archive), unless it is cached for these inputs."""
@@ -27,6 +29,11 @@ def image_build(force: bool, print_env: bool, cache_dir: Path) -> None:
         built = image.build_image(cache_dir, force=force, progress=lambda l: console.log(l))
     if print_env:
         click.echo(f"SANDBENCH_WORKLOAD_IMAGE={built.name}\nSANDBENCH_WORKLOAD_ARCHIVE={built.oci_archive}")
+        if built.guest is not None:
+            guest = built.guest
+            archives = (guest.containerdisk_archive, guest.datadisk_archive,
+                        guest.kernelboot_archive)
+            click.echo("SANDBENCH_GUEST_ARCHIVES=" + shlex.quote(" ".join(map(str, archives))))
         return
     state = "built" if built.built else "cached"
     lines = [f"{state}: {built.name}", f"  rootfs: {built.rootfs}",

@@ -1,0 +1,115 @@
+"""The kubevirt runtimes on a real KubeVirt (v1.7.0, built here, deployed by virt-operator with
+useEmulation: QEMU under TCG inside virt-launcher): `SANDBENCH_KUBEVIRT=1 run-tests.sh`, which
+brings the cluster up with the node namespace and runs kubevirt-up.sh first.
+
+What the stand-in controller used to assert now holds against the real components: a VMI's
+phases from the watch (created, scheduled, launcher pod running, Running), the guest's from its
+serial console as the real guest-console-log sidecar logs it (kernel, init, workload), start,
+syscall and io through the same guest, disks and workload binaries as the local qemu runtime,
+every VMI and launcher pod gone after the run, and the emulation said everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import sandbench
+from sandbench.backends.kubernetes import api, manifests
+from sandbench.backends.kubernetes.kubevirt.manifests import GROUP, PLURAL, VERSION
+from sandbench.results import load_run
+
+pytestmark = [pytest.mark.cluster, pytest.mark.kubevirt]
+
+IMAGE = os.environ.get("SANDBENCH_WORKLOAD_IMAGE", "")
+RUNTIME = "kubevirt-vm"
+KUBEVIRT_VERSION = "v1.7.0"
+#: The VMI's phases from the watch, then the guest's from its console.
+PHASES = ("create_to_scheduled", "scheduled_to_running", "create_to_running",
+          "create_to_kernel", "create_to_init", "create_to_workload")
+
+
+@pytest.fixture(scope="module")
+def apis() -> api.Apis:
+    return api.connect()
+
+
+@pytest.fixture(scope="module")
+def vm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `sandbench run` of start (two rounds), syscall and io (the data disk), each case in
+    its own VMI: the whole path, through the CLI."""
+    spec = tmp_path_factory.mktemp("spec") / "kubevirt.yaml"
+    spec.write_text(yaml.safe_dump({
+        "profile": "quick", "backend": "kubernetes", "runtimes": [RUNTIME],
+        "kubernetes": {"image": IMAGE, "pull_policy": "Never", "kubelet_metrics": False},
+        "workloads": {"start": {"rounds": 2, "warmup": 0},
+                      "syscall": {"rounds": 1, "warmup": 0, "params": {"iterations": 20000}},
+                      "io": {"rounds": 1, "warmup": 0,
+                             "params": {"size_mib": 4, "targets": ["volume"]}}}}))
+    out = tmp_path_factory.mktemp("runs")
+    result = sandbench("run", str(spec), "--out", str(out), "--no-report", timeout=1500)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (run_dir,) = list(out.iterdir())
+    return run_dir
+
+
+def test_doctor_says_the_version_and_emulation() -> None:
+    result = sandbench("doctor", "--backend", "kubernetes", "--runtimes", RUNTIME, "--image",
+                       IMAGE, "--pull-policy", "Never", env={"COLUMNS": "400"})
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    cr = next(line for line in out.splitlines() if "│ kubevirt CR " in line)
+    assert "Deployed" in cr and KUBEVIRT_VERSION in cr
+    usable = next(line for line in out.splitlines() if f"│ {RUNTIME} " in line)
+    assert "useEmulation: TCG, not representative of KVM" in usable
+
+
+def test_every_phase_of_a_real_vmi_is_measured(vm_run: Path) -> None:
+    run = load_run(vm_run)
+    assert run.meta["status"] == "completed" and run.meta["valid"] is True
+    samples = run.samples
+    failed = samples[samples["status"] != "ok"]
+    assert failed.empty, failed[["workload", "metric", "reason"]].to_string()
+    start = samples[(samples["workload"] == "start") & ~samples["warmup"]]
+    for phase in PHASES:
+        values = start[start["metric"] == phase]["value"]
+        assert len(values) == 2 and (values > 0).all(), phase
+    # The guest's marks come in the order it made them, after the launcher pod ran.
+    for _, one in start.groupby("round"):
+        value = dict(zip(one["metric"], one["value"]))
+        assert (value["create_to_running"] <= value["create_to_kernel"]
+                <= value["create_to_init"] <= value["create_to_workload"]), value
+    # Read from the guest (its console), not assumed: this host has no usable KVM.
+    assert set(start["labels"].map(lambda labels: labels.get("accel"))) == {"tcg"}
+
+
+def test_syscall_and_io_through_the_real_console(vm_run: Path) -> None:
+    samples = load_run(vm_run).samples
+    for workload in ("syscall", "io"):
+        rows = samples[samples["workload"] == workload]
+        assert not rows.empty and (rows["status"] == "ok").all(), workload
+        assert pd.to_numeric(rows["value"]).gt(0).all(), workload
+
+
+def test_the_run_says_it_was_emulated_and_by_which_kubevirt(vm_run: Path) -> None:
+    run = load_run(vm_run)
+    facts = run.meta["runtimes"][RUNTIME]
+    assert facts["emulated"] is True and facts["accel"] == "tcg"
+    assert facts["kubevirt"]["version"] == KUBEVIRT_VERSION
+    assert facts["kubevirt"]["use_emulation"] is True
+    assert "guest-console-log" in facts["console"]
+
+
+def test_no_vmi_launcher_pod_or_namespace_is_left(vm_run: Path, apis: api.Apis) -> None:
+    namespace = manifests.namespace_name(vm_run.name)
+    names = [n.metadata.name for n in apis.core.list_namespace(label_selector=manifests.RUN_ID).items]
+    assert namespace not in names
+    vmis = apis.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
+    assert [v["metadata"]["name"] for v in vmis
+            if v["metadata"]["namespace"] == namespace] == []
+    launchers = apis.core.list_pod_for_all_namespaces(label_selector="kubevirt.io=virt-launcher")
+    assert [p.metadata.name for p in launchers.items if p.metadata.namespace == namespace] == []
