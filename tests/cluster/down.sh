@@ -70,6 +70,18 @@ stop_pid() { # name pid grace-seconds
 if running kube-apiserver && [[ -x "$KUBECTL" && -f "$DIR/admin.kubeconfig" ]] &&
    "$KUBECTL" --kubeconfig "$DIR/admin.kubeconfig" --request-timeout=5s get --raw /readyz >/dev/null 2>&1; then
     k() { "$KUBECTL" --kubeconfig "$DIR/admin.kubeconfig" --request-timeout=10s "$@"; }
+    # KubeVirt first, while its operator still runs: VMIs (virt-controller removes their
+    # finalizers), then the KubeVirt CR, whose finalizer the operator removes once it has taken
+    # its components down. Deleted together with its namespace instead, the CR outlives the
+    # operator and the namespace waits out NS_TIMEOUT.
+    if [[ "${KUBEVIRT:-0}" == 1 ]] && k -n kubevirt get kubevirt kubevirt >/dev/null 2>&1; then
+        k delete vmi --all -A --timeout=60s >/dev/null 2>&1 || true
+        if k -n kubevirt delete kubevirt kubevirt --timeout=120s >/dev/null 2>&1; then
+            log "KubeVirt CR deleted (the operator removed its components)"
+        else
+            log "WARNING: the KubeVirt CR was not deleted within 120s; continuing"
+        fi
+    fi
     mapfile -t namespaces < <(k get namespaces -o name 2>/dev/null | sed 's|^namespace/||' |
         grep -vxE 'default|kube-system|kube-public|kube-node-lease' || true)
     # Short grace: test pods often run a PID-1 sleep that ignores SIGTERM.
@@ -228,6 +240,8 @@ if [[ "${KUBEVIRT:-0}" == 1 ]] && ((left == 0)) && [[ ! -f "$DIR/node-ns" ]]; th
         if [[ "$r" == /var/lib/kubelet ]]; then
             # Everything in it is this cluster's; the device-plugin dir is handled below.
             find "$r" -mindepth 1 -maxdepth 1 ! -name device-plugins -exec rm -rf {} +
+            # virt-handler's device plugins' sockets (kvm, tun, vhost-net).
+            rm -f "$r"/device-plugins/kubevirt-*.sock
         else
             rm -rf "$r"
         fi
