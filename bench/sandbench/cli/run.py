@@ -20,6 +20,7 @@ from sandbench.cli.summary import legend, summary_tables
 from sandbench.errors import BadInput, Interrupted, InvalidRun, RunFailed, SandbenchError
 from sandbench.report import write_report
 from sandbench.report.render import REPORT_FILE
+from sandbench.report.vm_overhead import NotComparable
 from sandbench.spec import (ARRIVAL_SYNTAX, MAX_CONCURRENCY, MAX_ROUNDS, MAX_TIMEOUT_S, PROFILES,
                             Overrides, Spec, load_spec, parse_arrival, parse_levels)
 
@@ -231,17 +232,24 @@ def summary(run_dir: Path, verbose: bool) -> None:
               help="A run to judge this one against: a verdict section at the top.")
 @click.option("--history", type=click.Path(path_type=Path),
               help="A directory of past runs: trend charts and change points per metric.")
+@click.option("--qemu-run", type=click.Path(path_type=Path),
+              help="A local run of the qemu runtime (start workload) booting the same guest as "
+                   "this run's KubeVirt VMIs: a section on what KubeVirt adds around the same "
+                   "VM, event by event.")
 def report(run_dir: Path, output: Path | None, no_embed_js: bool, baseline: Path | None,
-           history: Path | None) -> None:
+           history: Path | None, qemu_run: Path | None) -> None:
     """Render RUN_DIR's results as one self-contained HTML file."""
     loaded = results.load_run(run_dir)
     against = results.load_run(baseline) if baseline else None
+    local_vm = results.load_run(qemu_run) if qemu_run else None
     path = output if output is not None else run_dir / REPORT_FILE
     check_out_file(path, "-o" if output is not None else "RUN_DIR")
     warn_damaged(loaded, against)
     try:
         write_report(summarize_run(loaded), path, embed_js=not no_embed_js, baseline=against,
-                     history=history)
+                     history=history, qemu_run=local_vm)
+    except NotComparable as exc:
+        raise BadInput(f"--qemu-run {str(qemu_run)!r}: {exc}") from exc
     except OSError as exc:
         raise BadInput(f"cannot write the report to {str(path)!r}: {exc.strerror}") from exc
     show.print(f"report: {path}", highlight=False, soft_wrap=True)

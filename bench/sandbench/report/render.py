@@ -24,7 +24,7 @@ from sandbench import __version__
 from sandbench.analysis import stats
 from sandbench.analysis.summary import RunSummary, summarize_run
 from sandbench.formats import RunMeta
-from sandbench.report import footprint, tables, trends, verdict_section
+from sandbench.report import footprint, tables, trends, verdict_section, vm_overhead
 from sandbench.report.anchors import anchor_tables
 from sandbench.report.bars import bar_charts
 from sandbench.report.charts import Chart, template_json, workload_order
@@ -69,19 +69,23 @@ def render_report(run_dir: Path, out: Path | None = None, *, embed_js: bool = Tr
 
 
 def write_report(summary: RunSummary, out: Path | None = None, *, embed_js: bool = True,
-                 baseline: Run | None = None, history: Path | None = None) -> Path:
+                 baseline: Run | None = None, history: Path | None = None,
+                 qemu_run: Run | None = None) -> Path:
     """:func:`render_report` of a run already summarised (by default to its
-    ``report.html``)."""
+    ``report.html``); with ``qemu_run``, a local qemu run of the same guest, what KubeVirt adds
+    around it (vm_overhead.py; raises vm_overhead.NotComparable)."""
     report = build_report(summary.run, embed_js=embed_js, baseline=baseline, history=history,
-                          summary=summary)
+                          summary=summary, qemu_run=qemu_run)
     path = out if out is not None else summary.run.dir / REPORT_FILE
     path.write_text(report.html, encoding="utf-8")
     return path
 
 
 def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None,
-                 history: Path | None = None, summary: RunSummary | None = None) -> Report:
-    """The report of ``run``; ``summary``: its summary when already made (summarize_run)."""
+                 history: Path | None = None, summary: RunSummary | None = None,
+                 qemu_run: Run | None = None) -> Report:
+    """The report of ``run``; ``summary``: its summary when already made (summarize_run);
+    ``qemu_run``: a local qemu run to compare the run's KubeVirt VMIs with."""
     if summary is None:
         summary = summarize_run(run)
     names = runtimes(run.info, run.samples["runtime"].unique())
@@ -95,6 +99,7 @@ def build_report(run: Run, *, embed_js: bool = True, baseline: Run | None = None
         "verdicts": verdict_section.sections(summary, baseline),
         "decision": footprint.decision(summary, names),
         "footprint": footprint.section(summary, names),
+        "vm_overhead": vm_overhead.section(run, qemu_run) if qemu_run is not None else None,
         "trends": trends.context(found),
         "run": header(run),
         "notes": notes(run.info, names),
