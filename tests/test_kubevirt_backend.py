@@ -147,6 +147,23 @@ def test_vmi_phases_become_marks_and_transitions() -> None:
     assert progress.transitions["Running"] == "2026-01-01T00:00:04Z"
 
 
+def test_what_ran_the_vm_is_kept_from_its_status() -> None:
+    progress = VmiProgress(Execution())
+    observe_vmi(progress, seen("vmi", vmi("Running", machine={"type": "pc-q35-10.0"},
+                                          launcherContainerImageVersion="kv/virt-launcher:1"), 1))
+    observe_vmi(progress, seen("vmi", vmi("Succeeded"), 2))  # a later status without them
+    assert (progress.machine, progress.launcher_image) == ("pc-q35-10.0", "kv/virt-launcher:1")
+
+
+@pytest.mark.parametrize("where", ["containers", "initContainers"])
+def test_the_console_logger_is_found_as_a_container_or_a_native_sidecar(where: str) -> None:
+    # KubeVirt v1.7.0 adds guest-console-log as an init container with restartPolicy Always.
+    pod = {"spec": {"containers": [{"name": "compute"}],
+                    where: [{"name": "guest-console-log", "restartPolicy": "Always"}]}}
+    assert console.has_console_log(pod)
+    assert not console.has_console_log({"spec": {"containers": [{"name": "compute"}]}})
+
+
 def test_a_vmi_that_goes_straight_to_succeeded_is_marked_once() -> None:
     progress = VmiProgress(Execution())
     observe_vmi(progress, seen("vmi", vmi("Succeeded"), 7))

@@ -102,6 +102,11 @@ def test_the_run_says_it_was_emulated_and_by_which_kubevirt(vm_run: Path) -> Non
     assert facts["kubevirt"]["version"] == KUBEVIRT_VERSION
     assert facts["kubevirt"]["use_emulation"] is True
     assert "guest-console-log" in facts["console"]
+    # What ran the VM, from the VMIs' own status: QEMU 10.0's q35 (trixie's QEMU in the
+    # virt-launcher image kubevirt_images.py built) and that image.
+    seen = run.meta["environment"]["kubevirt"]
+    assert seen["machine_types"] == ["pc-q35-10.0"]
+    assert seen["launcher_images"] == [f"localhost/sandbench/kubevirt/virt-launcher:{KUBEVIRT_VERSION}"]
 
 
 def test_no_vmi_launcher_pod_or_namespace_is_left(vm_run: Path, apis: api.Apis) -> None:

@@ -63,6 +63,9 @@ class VmSandboxes:
         self._node = ""
         self._live: dict[str, VmiRun] = {}
         self.transitions: dict[str, dict[str, str]] = {}
+        #: QEMU machine types and virt-launcher images the VMIs' statuses named.
+        self.machines: set[str] = set()
+        self.launcher_images: set[str] = set()
 
     @property
     def installation(self) -> install.Installation:
@@ -153,6 +156,8 @@ class VmSandboxes:
             self._watch.unsubscribe(run.name)
             watch.unsubscribe(run.name)
             self.transitions[run.name] = dict(progress.transitions)
+            self.machines.update({progress.machine} - {""})
+            self.launcher_images.update({progress.launcher_image} - {""})
             run.delete(never_processed=progress.phase in UNPROCESSED)
             self._live.pop(run.name, None)
         execution.stderr += _transitions_text(progress.transitions)
@@ -220,7 +225,8 @@ class VmSandboxes:
                 "timestamps on the node's clock"}
 
     def final_facts(self) -> dict[str, Any]:
-        return {"phase_transitions": self.transitions}
+        return {"phase_transitions": self.transitions, "machine_types": sorted(self.machines),
+                "launcher_images": sorted(self.launcher_images)}
 
 
 def release_leftovers(apis: Apis, namespace: str) -> list[str]:

@@ -50,6 +50,10 @@ class VmiProgress:
     transitions: dict[str, str] = field(default_factory=dict)
     """phaseTransitionTimestamps: phase -> RFC 3339 time (one-second precision)."""
     last_warning: str | None = None
+    #: What actually ran the VM, as its status says: QEMU's machine type (its version names
+    #: the QEMU release, pc-q35-10.0) and the virt-launcher image (libvirt and QEMU's).
+    machine: str = ""
+    launcher_image: str = ""
 
     @property
     def finished(self) -> bool:
@@ -85,6 +89,9 @@ def observe_vmi(progress: VmiProgress, seen: Seen) -> None:
     status = vmi.get("status") or {}
     progress.uid = str((vmi.get("metadata") or {}).get("uid") or progress.uid)
     progress.phase = str(status.get("phase") or "")
+    progress.machine = str((status.get("machine") or {}).get("type") or progress.machine)
+    progress.launcher_image = str(status.get("launcherContainerImageVersion")
+                                  or progress.launcher_image)
     for item in status.get("phaseTransitionTimestamps") or []:
         progress.transitions.setdefault(str(item.get("phase")),
                                         str(item.get("phaseTransitionTimestamp")))
