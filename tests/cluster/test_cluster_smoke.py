@@ -325,6 +325,8 @@ def _node_ns() -> bool:
     return env.exists() and "NODE_NS='1'" in env.read_text()
 
 
+# In the KubeVirt phase (SANDBENCH_KUBEVIRT=1 run-tests.sh), the cluster with the node namespace.
+@pytest.mark.kubevirt
 def test_hostpid_pod_sees_the_node_init(kubectl: Kubectl, namespace: str):
     """What KubeVirt's virt-handler needs: a privileged hostPID pod sees node-init as /proc/1,
     and can read its root and mount namespace (this machine's own PID 1 refuses both)."""
