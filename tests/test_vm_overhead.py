@@ -11,7 +11,7 @@ import pytest
 from conftest import sandbench
 from sandbench.model import Sample, Status
 from sandbench.report import build_report
-from sandbench.report.vm_overhead import NotComparable, frame, section
+from sandbench.report.vm_overhead import NotComparable, _reference_tag, frame, section
 from sandbench.results import RunWriter, load_run
 
 TAG = "67c10f547728"
@@ -49,11 +49,16 @@ def local_run(run_dir: Path, tag: str = TAG, accel: str = "tcg",
                  samples, {"input_hash": tag + "0" * 52})
 
 
-def kubevirt_run(run_dir: Path, tag: str = TAG) -> Path:
+def kubevirt_run(run_dir: Path, tag: str = TAG, burst: bool = False) -> Path:
     metrics = ("create_to_scheduled", "create_to_running", "create_to_kernel", "create_to_init",
                "create_to_workload")
     samples = [sample("kubevirt-vm", metric, value, i + 1, "kubernetes")
                for i, values in enumerate(VMI) for metric, value in zip(metrics, values)]
+    if burst:  # the same VMIs again, three times slower, started 16 at a time
+        samples += [Sample(**{**one.__dict__, "value": (one.value or 0.0) * 3,
+                              "round": one.round + 10, "output": f"burst-{one.round}",
+                              "labels": {"accel": "tcg", "concurrency": "16", "position": "1"}})
+                    for one in samples]
     facts = {"kind": "kubevirt", "emulated": True, "accel": "tcg",
              "images": {"kernelboot": f"localhost/sandbench/kernelboot:{tag}"}}
     return write(run_dir, "kubernetes", {"kubevirt-vm": facts}, samples,
@@ -99,7 +104,7 @@ def test_the_report_shows_it_in_the_start_section(tmp_path: Path) -> None:
 
 def test_runs_that_cannot_be_compared_are_refused(tmp_path: Path) -> None:
     kv, q = kubevirt_run(tmp_path / "kv"), local_run(tmp_path / "q")
-    with pytest.raises(NotComparable, match="no 'qemu' samples"):
+    with pytest.raises(NotComparable, match="no good 'qemu' start samples"):
         section(load_run(kv), load_run(kv))
     with pytest.raises(NotComparable, match="no KubeVirt runtime"):
         section(load_run(q), load_run(q))
@@ -107,3 +112,17 @@ def test_runs_that_cannot_be_compared_are_refused(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "--qemu-run" in result.stderr
     assert "Traceback" not in result.stderr
+    # The run at fault is named: here RUN_DIR, a local run with no VMI.
+    result = sandbench("report", str(q), "--qemu-run", str(q))
+    assert result.returncode == 2 and result.stderr.startswith(f"sandbench: RUN_DIR '{q}'")
+
+
+def test_bursts_are_left_out_and_image_references_read_right(tmp_path: Path) -> None:
+    kv = kubevirt_run(tmp_path / "kv", burst=True)
+    found = section(load_run(kv), load_run(local_run(tmp_path / "q")))
+    assert frame(found).set_index("event").loc["workload's first instruction",
+                                                 "kubevirt_ms"] == "13,000 (n=3)"
+    assert _reference_tag(f"registry.example:5000/sandbench/kernelboot:{TAG}") == TAG
+    assert _reference_tag(f"r:5000/k:{TAG}@sha256:{'a' * 64}") == TAG
+    assert _reference_tag(f"r/k@sha256:{'a' * 64}") == ""
+    assert _reference_tag("localhost:5000/sandbench/kernelboot") == ""

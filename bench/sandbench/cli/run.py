@@ -244,12 +244,13 @@ def report(run_dir: Path, output: Path | None, no_embed_js: bool, baseline: Path
     local_vm = results.load_run(qemu_run) if qemu_run else None
     path = output if output is not None else run_dir / REPORT_FILE
     check_out_file(path, "-o" if output is not None else "RUN_DIR")
-    warn_damaged(loaded, against)
+    warn_damaged(loaded, against, local_vm)
     try:
         write_report(summarize_run(loaded), path, embed_js=not no_embed_js, baseline=against,
                      history=history, qemu_run=local_vm)
     except NotComparable as exc:
-        raise BadInput(f"--qemu-run {str(qemu_run)!r}: {exc}") from exc
+        given = run_dir if exc.argument == "RUN_DIR" else qemu_run
+        raise BadInput(f"{exc.argument} {str(given)!r}: {exc}") from exc
     except OSError as exc:
         raise BadInput(f"cannot write the report to {str(path)!r}: {exc.strerror}") from exc
     show.print(f"report: {path}", highlight=False, soft_wrap=True)

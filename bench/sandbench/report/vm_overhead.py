@@ -39,13 +39,20 @@ KUBEVIRT_ONLY = (
     ("launcher pod bound to a node", "create_to_scheduled"),
     ("launcher pod running", "create_to_running"),
 )
+#: Accelerators a run's facts can name; anything else ("unknown", "undecided (...)") says nothing.
+ACCELERATORS = {"tcg", "kvm", "hvf", "whpx"}
 #: How far apart the two guests' own boot times may be before the comparison warns: more than
 #: this fraction of the local one means something other than KubeVirt differs.
 GUEST_TOLERANCE = 0.25
 
 
 class NotComparable(ValueError):
-    """The two runs cannot be compared (no qemu in the reference, no VMI in the run)."""
+    """The two runs cannot be compared; ``argument`` names which one is at fault (RUN_DIR or
+    --qemu-run)."""
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(message)
+        self.argument = argument
 
 
 @dataclass(frozen=True)
@@ -57,17 +64,24 @@ class Row:
     added_ci: str
 
 
-def _values(run: Run, runtime: str, metric: str) -> np.ndarray[Any, np.dtype[np.float64]]:
+def _start(run: Run, runtime: str) -> pd.DataFrame:
+    """The runtime's good start samples of sandboxes started alone (no concurrency or variant
+    labels: a burst's starts are not one VM's), in ms."""
     rows = stats.good(stats.measured(run.samples))
-    picked = rows[(rows["runtime"] == runtime) & (rows["workload"] == "start")
-                  & (rows["metric"] == metric)]
-    return stats.finite(picked["value"])
+    return rows[(rows["runtime"] == runtime) & (rows["workload"] == "start")
+                & (rows["labels"] == "") & (rows["unit"] == "ms")]
+
+
+def _values(run: Run, runtime: str, metric: str) -> np.ndarray[Any, np.dtype[np.float64]]:
+    rows = _start(run, runtime)
+    return stats.finite(rows[rows["metric"] == metric]["value"])
 
 
 def _per_sandbox(run: Run, runtime: str, start: str, end: str) -> np.ndarray[Any, np.dtype[np.float64]]:
     """``end - start`` for each sandbox that has both (a sample's output names its sandbox)."""
-    rows = stats.good(stats.measured(run.samples))
-    rows = rows[(rows["runtime"] == runtime) & (rows["workload"] == "start")]
+    rows = _start(run, runtime).dropna(subset=["output"])
+    if rows.empty:
+        return np.array([], dtype=np.float64)
     wide = rows.pivot_table(index="output", columns="metric", values="value", aggfunc="first")
     if start not in wide or end not in wide:
         return np.array([], dtype=np.float64)
@@ -75,23 +89,38 @@ def _per_sandbox(run: Run, runtime: str, start: str, end: str) -> np.ndarray[Any
 
 
 def kubevirt_runtimes(run: Run) -> list[str]:
-    return [name for name in run.samples["runtime"].unique()
-            if run.info.runtime_facts(str(name)).get("kind") == "kubevirt"]
+    return [str(name) for name in run.samples["runtime"].unique()
+            if _facts(run, str(name)).get("kind") == "kubevirt"]
+
+
+def _facts(run: Run, runtime: str) -> dict[str, Any]:
+    facts = run.info.runtime_facts(runtime)
+    return facts if isinstance(facts, dict) else {}
+
+
+def _comparable(run: Run, runtime: str, metrics: tuple[str, ...]) -> bool:
+    return any(len(_values(run, runtime, metric)) for metric in metrics)
 
 
 def section(run: Run, reference: Run) -> dict[str, Any]:
-    """The comparison for each KubeVirt runtime of ``run`` against ``reference``'s qemu."""
-    if QEMU not in set(reference.samples["runtime"]):
-        raise NotComparable(f"run {reference.run_id} has no {QEMU!r} samples to compare with "
-                            "(a local run with --runtimes qemu and the start workload)")
-    vm_runtimes = kubevirt_runtimes(run)
+    """The comparison for each KubeVirt runtime of ``run`` against ``reference``'s qemu;
+    raises NotComparable when either has nothing to compare."""
+    local_metrics = tuple(local for _, local, _ in EVENTS)
+    if not _comparable(reference, QEMU, local_metrics):
+        raise NotComparable("--qemu-run", f"run {reference.run_id} has no good {QEMU!r} start "
+                            f"samples ({', '.join(local_metrics)}, in ms, of sandboxes started "
+                            f"alone): give a local run of --runtimes {QEMU} --workloads start")
+    vm_runtimes = [name for name in kubevirt_runtimes(run)
+                   if _comparable(run, name, tuple(vm for _, _, vm in EVENTS))]
     if not vm_runtimes:
-        raise NotComparable(f"run {run.run_id} has no KubeVirt runtime to compare "
-                            f"({QEMU} against a VMI of the same guest)")
-    local_facts = reference.info.runtime_facts(QEMU)
+        raise NotComparable("RUN_DIR", f"run {run.run_id} has no KubeVirt runtime with good "
+                            "start samples (create_to_kernel, create_to_init, "
+                            "create_to_workload) to compare with the local "
+                            f"{QEMU} run")
+    local_facts = _facts(reference, QEMU)
     tables = []
     for runtime in vm_runtimes:
-        facts = run.info.runtime_facts(runtime)
+        facts = _facts(run, runtime)
         rows = []
         for event, local_metric, vm_metric in EVENTS:
             local, vm = _values(reference, QEMU, local_metric), _values(run, runtime, vm_metric)
@@ -132,15 +161,16 @@ def _median(values: Any, median: float) -> str:
 def _warnings(reference: Run, run: Run, runtime: str, local_guest: Any,
               vm_guest: Any) -> list[str]:
     said = []
-    local_tag = _tag(reference.info.environment.get("image") or {})
-    vm_images = run.info.runtime_facts(runtime).get("images") or {}
-    vm_tag = str(vm_images.get("kernelboot") or "").rpartition(":")[2]
+    local_tag = _tag(reference.info.environment.get("image"))
+    vm_images = _facts(run, runtime).get("images")
+    vm_tag = (_reference_tag(str(vm_images.get("kernelboot") or ""))
+              if isinstance(vm_images, dict) else "")
     if local_tag and vm_tag and local_tag != vm_tag:
         said.append(f"The VMI booted guest images tagged {vm_tag}, the local run the image "
-                    f"build {local_tag}: not the same guest.")
-    local_accel = reference.info.runtime_facts(QEMU).get("accel")
-    vm_accel = run.info.runtime_facts(runtime).get("accel")
-    if local_accel and vm_accel and local_accel != vm_accel:
+                    f"build {local_tag}: not the same guest build, or not one sandbench tagged.")
+    local_accel = str(_facts(reference, QEMU).get("accel") or "")
+    vm_accel = str(_facts(run, runtime).get("accel") or "")
+    if local_accel in ACCELERATORS and vm_accel in ACCELERATORS and local_accel != vm_accel:
         said.append(f"The accelerators differ ({QEMU}: {local_accel}, {runtime}: {vm_accel}): "
                     "the difference is not KubeVirt's alone.")
     if len(local_guest) and len(vm_guest):
@@ -153,12 +183,21 @@ def _warnings(reference: Run, run: Run, runtime: str, local_guest: Any,
     return said
 
 
-def _tag(image: dict[str, Any]) -> str:
+def _tag(image: Any) -> str:
     """The image build's tag (its input hash's first 12 digits), as the guest images carry it."""
+    if not isinstance(image, dict):
+        return ""
     if image.get("input_hash"):
         return str(image["input_hash"])[:12]
-    name = str(image.get("name") or "")
-    return name.rpartition(":")[2] if ":" in name else ""
+    return _reference_tag(str(image.get("name") or ""))
+
+
+def _reference_tag(reference: str) -> str:
+    """The tag of an image reference (``registry:5000/repo:tag@sha256:...`` -> ``tag``); ""
+    when it has none (a digest alone, or no tag), and then nothing can be told from it."""
+    name = reference.partition("@")[0]
+    last = name.rpartition("/")[2]
+    return last.rpartition(":")[2] if ":" in last else ""
 
 
 def frame(section_: dict[str, Any]) -> pd.DataFrame:
