@@ -282,13 +282,16 @@ def test_a_real_slowdown_is_found_on_a_host_in_the_same_state(
     assert created.verdict == Verdict.REGRESSED, created.judgement.reason
     assert created.relative is not None and 0.20 < created.relative.change < 0.90
     assert created.reference == "crun in the same run"
-    # No other runtime regressed. runc-w's own short phases are not asserted, nor any
-    # runtime's teardown (end_to_exit): across two runs, that 1.5 ms phase moved 30-40% for
-    # both containers here with nothing injected into it, and native's (a fraction of a
-    # millisecond) once +169% under a CPU hog. A test of the verdicts must not hinge on it;
-    # the README says what a cross-run verdict cannot see.
+    # The slowdown is runc-w's: no other runtime's create is called regressed. Only create,
+    # where it was injected, is asserted. The rest of another runtime's start moves with
+    # runc-w's across the two nights: interleaved on 2 shared cores, a runc-w 50% slower
+    # changes what crun starts beside (a fresh clone's CI saw crun's request_to_workload
+    # +28.9%, p 1.7e-05, in this very comparison while crun's create was judged host drift).
+    # Across runs that cannot be told from crun's own change; the README says what a
+    # cross-run verdict cannot see, and the A/A tests above are the ones that guard against
+    # false alarms.
     others = [name for name in regressions(slower_night)
-              if not name.startswith("runc-w ") and " end_to_exit:" not in name]
+              if not name.startswith("runc-w ") and " request_to_created:" in name]
     assert others == []
 
 
