@@ -78,11 +78,14 @@ def test_every_phase_of_a_real_vmi_is_measured(vm_run: Path) -> None:
     for phase in PHASES:
         values = start[start["metric"] == phase]["value"]
         assert len(values) == 2 and (values > 0).all(), phase
-    # The guest's marks come in the order it made them, after the launcher pod ran.
+    # The guest's marks come in the order it made them. Not against the VMI's Running: on a
+    # busy host virt-handler reports it after the guest has already printed (CI saw Running
+    # at 11.8 s and the first kernel output at 9.6 s).
     for _, one in start.groupby("round"):
         value = dict(zip(one["metric"], one["value"]))
-        assert (value["create_to_running"] <= value["create_to_kernel"]
-                <= value["create_to_init"] <= value["create_to_workload"]), value
+        assert (value["create_to_scheduled"] <= value["create_to_running"]), value
+        assert (value["create_to_kernel"] <= value["create_to_init"]
+                <= value["create_to_workload"]), value
     # Read from the guest (its console), not assumed: this host has no usable KVM.
     assert set(start["labels"].map(lambda labels: labels.get("accel"))) == {"tcg"}
 
