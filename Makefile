@@ -179,7 +179,8 @@ cluster-build:
 test-cluster: deps test-deps cluster-deps venv
 	@$(MAKE) --no-print-directory kubevirt
 	rc=0; bash tests/cluster/run-tests.sh || rc=$$?; \
-	SANDBENCH_KUBEVIRT=1 bash tests/cluster/run-tests.sh || rc=$$?; exit $$rc
+	SANDBENCH_KUBEVIRT=1 bash tests/cluster/run-tests.sh || rc=$$?; \
+	SANDBENCH_NODES=2 bash tests/cluster/run-tests.sh || rc=$$?; exit $$rc
 
 clean-runs:
 	find reports -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +

@@ -40,6 +40,9 @@ def test_levels_interleave_in_every_round_and_count_their_sandboxes() -> None:
     # The next round starts with the other level, as the runtimes alternate.
     assert rounds[2][0][0] == 4
     assert plan.sandboxes == 3 * 2 * (1 + 4)
+    # A cluster's fan-out starts every id of a burst on each of its nodes; a lone run is alone.
+    assert plan.started(2) == 2 * plan.sandboxes == plan.started(1) * 2
+    assert runner.plan(parse_spec(START, "test"), KNOWN).started(3) == 3 * 2
     names = {m.name for m in plan.metrics}
     assert {"burst_to_last_workload", "burst_throughput", "harness_cpu"} <= names
 

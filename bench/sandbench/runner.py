@@ -69,6 +69,11 @@ class Plan:
     def sandboxes(self) -> int:
         return sum(step.concurrency or 1 for step in self.steps)
 
+    def started(self, width: int) -> int:
+        """The sandboxes the run starts when each burst runs on ``width`` nodes at once
+        (Backend.burst_width): a burst's ids each start one per node; a lone one, one."""
+        return sum((step.concurrency * width) if step.concurrency else 1 for step in self.steps)
+
     def all_metrics(self, backend: Backend) -> list[Metric]:
         return [*self.metrics, *backend.extra_metrics]
 

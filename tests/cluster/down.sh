@@ -114,6 +114,47 @@ for name in kubelet kube-scheduler kube-controller-manager kube-apiserver etcd r
     [[ -n "$pid" ]] && stop_pid "$name" "$pid" 15
 done
 
+# ---------------------------------------------------------------- the other nodes (up.sh SANDBENCH_NODES)
+# Each is a PID, mount and network namespace whose PID 1 is its node-init: stopping that ends
+# its kubelet, containerd, shims and containers (the kernel kills what is left in a PID
+# namespace whose init exits), then its mounts and its network namespace, veth included.
+if [[ -f "$DIR/pids" ]]; then
+    for name in $(awk '$1 ~ /^node-init-node/ { print $1 }' "$DIR/pids"); do
+        pid=$(pid_of "$name" || true)
+        [[ -n "$pid" ]] && stop_pid "$name" "$pid" 10
+    done
+fi
+if [[ -f "$DIR/nodes-ns" ]]; then
+    left=""
+    while read -r name pidns mntns; do
+        for ((i = 0; i < 100; i++)); do
+            [[ "$(ns_members pid "$pidns")$(ns_members mnt "$mntns")" == 00 ]] && break
+            sleep 0.1
+        done
+        n=$(( $(ns_members pid "$pidns") + $(ns_members mnt "$mntns") ))
+        if ((n)); then left+=" $name($n)"; fi
+    done <"$DIR/nodes-ns"
+    if [[ -z "$left" ]]; then
+        log "other nodes gone: no process, mount or network namespace of theirs left"
+        rm -f "$DIR/nodes-ns"
+    else
+        log "WARNING: processes still in the namespaces of:$left"
+    fi
+fi
+for link in $(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^sbnode[0-9]+(@|$)/ { sub(/@.*/, "", $2); print $2 }'); do
+    ip link delete "$link" 2>/dev/null && log "deleted leftover link $link"
+done
+# Their kubelets' cgroup roots, deepest first, once nothing is in them.
+if [[ -f "$DIR/cgroups-created" ]]; then
+    left=""
+    while read -r cg; do
+        if [[ -d "$cg" ]]; then find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true; fi
+        if [[ -d "$cg" ]]; then left+=" $cg"; fi
+    done <"$DIR/cgroups-created"
+    if [[ -z "$left" ]]; then rm -f "$DIR/cgroups-created"; log "removed the other nodes' cgroup roots"
+    else log "WARNING: cgroups not empty, left in place:$left"; fi
+fi
+
 # ---------------------------------------------------------------- containerd tasks and shims
 TASKS="$DIR/containerd/state/io.containerd.runtime.v2.task"
 shim_sockets=()
@@ -279,8 +320,16 @@ if [[ -f "$DIR/iptables.added" ]]; then
     rule=(PREROUTING -i "$BRIDGE" -d 10.96.0.1/32 -p tcp --dport 443 -m comment
           --comment "sandbench: in-cluster API" -j DNAT --to-destination 127.0.0.1:6443)
     while iptables -w -t nat -C "${rule[@]}" 2>/dev/null; do iptables -w -t nat -D "${rule[@]}"; done
+    # More nodes (up.sh SANDBENCH_NODES): the rules named by their comments.
+    for table in filter nat; do
+        mapfile -t specs < <(iptables -w -t "$table" -S 2>/dev/null |
+            grep -E -- '--comment "sandbench: (pods across nodes|node API)"' | sed 's/^-A //' || true)
+        for spec in "${specs[@]}"; do
+            eval "iptables -w -t $table -D $spec" || log "WARNING: could not delete $table rule: $spec"
+        done
+    done
     rm -f "$DIR/iptables.added"
-    log "removed iptables FORWARD drop rule (and the in-cluster API DNAT, if added)"
+    log "removed iptables FORWARD drop rule (and the in-cluster API DNAT and the rules between nodes, if added)"
 fi
 
 # ---------------------------------------------------------------- host settings

@@ -8,6 +8,9 @@
 # namespace (up.sh), kubevirt-up.sh deploys KubeVirt v1.7.0 (`make kubevirt` built it) in
 # emulation, the KubeVirt guest's images are imported beside the workload's, and only the
 # tests marked kubevirt run. Without it those are left out: they need KubeVirt deployed.
+#
+# SANDBENCH_NODES=2: the cluster comes up with a second node (up.sh) and only the tests marked
+# multinode run; the other phases leave them out.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -50,8 +53,10 @@ if [[ "${SANDBENCH_KUBEVIRT:-0}" == 1 ]]; then
     # The VMIs' containerDisk, data disk and kernel-boot images (pull policy Never).
     SANDBENCH_IMAGES="$SANDBENCH_IMAGES ${SANDBENCH_GUEST_ARCHIVES:?the workload image has no KubeVirt guest}"
     MARKS="cluster and kubevirt"
+elif [[ "${SANDBENCH_NODES:-1}" != 1 ]]; then
+    MARKS="cluster and multinode"
 else
-    MARKS="cluster and not kubevirt"
+    MARKS="cluster and not kubevirt and not multinode"
 fi
 
 up=0

@@ -23,7 +23,20 @@
 # SANDBENCH_IMAGES (space-separated OCI archives to import), SANDBENCH_POD_CIDR,
 # SANDBENCH_REGISTRY_PORT (the registry's port on 127.0.0.1, default 5000),
 # SANDBENCH_KEEP_ON_FAILURE=1 (leave a failed bring-up running for debugging),
-# SANDBENCH_NODE_NS=0|1 (containerd and the kubelet in the node namespace, see above).
+# SANDBENCH_NODE_NS=0|1 (containerd and the kubelet in the node namespace, see above),
+# SANDBENCH_NODES=N (1 to 8, default 1: more nodes, see below).
+#
+# More nodes (SANDBENCH_NODES=N > 1): nodes 2..N are each a kubelet and a containerd of their own
+# on this machine, in a network, PID and mount namespace of their own (node-init.py as PID 1,
+# as above), so that two kubelets never share a containerd (each garbage-collects what it does
+# not know), a port, a cgroup root or a pod subnet. Node k is named by its address, 10.235.k.2
+# (as the first is named 127.0.0.1: the API server reaches a kubelet by its node's Hostname
+# address, and these names need no DNS), labelled sandbench.io/node=node<k>, on a veth pair
+# whose host end (sbnode<k>, 10.235.k.1) routes to its pods (10.234.<k-1>.0/24). Its kubelet
+# reaches the API server at 10.235.k.1:6443, which one DNAT rule sends to 127.0.0.1:6443;
+# cgroup root /sandbench-node<k>; root, containerd state and pod logs under nodes/node<k>/.
+# Pods on every node route 10.234.0.0/16 (the other nodes' pods) through their bridge and no
+# more; nothing is routed off the machine. The first node is unchanged.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -81,11 +94,28 @@ NODE_NS="${SANDBENCH_NODE_NS:-${SANDBENCH_KUBEVIRT:-0}}"
 # this machine's PID 1, which refuses both (KUBEVIRT-NOTES.md).
 [[ "${SANDBENCH_KUBEVIRT:-0}" != 1 || "$NODE_NS" == 1 ]] ||
     refuse "SANDBENCH_KUBEVIRT=1 needs the node namespace (SANDBENCH_NODE_NS=1)"
-if [[ "$NODE_NS" == 1 ]]; then
+NODES="${SANDBENCH_NODES:-1}"
+[[ "$NODES" =~ ^[1-8]$ ]] || refuse "SANDBENCH_NODES must be a whole number from 1 to 8 (got '$NODES')"
+EXTRA=() # the numbers of the nodes after the first
+for ((k = 2; k <= NODES; k++)); do EXTRA+=("$k"); done
+if ((NODES > 1)); then
+    [[ "${SANDBENCH_KUBEVIRT:-0}" != 1 ]] ||
+        refuse "SANDBENCH_KUBEVIRT=1 runs on one node; leave SANDBENCH_NODES unset with it"
+    [[ "$POD_CIDR" == 10.234.0.0/24 ]] ||
+        refuse "SANDBENCH_NODES=$NODES needs the default SANDBENCH_POD_CIDR 10.234.0.0/24 (the other nodes take 10.234.1.0/24 and up), not $POD_CIDR"
+    for b in iptables sysctl; do
+        command -v "$b" >/dev/null || refuse "$b not found (more nodes need it)"
+    done
+fi
+if [[ "$NODE_NS" == 1 ]] || ((NODES > 1)); then
     for b in unshare nsenter /usr/bin/python3; do
         command -v "$b" >/dev/null || refuse "$b not found (the node namespace needs it)"
     done
 fi
+xname() { echo "10.235.$1.2"; }      # node k's name and address
+xgateway() { echo "10.235.$1.1"; }   # the host's end of its veth, where it finds the API server
+xcidr() { echo "10.234.$(($1 - 1)).0/24"; }
+xdir() { echo "$DIR/nodes/node$1"; }
 
 # A recorded PID only counts as ours if its command line still names our state dir; that
 # guards against PID reuse after a reboot or a crash.
@@ -105,6 +135,11 @@ fi
 if ip link show "$BRIDGE" >/dev/null 2>&1; then
     refuse "bridge $BRIDGE already exists (earlier run not torn down?); run tests/cluster/down.sh first"
 fi
+for k in "${EXTRA[@]}"; do
+    if ip link show "sbnode$k" >/dev/null 2>&1; then
+        refuse "link sbnode$k already exists (earlier run not torn down?); run tests/cluster/down.sh first"
+    fi
+done
 for p in "${PORTS[@]}"; do
     if [[ -n "$(ss -Hltn "sport = :$p")" ]]; then
         refuse "TCP port $p is already in use on this machine; cannot start the cluster"
@@ -144,6 +179,7 @@ GVISOR_BIN='$GVISOR_BIN'
 KUBEVIRT='${SANDBENCH_KUBEVIRT:-0}'
 KUBELET_ROOT='$KUBELET_ROOT'
 NODE_NS='$NODE_NS'
+NODES='$NODES'
 EOF
 
 # ---------------------------------------------------------------- failure handling
@@ -205,12 +241,22 @@ node() { nsenter --target "$NODE_INIT" --pid --mount -- "$@"; }
 start_node() {
     local name=$1; shift
     if [[ -z "$NODE_INIT" ]]; then start "$name" "$@"; return; fi
-    setsid nsenter --target "$NODE_INIT" --pid --mount -- "$@" >"$DIR/logs/$name.log" 2>&1 </dev/null &
-    local outer=$! pid
-    pid=$(child_of "$outer") || die "$name did not start in the node namespace (see $DIR/logs/$name.log)"
-    echo "$name $pid" >>"$DIR/pids"
-    log "started $name (pid $pid, in the node namespace)"
+    start_in "$name" "$NODE_INIT" --pid --mount -- "$@"
 }
+# start_in NAME INIT-PID NSENTER-FLAGS... -- COMMAND...: a daemon in the namespaces of INIT-PID.
+start_in() {
+    local name=$1 init=$2 flags=(); shift 2
+    while [[ $1 != -- ]]; do flags+=("$1"); shift; done
+    shift
+    setsid nsenter --target "$init" "${flags[@]}" -- "$@" >"$DIR/logs/$name.log" 2>&1 </dev/null &
+    local outer=$! pid
+    pid=$(child_of "$outer") || die "$name did not start in its node's namespaces (see $DIR/logs/$name.log)"
+    echo "$name $pid" >>"$DIR/pids"
+    log "started $name (pid $pid, in its node's namespaces)"
+}
+# Node k's namespaces (PID, mount, network), by its init's PID.
+declare -A XINIT=()
+xnode() { local k=$1; shift; nsenter --target "${XINIT[$k]}" --pid --mount --net -- "$@"; }
 
 wait_for() { # description timeout-seconds logname command...
     local what=$1 timeout=$2 logname=$3; shift 3
@@ -266,6 +312,16 @@ done >"$DIR/sysctl.orig"
 # mount that is not /, /proc, /sys or /dev is dropped from the copy (lazily, in the copy only):
 # a copy of, say, another test's tmpfs would otherwise keep that mount alive after its owner
 # unmounts it on the host, until down.sh.
+# Drops every mount copied from the host but /, /proc, /sys and /dev (run inside a node's
+# mount namespace; see above).
+DROP_COPIES='
+        awk "{ print \$5 }" /proc/self/mountinfo | sort -r | while read -r m; do
+            m=$(printf "%b" "$m")
+            case "$m" in /|/proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac
+            if umount -l "$m"; then echo "node namespace: dropped the copy of $m"
+            else echo "node namespace: could not drop the copy of $m"; fi
+        done
+        [[ "$(readlink /proc/1/root)" == / ]]'
 if [[ "$NODE_NS" == 1 ]]; then
     setsid unshare --pid --fork --kill-child --mount --propagation private --mount-proc -- \
         /usr/bin/python3 "$HERE/node-init.py" "$DIR/" >"$DIR/logs/node-init.log" 2>&1 </dev/null &
@@ -275,23 +331,72 @@ if [[ "$NODE_NS" == 1 ]]; then
     echo "node-init $NODE_INIT" >>"$DIR/pids"
     # down.sh waits until no process is left in these two.
     echo "$(readlink "/proc/$NODE_INIT/ns/pid") $(readlink "/proc/$NODE_INIT/ns/mnt")" >"$DIR/node-ns"
-    node /bin/bash -c '
-        set -eu
-        mount --make-rshared /
-        awk "{ print \$5 }" /proc/self/mountinfo | sort -r | while read -r m; do
-            m=$(printf "%b" "$m")
-            case "$m" in /|/proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac
-            if umount -l "$m"; then echo "node namespace: dropped the copy of $m"
-            else echo "node namespace: could not drop the copy of $m"; fi
-        done
-        [[ "$(readlink /proc/1/root)" == / ]]
-    ' >>"$DIR/logs/node-init.log" 2>&1 || die "setting up the node namespace failed (see $DIR/logs/node-init.log)"
+    node /bin/bash -c "set -eu; mount --make-rshared /; $DROP_COPIES" \
+        >>"$DIR/logs/node-init.log" 2>&1 || die "setting up the node namespace failed (see $DIR/logs/node-init.log)"
     log "node namespace: node-init is pid $NODE_INIT ($(cat "$DIR/node-ns")); / is rshared in it"
 fi
+
+# ---------------------------------------------------------------- the other nodes' namespaces
+# Node k (SANDBENCH_NODES, see the top): node-init as PID 1 of a new PID, mount and network
+# namespace; a veth pair to the host (sbnode<k> here, eth0 there); inside, tmpfs over the host
+# paths a kubelet and a containerd use whatever they are told (the device-plugin socket dir
+# under /var/lib/kubelet, libcni's cache in /var/lib/cni, shim sockets in /run/containerd), so
+# that nothing of one node's is seen by another. down.sh stops node-init; the kernel then ends
+# everything in the node, its mounts, its network namespace and the veth with it.
+if ((NODES > 1)); then
+    # The paths to hide must exist; host-dirs-created (above) lists the ones made here.
+    mkdir -p /var/lib/kubelet /var/lib/cni /run/containerd
+    # The kubelets' cgroup roots (the first node's is /), which a kubelet wants to exist.
+    : >"$DIR/cgroups-created"
+    for k in "${EXTRA[@]}"; do
+        for h in $(findmnt -rn -t cgroup -o TARGET); do
+            [[ -d "$h/sandbench-node$k" ]] && continue
+            mkdir "$h/sandbench-node$k" && echo "$h/sandbench-node$k" >>"$DIR/cgroups-created"
+            if [[ -f "$h/cpuset.cpus" ]]; then # v1 cpuset: a new group starts with no CPUs
+                cat "$h/cpuset.cpus" >"$h/sandbench-node$k/cpuset.cpus"
+                cat "$h/cpuset.mems" >"$h/sandbench-node$k/cpuset.mems"
+            fi
+        done
+    done
+fi
+for k in "${EXTRA[@]}"; do
+    ndir=$(xdir "$k")
+    mkdir -p "$ndir"/{containerd,kubelet/pki,pod-logs,cni/net.d,cni/ipam,logs/runsc}
+    setsid unshare --pid --fork --kill-child --mount --propagation private --mount-proc --net -- \
+        /usr/bin/python3 "$HERE/node-init.py" "$ndir/" >"$DIR/logs/node-init-node$k.log" 2>&1 </dev/null &
+    outer=$!
+    XINIT[$k]=$(child_of "$outer" node-init.py) ||
+        die "node $k's node-init did not start (see $DIR/logs/node-init-node$k.log)"
+    echo "node-init-node$k ${XINIT[$k]}" >>"$DIR/pids"
+    # down.sh waits until no process is left in them.
+    echo "node$k $(readlink "/proc/${XINIT[$k]}/ns/pid") $(readlink "/proc/${XINIT[$k]}/ns/mnt")" >>"$DIR/nodes-ns"
+    ip link add "sbnode$k" type veth peer name eth0 netns "${XINIT[$k]}" ||
+        die "could not make node $k's veth pair"
+    ip addr add "$(xgateway "$k")/24" dev "sbnode$k"
+    ip link set "sbnode$k" up
+    # Lets the DNAT to 127.0.0.1 below route packets that came in on this veth.
+    sysctl -qw "net.ipv4.conf.sbnode$k.route_localnet=1"
+    ip route add "$(xcidr "$k")" via "$(xname "$k")" dev "sbnode$k"
+    xnode "$k" /bin/bash -c "
+        set -eu
+        $DROP_COPIES
+        for d in /var/lib/kubelet /var/lib/cni /run/containerd; do mkdir -p \$d; mount -t tmpfs -o mode=755 tmpfs \$d; done
+        ip link set lo up
+        ip addr add $(xname "$k")/24 dev eth0
+        ip link set eth0 up
+        ip route add 10.234.0.0/16 via $(xgateway "$k") dev eth0
+        sysctl -qw net.ipv4.ip_forward=1
+    " >>"$DIR/logs/node-init-node$k.log" 2>&1 ||
+        die "setting up node $k's namespaces failed (see $DIR/logs/node-init-node$k.log)"
+    log "node $k: node-init is pid ${XINIT[$k]}, address $(xname "$k") on sbnode$k, pods $(xcidr "$k")"
+done
 
 # ---------------------------------------------------------------- PKI and credentials
 log "generating CA, certificates and tokens"
 cd "$DIR/pki"
+# The other nodes' kubelets reach the API server at their veth's host end.
+EXTRA_SANS=""
+for k in "${EXTRA[@]}"; do EXTRA_SANS+=",IP:$(xgateway "$k")"; done
 umask 077
 cat >openssl.cnf <<EOF
 [req]
@@ -311,7 +416,7 @@ keyUsage = critical,digitalSignature,keyEncipherment
 extendedKeyUsage = serverAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid,issuer
-subjectAltName = IP:127.0.0.1,IP:$SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+subjectAltName = IP:127.0.0.1,IP:$SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local$EXTRA_SANS
 EOF
 openssl req -x509 -new -nodes -newkey rsa:2048 -keyout ca.key -out ca.crt -days 3650 \
     -config openssl.cnf -extensions v3_ca 2>/dev/null
@@ -359,17 +464,22 @@ $KCM_TOKEN,system:kube-controller-manager,system:kube-controller-manager
 $SCHED_TOKEN,system:kube-scheduler,system:kube-scheduler
 $KUBELET_TOKEN,system:node:$NODE,system:node:$NODE,"system:nodes"
 EOF
+declare -A XTOKEN=()
+for k in "${EXTRA[@]}"; do
+    XTOKEN[$k]=$(tok)
+    echo "${XTOKEN[$k]},system:node:$(xname "$k"),system:node:$(xname "$k"),\"system:nodes\"" >>tokens.csv
+done
 chmod 600 tokens.csv
 
 CA_DATA=$(base64 -w0 ca.crt)
-kubeconfig() { # file user token
+kubeconfig() { # file user token [server]
     cat >"$1" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
 - name: sandbench
   cluster:
-    server: $API
+    server: ${4:-$API}
     certificate-authority-data: $CA_DATA
 users:
 - name: $2
@@ -388,6 +498,10 @@ kubeconfig "$DIR/admin.kubeconfig" admin "$ADMIN_TOKEN"
 kubeconfig "$DIR/kcm/kubeconfig" system:kube-controller-manager "$KCM_TOKEN"
 kubeconfig "$DIR/scheduler/kubeconfig" system:kube-scheduler "$SCHED_TOKEN"
 kubeconfig "$DIR/kubelet/kubeconfig" "system:node:$NODE" "$KUBELET_TOKEN"
+for k in "${EXTRA[@]}"; do
+    kubeconfig "$(xdir "$k")/kubelet/kubeconfig" "system:node:$(xname "$k")" "${XTOKEN[$k]}" \
+        "https://$(xgateway "$k"):6443"
+done
 cd "$REPO"
 
 # ---------------------------------------------------------------- etcd
@@ -411,55 +525,64 @@ fi
 
 # With KubeVirt, pods get one route besides their subnet: to the "kubernetes" Service's
 # address, which kubevirt-up.sh DNATs to the API server (still no default route).
+# With more nodes, every pod routes 10.234.0.0/16 (the other nodes' pods) through its bridge.
 ROUTES=""
 [[ "${SANDBENCH_KUBEVIRT:-0}" == 1 ]] && ROUTES=',
         "routes": [{ "dst": "'"$SERVICE_IP"'/32" }]'
-cat >"$DIR/cni/net.d/10-sandbench.conflist" <<EOF
+((NODES > 1)) && ROUTES=',
+        "routes": [{ "dst": "10.234.0.0/16" }]'
+# node_files NODE-DIR SOCKET BRIDGE POD-CIDR ROUTES: a node's CNI config, containerd config,
+# runsc shim options and wrapper, and registry hosts, under NODE-DIR ($DIR for the first node;
+# the rest under nodes/). ROUTES: the ipam "routes" JSON member, with its leading comma, or "".
+node_files() {
+    local ndir=$1 nsock=$2 nbridge=$3 ncidr=$4 nroutes=$5
+    mkdir -p "$ndir/containerd" "$ndir/cni/net.d" "$ndir/cni/ipam"
+cat >"$ndir/cni/net.d/10-sandbench.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
   "name": "sandbench",
   "plugins": [
     {
       "type": "bridge",
-      "bridge": "$BRIDGE",
+      "bridge": "$nbridge",
       "isGateway": true,
       "isDefaultGateway": false,
       "ipMasq": false,
       "hairpinMode": false,
       "ipam": {
         "type": "host-local",
-        "ranges": [[{ "subnet": "$POD_CIDR" }]],
-        "dataDir": "$DIR/cni/ipam"$ROUTES
+        "ranges": [[{ "subnet": "$ncidr" }]],
+        "dataDir": "$ndir/cni/ipam"$nroutes
       }
     }
   ]
 }
 EOF
 
-cat >"$DIR/containerd/config.toml" <<EOF
+cat >"$ndir/containerd/config.toml" <<EOF
 # Private containerd for sandbench's test cluster: nothing here may touch the host defaults
 # (/var/lib/containerd, /run/containerd, /opt/containerd, /etc/cni).
 version = 2
-root = "$DIR/containerd/root"
-state = "$DIR/containerd/state"
+root = "$ndir/containerd/root"
+state = "$ndir/containerd/state"
 # Unused snapshotters only add startup noise. (The legacy v1 runtime cannot be disabled in
 # 1.6: the tasks service depends on it.)
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
                     "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
 
 [grpc]
-  address = "$SOCK"
+  address = "$nsock"
 [ttrpc]
-  address = "$SOCK.ttrpc"
+  address = "$nsock.ttrpc"
 [debug]
   address = ""
 [metrics]
   address = ""
 
 [plugins."io.containerd.internal.v1.opt"]
-  path = "$DIR/containerd/opt"
+  path = "$ndir/containerd/opt"
 [plugins."io.containerd.runtime.v1.linux"]
-  runtime_root = "$DIR/containerd/runc-v1"
+  runtime_root = "$ndir/containerd/runc-v1"
 
 [plugins."io.containerd.grpc.v1.cri"]
   # The default names a registry; there is none, and GC of this image would make the next
@@ -484,49 +607,49 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       runtime_type = "io.containerd.runsc.v1"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc.options]
         TypeUrl = "io.containerd.runsc.v1.options"
-        ConfigPath = "$DIR/containerd/runsc.toml"
+        ConfigPath = "$ndir/containerd/runsc.toml"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         BinaryName = "/usr/sbin/runc"
-        Root = "$DIR/containerd/runc"
+        Root = "$ndir/containerd/runc"
         SystemdCgroup = false
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun.options]
         BinaryName = "/usr/bin/crun"
-        Root = "$DIR/containerd/crun"
+        Root = "$ndir/containerd/crun"
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
-    conf_dir = "$DIR/cni/net.d"
+    conf_dir = "$ndir/cni/net.d"
     max_conf_num = 1
   # Registry hosts (containerd 1.5+): certs.d/<host:port>/hosts.toml says how to reach one.
   # Only the local registry has one (plain HTTP on loopback); any other name goes to its
   # default https host, through the dead proxy below. Last, after the CRI plugin's own keys:
   # TOML gives every key that follows a table header to that table.
   [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "$DIR/containerd/certs.d"
+    config_path = "$ndir/containerd/certs.d"
 EOF
 
 # Options of containerd-shim-runsc-v1 (gVisor's pkg/shim/v1/runsc Options). The state root is
 # ours, not /run/containerd/runsc: runsc keeps a bind mount of an empty network namespace there
 # (null-netns, shared by every gofer) that runsc delete never removes; down.sh unmounts it with
-# everything else under $DIR. The network is runsc's default (sandbox: gVisor's own netstack on
+# everything else under the node dir. The network is runsc's default (sandbox: gVisor's own netstack on
 # the interfaces CNI put in the pod's netns); --network=none would leave pods without them.
-mkdir -p "$DIR/logs/runsc" "$DIR/containerd/bin"
+mkdir -p "$ndir/logs/runsc" "$ndir/containerd/bin"
 {
     echo "binary_name = \"$GVISOR_BIN/runsc\""
-    echo "root = \"$DIR/containerd/runsc\""
-    echo "log_path = \"$DIR/logs/runsc/\""
+    echo "root = \"$ndir/containerd/runsc\""
+    echo "log_path = \"$ndir/logs/runsc/\""
     echo "log_level = \"info\""
     echo "[runsc_config]"
     echo "  platform = \"systrap\""
     if [[ "${SANDBENCH_RUNSC_DEBUG:-0}" == 1 ]]; then
         echo "  debug = \"true\""
-        echo "  debug-log = \"$DIR/logs/runsc/%ID%/\""
+        echo "  debug-log = \"$ndir/logs/runsc/%ID%/\""
     fi
-} >"$DIR/containerd/runsc.toml"
+} >"$ndir/containerd/runsc.toml"
 
 # gVisor's shim is built on containerd 2.x's shim library, whose `start` prints JSON bootstrap
 # params ({"version":2,"address":"unix:///...","protocol":"ttrpc"}). containerd 1.6 takes all
@@ -534,7 +657,7 @@ mkdir -p "$DIR/logs/runsc" "$DIR/containerd/bin"
 # reads both forms, so the wrapper hands it only the address. The task API both speak is the
 # same (containerd.task.v2.Task over ttrpc); every other action goes straight to the shim, and
 # the shim's daemon re-executes the real binary, not this script.
-cat >"$DIR/containerd/bin/containerd-shim-runsc-v1" <<WRAPPER
+cat >"$ndir/containerd/bin/containerd-shim-runsc-v1" <<WRAPPER
 #!/bin/sh
 real='$GVISOR_BIN/containerd-shim-runsc-v1'
 for action; do :; done
@@ -545,25 +668,54 @@ address=\$(printf '%s' "\$out" | sed -n 's/^{.*"address":"\([^"]*\)".*}\$/\1/p')
 printf '%s\n' "\${address:-\$out}"
 exit \$rc
 WRAPPER
-chmod 755 "$DIR/containerd/bin/containerd-shim-runsc-v1"
+chmod 755 "$ndir/containerd/bin/containerd-shim-runsc-v1"
 
 # The local registry, plain HTTP on 127.0.0.1 (no TLS to set up for a loopback port).
-mkdir -p "$DIR/containerd/certs.d/$REGISTRY"
-cat >"$DIR/containerd/certs.d/$REGISTRY/hosts.toml" <<EOF
+mkdir -p "$ndir/containerd/certs.d/$REGISTRY"
+cat >"$ndir/containerd/certs.d/$REGISTRY/hosts.toml" <<EOF
 server = "http://$REGISTRY"
 
 [host."http://$REGISTRY"]
   capabilities = ["pull", "resolve"]
 EOF
+}
+
 
 # The proxy variables point at a closed loopback port: should anything ever ask this
 # containerd to pull from a registry other than the local one, it fails locally instead of
 # leaving the machine. Go never sends loopback addresses through a proxy, so the local
 # registry is reached directly.
-start_node containerd env HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 \
-    http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 NO_PROXY= no_proxy= \
-    PATH="$DIR/containerd/bin:$PATH" \
+node_files "$DIR" "$SOCK" "$BRIDGE" "$POD_CIDR" "$ROUTES"
+NOPROXY=(HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9
+         http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 NO_PROXY= no_proxy=)
+start_node containerd env "${NOPROXY[@]}" PATH="$DIR/containerd/bin:$PATH" \
     /usr/bin/containerd --config "$DIR/containerd/config.toml"
+# The other nodes' containerds: the same configuration, their own state, socket, bridge and
+# pod subnet. Pods on node k go to the other nodes' pods through the host (routes above);
+# the host's FORWARD drop rule lets exactly that through and nothing else.
+for k in "${EXTRA[@]}"; do
+    ndir=$(xdir "$k")
+    # And their node's own network (10.235.k.0/24), as pods reach their node on any cluster:
+    # the harness's direct connections to them (the clock probe) come from the host's end.
+    node_files "$ndir" "$ndir/containerd/containerd.sock" sbbridge0 "$(xcidr "$k")" ',
+        "routes": [{ "dst": "10.234.0.0/16" }, { "dst": "10.235.'"$k"'.0/24" }]'
+    start_in "containerd-node$k" "${XINIT[$k]}" --pid --mount --net -- env "${NOPROXY[@]}" \
+        PATH="$ndir/containerd/bin:$PATH" /usr/bin/containerd --config "$ndir/containerd/config.toml"
+    for rule in "FORWARD -i $BRIDGE -o sbnode$k -s 10.234.0.0/16 -d $(xcidr "$k")" \
+                "FORWARD -i sbnode$k -o $BRIDGE -s $(xcidr "$k") -d $POD_CIDR"; do
+        # shellcheck disable=SC2086
+        iptables -w -I $rule -m comment --comment "sandbench: pods across nodes" -j ACCEPT
+    done
+    for j in "${EXTRA[@]}"; do
+        ((j == k)) && continue
+        iptables -w -I FORWARD -i "sbnode$k" -o "sbnode$j" -s "$(xcidr "$k")" -d "$(xcidr "$j")" \
+            -m comment --comment "sandbench: pods across nodes" -j ACCEPT
+    done
+    # Node k's kubelet finds the API server at the host's end of its veth.
+    iptables -w -t nat -I PREROUTING -i "sbnode$k" -d "$(xgateway "$k")/32" -p tcp --dport 6443 \
+        -m comment --comment "sandbench: node API" -j DNAT --to-destination 127.0.0.1:6443
+    echo "node-rules" >>"$DIR/iptables.added"
+done
 
 # ---------------------------------------------------------------- registry
 # Its own config and storage under $DIR (wiped by the next up.sh); listening on loopback only.
@@ -625,24 +777,31 @@ start kube-apiserver "$K8S_BIN/kube-apiserver" \
 
 # ---------------------------------------------------------------- images (while the apiserver starts)
 wait_for "containerd ready" 30 containerd ctr --address "$SOCK" version
-import_image() {
-    ctr --address "$SOCK" -n k8s.io images import "$1" >>"$DIR/logs/images.log" 2>&1 ||
+for k in "${EXTRA[@]}"; do
+    wait_for "node $k's containerd ready" 30 "containerd-node$k" \
+        ctr --address "$(xdir "$k")/containerd/containerd.sock" version
+done
+import_image() { # archive [socket]
+    ctr --address "${2:-$SOCK}" -n k8s.io images import "$1" >>"$DIR/logs/images.log" 2>&1 ||
         die "importing $1 failed (see $DIR/logs/images.log)"
 }
-import_image "$DIR/images/pause.tar"
-for img in ${SANDBENCH_IMAGES:-}; do
+for img in "$DIR/images/pause.tar" ${SANDBENCH_IMAGES:-}; do
     [[ -f "$img" ]] || die "SANDBENCH_IMAGES lists $img, which does not exist"
     import_image "$img"
+    for k in "${EXTRA[@]}"; do import_image "$img" "$(xdir "$k")/containerd/containerd.sock"; done
 done
 log "imported images: $(ctr --address "$SOCK" -n k8s.io images ls -q | grep -v '^sha256:' | tr '\n' ' ')"
 
 # ---------------------------------------------------------------- kubelet
-cat >"$DIR/kubelet/config.yaml" <<EOF
+# kubelet_config FILE ADDRESS SOCKET NODE-DIR [CGROUP-ROOT]
+kubelet_config() {
+cat >"$1" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-# Loopback only: the kubelet API is unauthenticated (anonymous + AlwaysAllow) so that the
-# apiserver can reach it for logs/exec without client certificates.
-address: 127.0.0.1
+# Loopback only (the other nodes: their own address, in their own network namespace): the
+# kubelet API is unauthenticated (anonymous + AlwaysAllow) so that the apiserver can reach it
+# for logs/exec without client certificates.
+address: $2
 port: 10250
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
@@ -657,7 +816,7 @@ authorization:
 # PID 1 is not systemd.
 cgroupDriver: cgroupfs
 failSwapOn: false
-containerRuntimeEndpoint: unix://$SOCK
+containerRuntimeEndpoint: unix://$3
 # containerd 1.6 does not pin the sandbox image; GC would delete it and then try to pull it.
 imageGCHighThresholdPercent: 100
 # A nearly full test disk must not evict the test pods.
@@ -669,10 +828,13 @@ evictionHard:
   imagefs.inodesFree: "0%"
 # No cluster DNS; pods use dnsPolicy: Default and get an empty resolv.conf.
 resolvConf: ""
-podLogsDir: $DIR/pod-logs
-volumePluginDir: $DIR/kubelet/volume-plugins
+podLogsDir: $4/pod-logs
+volumePluginDir: $4/kubelet/volume-plugins
 staticPodPath: ""
 EOF
+    if [[ -n "${5:-}" ]]; then echo "cgroupRoot: $5" >>"$1"; fi
+}
+kubelet_config "$DIR/kubelet/config.yaml" 127.0.0.1 "$SOCK" "$DIR"
 if [[ "${SANDBENCH_KUBEVIRT:-0}" == 1 ]]; then
     # virt-handler mounts these host paths, some with Bidirectional propagation; / is rshared
     # in the node namespace, so no host mount is needed. down.sh removes them.
@@ -689,6 +851,20 @@ start_node kubelet "$K8S_BIN/kubelet" \
     --root-dir="$KUBELET_ROOT" \
     --cert-dir="$DIR/kubelet/pki" \
     --v=1
+for k in "${EXTRA[@]}"; do
+    ndir=$(xdir "$k")
+    kubelet_config "$ndir/kubelet/config.yaml" "$(xname "$k")" "$ndir/containerd/containerd.sock" \
+        "$ndir" "/sandbench-node$k"
+    start_in "kubelet-node$k" "${XINIT[$k]}" --pid --mount --net -- "$K8S_BIN/kubelet" \
+        --config="$ndir/kubelet/config.yaml" \
+        --kubeconfig="$ndir/kubelet/kubeconfig" \
+        --hostname-override="$(xname "$k")" \
+        --node-ip="$(xname "$k")" \
+        --node-labels="sandbench.io/node=node$k" \
+        --root-dir="$ndir/kubelet" \
+        --cert-dir="$ndir/kubelet/pki" \
+        --v=1
+done
 
 wait_for "kube-apiserver ready" 90 kube-apiserver \
     curl -fsS --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $ADMIN_TOKEN" "$API/readyz"
@@ -739,14 +915,17 @@ for f in "$REPO"/runtimeclasses/kubernetes/*.yaml "$REPO"/runtimeclasses/kuberne
 done
 
 # ---------------------------------------------------------------- readiness
-node_ready() {
-    [[ "$("$KUBECTL" get node "$NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]]
+node_ready() { # [node name]
+    [[ "$("$KUBECTL" get node "${1:-$NODE}" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]]
 }
 wait_for "node $NODE Ready" 90 kubelet node_ready
+for k in "${EXTRA[@]}"; do
+    wait_for "node $(xname "$k") Ready" 90 "kubelet-node$k" node_ready "$(xname "$k")"
+done
 wait_for "ServiceAccount default/default exists" 60 kube-controller-manager \
     "$KUBECTL" -n default get serviceaccount default
 
 ok=1
 echo "$DIR/admin.kubeconfig"
-log "cluster up: node $NODE Ready, Kubernetes $("$KUBECTL" version -o json | sed -n 's/.*"gitVersion": "\(v[^"]*\)".*/\1/p' | tail -1)"
+log "cluster up: $NODES node(s) Ready, Kubernetes $("$KUBECTL" version -o json | sed -n 's/.*"gitVersion": "\(v[^"]*\)".*/\1/p' | tail -1)"
 log "bring-up took $(elapsed)"

@@ -89,6 +89,11 @@ class Backend(ABC):
         raise BackendInputError(f"backend {self.name!r} starts one sandbox at a time; "
                                 "concurrency above 1 runs on local or kubernetes")
 
+    def burst_width(self) -> int:
+        """How many sandboxes each id of a burst starts, once prepared: 1, or the number of
+        nodes a cluster's fan-out runs every burst on (one pod per id per node)."""
+        return 1
+
     def peer_paths(self, runtimes: list[str]) -> tuple[str, ...]:
         """The network paths this backend runs a case with a peer over, by name (each a
         sample's ``path`` label), once prepared for ``runtimes``: every such case runs once

@@ -138,7 +138,9 @@ def measure(spec: Spec, run_id: str, run_dir: Path, cache_dir: Path,
                                lambda: prepared.peer_paths(spec.runtimes))
         writer = results.RunWriter(run_dir, runner.run_metadata(run_id, the_plan, backend_obj,
                                                                notes))
-        console.print(f"run [bold]{run_id}[/]: {the_plan.sandboxes} sandboxes, "
+        width = prepared.burst_width()
+        on_nodes = f" (bursts on {width} nodes at once)" if width > 1 else ""
+        console.print(f"run [bold]{run_id}[/]: {the_plan.started(width)} sandboxes{on_nodes}, "
                       f"runtimes {', '.join(spec.runtimes)}, samples in {run_dir}/",
                       highlight=False)
         _run_with_progress(the_plan, backend_obj, writer)
