@@ -108,12 +108,6 @@ else
     log "apiserver not reachable; skipping API cleanup"
 fi
 
-# ---------------------------------------------------------------- control plane and registry, by recorded PID
-for name in kubelet kube-scheduler kube-controller-manager kube-apiserver etcd registry; do
-    pid=$(pid_of "$name" || true)
-    [[ -n "$pid" ]] && stop_pid "$name" "$pid" 15
-done
-
 # ---------------------------------------------------------------- the other nodes (up.sh SANDBENCH_NODES)
 # Each is a PID, mount and network namespace whose PID 1 is its node-init: stopping that ends
 # its kubelet, containerd, shims and containers (the kernel kills what is left in a PID
@@ -144,16 +138,23 @@ fi
 for link in $(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^sbnode[0-9]+(@|$)/ { sub(/@.*/, "", $2); print $2 }'); do
     ip link delete "$link" 2>/dev/null && log "deleted leftover link $link"
 done
-# Their kubelets' cgroup roots, deepest first, once nothing is in them.
+# Their kubelets' cgroup roots, deepest first, once nothing is in them: the ones up.sh made,
+# and the ones the kubelet made itself (on the cgroup2 hierarchy of a hybrid host).
 if [[ -f "$DIR/cgroups-created" ]]; then
     left=""
     while read -r cg; do
         if [[ -d "$cg" ]]; then find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true; fi
         if [[ -d "$cg" ]]; then left+=" $cg"; fi
-    done <"$DIR/cgroups-created"
+    done < <(cat "$DIR/cgroups-created"; ls -d /sys/fs/cgroup/*/sandbench-node[0-9]* 2>/dev/null || true)
     if [[ -z "$left" ]]; then rm -f "$DIR/cgroups-created"; log "removed the other nodes' cgroup roots"
     else log "WARNING: cgroups not empty, left in place:$left"; fi
 fi
+
+# ---------------------------------------------------------------- control plane and registry, by recorded PID
+for name in kubelet kube-scheduler kube-controller-manager kube-apiserver etcd registry; do
+    pid=$(pid_of "$name" || true)
+    [[ -n "$pid" ]] && stop_pid "$name" "$pid" 15
+done
 
 # ---------------------------------------------------------------- containerd tasks and shims
 TASKS="$DIR/containerd/state/io.containerd.runtime.v2.task"
