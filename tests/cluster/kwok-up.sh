@@ -121,20 +121,22 @@ manifest | k apply -f - >>"$DIR/logs/kwok-nodes.log" 2>&1 ||
     die "creating the fake nodes failed (see $DIR/logs/kwok-nodes.log)"
 log "applied $NODES fake nodes ($PREFIX-0 .. $PREFIX-$((NODES - 1))), labelled $LABEL=fake, type=kwok"
 
+# Ready and untainted: a new node carries node.kubernetes.io/not-ready:NoSchedule until the node
+# lifecycle controller has seen it Ready, and the fan-out (rightly) leaves tainted nodes out.
 ready_count() {
     k get nodes -l "$LABEL=fake" \
-        -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
-        grep -cx True || true
+        -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{" "}{.spec.taints}{"\n"}{end}' |
+        grep -cx 'True ' || true
 }
 deadline=$(( $(date +%s) + TIMEOUT ))
 last=-1
 while :; do
     ready=$(ready_count)
-    if [[ "$ready" != "$last" ]]; then log "$ready of $NODES fake nodes Ready"; last=$ready; fi
+    if [[ "$ready" != "$last" ]]; then log "$ready of $NODES fake nodes Ready and untainted"; last=$ready; fi
     (( ready >= NODES )) && break
     kill -0 "$pid" 2>/dev/null || die "kwok exited (see $DIR/logs/kwok.log)"
     (( $(date +%s) < deadline )) ||
-        die "only $ready of $NODES fake nodes Ready after ${TIMEOUT}s (see $DIR/logs/kwok.log)"
+        die "only $ready of $NODES fake nodes Ready and untainted after ${TIMEOUT}s (see $DIR/logs/kwok.log)"
     sleep 0.5
 done
 echo "kwok: $NODES fake nodes Ready"
