@@ -320,6 +320,10 @@ class Execution:
     labels: dict[str, str] = field(default_factory=dict)
     #: The marks this backend observes when all goes well, so a failure can name what it missed.
     planned: tuple[str, ...] = ()
+    #: Marks that by design never happen in this sandbox, each with why (a pod on a KWOK fake
+    #: node runs nothing: no container start, no workload stamp). A phase bounded by one is
+    #: recorded as skipped with that reason: not measured, and not a failure.
+    not_applicable: dict[str, str] = field(default_factory=dict)
     #: What the case's peer printed (a peer that measures: Peer.ports empty), once it exited.
     peer_stdout: str = ""
     #: Values the backend measured itself, beside the workload's (the kubelet's own

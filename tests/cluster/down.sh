@@ -151,7 +151,8 @@ if [[ -f "$DIR/cgroups-created" ]]; then
 fi
 
 # ---------------------------------------------------------------- control plane and registry, by recorded PID
-for name in kubelet kube-scheduler kube-controller-manager kube-apiserver etcd registry; do
+# kwok (kwok-up.sh's fake nodes) before the API server it talks to.
+for name in kwok kubelet kube-scheduler kube-controller-manager kube-apiserver etcd registry; do
     pid=$(pid_of "$name" || true)
     [[ -n "$pid" ]] && stop_pid "$name" "$pid" 15
 done

@@ -125,6 +125,17 @@ def _between(phase: Phase, start: Mark, end: Mark, offset: ClockOffset | None) -
     return Value(phase.metric, value_ms, clock=clock)
 
 
+def not_applicable(phase: Phase, execution: Execution) -> Value | None:
+    """The phase skipped with why, when the backend would time it but one of its marks never
+    happens in this sandbox by design (Execution.not_applicable); else None."""
+    skipped = execution.not_applicable
+    reason = skipped.get(phase.start) or skipped.get(phase.end)
+    timed = {*execution.planned, *skipped}
+    if reason is None or phase.start not in timed or phase.end not in timed:
+        return None
+    return Value(phase.metric, None, status=Status.SKIPPED, reason=reason)
+
+
 def _end_mark(rest: str, execution: Execution) -> list[Mark]:
     """The probe's stamp just before it exits, where the backend can relate the sandbox's
     clock to its own (locally; a VM's guest clock is not used) and the probe printed it (runs
@@ -172,13 +183,21 @@ class Arrived:
     to_workload_ms: float | None
     #: Why it has no request_to_workload, when it has none.
     reason: str | None = None
+    #: It has none by design (nothing runs in it: a pod on a KWOK fake node), not by failure.
+    not_applicable: bool = False
 
 
 def burst_totals(sandboxes: list[Arrived]) -> list[Value]:
     """burst_to_last_workload and burst_throughput of one burst; both failed, saying which
     sandbox and why, when any sandbox did not reach its workload (a total without it would
-    flatter the runtime)."""
+    flatter the runtime); both skipped when any sandbox ran no workload by design (a total of
+    the others would not be the burst's either)."""
     count = len(sandboxes)
+    idle = [one for one in sandboxes if one.not_applicable]
+    if idle:
+        reason = f"{len(idle)} of {count} sandboxes ran no workload: {idle[0].reason}"
+        return [Value(m, None, status=Status.SKIPPED, reason=reason)
+                for m in (BURST_TO_LAST_WORKLOAD, BURST_THROUGHPUT)]
     for number, one in enumerate(sandboxes, 1):
         if one.request_ns is None or one.to_workload_ms is None:
             reason = (f"sandbox {number} of {count} never ran its workload: "
@@ -209,6 +228,8 @@ def _arrived(execution: Execution, values: list[Value]) -> Arrived:
     phase = next((v for v in values if v.metric.name == metric), None)
     if phase is not None and phase.status == Status.OK and phase.value is not None:
         return Arrived(request, phase.value)
+    if phase is not None and phase.status == Status.SKIPPED:
+        return Arrived(request, None, phase.reason, not_applicable=True)
     reason = phase.reason if phase is not None else None
     return Arrived(request, None, reason or execution.error)
 
@@ -250,16 +271,21 @@ class Start(Workload):
                 *harness_values(burst.harness_cpu_s, burst.wall_s, burst.lateness_s)]
 
     def unmeasured(self, case: Case, execution: Execution) -> list[tuple[Metric, dict[str, str]]]:
-        # Every phase this backend would have measured failed; the others do not apply to it.
-        seen = {*execution.planned, "workload"}
+        # Every phase this backend would have measured failed; the others do not apply to it,
+        # nor do those bounded by a mark that never happens in this sandbox (a KWOK fake pod's
+        # running or workload: a failed pod there failed its API side only).
+        seen = {*execution.planned, "workload"} - set(execution.not_applicable)
         failed = [p.metric for p in PHASES if p.start in seen and p.end in seen]
         return [(metric, {}) for metric in failed or [PHASES[0].metric]]
 
     def parse(self, case: Case, execution: Execution) -> list[Value]:
-        header, rest = probe_header(execution.stdout, "start")
-        marks = [*execution.marks, Mark("workload", Clock.SANDBOX_REALTIME, realtime_stamp(header))]
-        marks += _end_mark(rest, execution)
-        values = [phase_value(p, marks, execution.offsets, execution.missing_offsets)
+        marks = list(execution.marks)
+        if "workload" not in execution.not_applicable:
+            header, rest = probe_header(execution.stdout, "start")
+            marks += [Mark("workload", Clock.SANDBOX_REALTIME, realtime_stamp(header)),
+                      *_end_mark(rest, execution)]
+        values = [not_applicable(p, execution)
+                  or phase_value(p, marks, execution.offsets, execution.missing_offsets)
                   for p in PHASES]
         found = [v for v in values if v is not None]
         if not found:

@@ -26,8 +26,9 @@ from sandbench.backends.kubernetes import (access, api, classes, clock, cri, fan
                                            pull)
 from sandbench.backends.kubernetes.lifecycle import (PLANNED, PodFailed, PodProgress, PodRun,
                                                      exit_code, terminated_reason)
-from sandbench.backends.kubernetes.nodes import (_selectors, choose_node, hostname, node_facts,
-                                                 select_nodes)
+from sandbench.backends.kubernetes.nodes import (KWOK_ANNOTATION, KWOK_FAKE, NOTHING_RUNS,
+                                                 _selectors, choose_node, hostname, is_fake,
+                                                 node_facts, select_nodes)
 from sandbench.backends.kubernetes.watcher import RunWatch
 from sandbench.facts import ssh
 from sandbench.facts import node as sshfacts
@@ -390,12 +391,19 @@ class KubernetesBackend(Backend):
                          [name for name, _ in ids])
         if self._watch is None:
             raise BackendError("the backend is not prepared; call prepare() first")
-        self._offset_used.add(runtime)
         # Every node's offset before the burst (a clock pod each, in parallel the first
-        # time), so none is measured while the burst's pods start.
-        with ThreadPoolExecutor(max_workers=len(self._fanout)) as pool:
-            measured = list(pool.map(lambda node: self.offset(runtime, node), self._fanout))
-        offsets = {str(n["metadata"]["name"]): o for n, o in zip(self._fanout, measured)}
+        # time), so none is measured while the burst's pods start. A KWOK fake node has no
+        # clock to read (nothing runs there) and no phase that would use one.
+        offsets: dict[str, ClockOffset | MissingOffset] = {
+            str(n["metadata"]["name"]): MissingOffset(Clock.SANDBOX_REALTIME,
+                                                      Clock.HOST_REALTIME, NOTHING_RUNS)
+            for n in self._fanout if is_fake(n)}
+        real = [n for n in self._fanout if not is_fake(n)]
+        if real:
+            self._offset_used.add(runtime)
+            with ThreadPoolExecutor(max_workers=len(real)) as pool:
+                measured = list(pool.map(lambda node: self.offset(runtime, node), real))
+            offsets.update((str(n["metadata"]["name"]), o) for n, o in zip(real, measured))
         lent = fanout.Cluster(self.apis.core, self.namespace, self._watch, self._live,
                               self._burst_pod, self.resources.memory_mib)
         return fanout.run_fanout(lent, self._fanout, runtime, case, sandbox_ids, timeout_s,
@@ -534,6 +542,12 @@ class KubernetesBackend(Backend):
         if self.settings.nodes is not None:
             facts["fanout"] = {"nodes_asked": self.settings.nodes,
                                "nodes": [node_facts(n) for n in self._fanout]}
+            fake = [str(n["metadata"]["name"]) for n in self._fanout if is_fake(n)]
+            if fake:  # said only where there are some: a real fan-out's facts stay as they were
+                facts["fanout"]["fake_nodes"] = {
+                    "names": fake, "rule": f"annotation {KWOK_ANNOTATION}={KWOK_FAKE} (KWOK)",
+                    "recorded": "create_to_scheduled only; the runtime-side phases are skipped: "
+                                + NOTHING_RUNS}
         for name, manifest in classes.manifests().items():
             facts["runtimes"][name] = self._runtime_facts(name, manifest)
         for name in sorted(self.vm_runtimes):

@@ -29,6 +29,14 @@ shows one burst. No pod is deleted while the burst runs (a kubelet's teardown is
 node); all go together at its end. Every pod is in the backend's live pods before it is created:
 a Ctrl-C stops the burst (pods not yet created are not, those created stop being followed
 within a second) and the backend's cleanup deletes them, as it does a lone pod.
+
+A pod on a KWOK fake node (nodes.is_fake) runs nothing: kwok writes its status, no kubelet
+starts a container. Its API-side phase (created -> scheduled, from the same watch) is real and
+recorded; every runtime-side one (running, ready, the workload's stamp) is not applicable and
+recorded as skipped with why (Execution.not_applicable), never as a number or a failure. It is
+followed until it is bound to its node, and then done: no log is read (there is no kubelet to
+serve one) and no end is waited for. Its creating thread is one of the burst's like any other,
+so a burst across fake nodes drives the same creates, watch and threads as a real one.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from sandbench.backends.burst import Schedule, harness_cpu_s
 from sandbench.backends.kubernetes import api, manifests
 from sandbench.backends.kubernetes.lifecycle import (PLANNED, PodFailed, PodProgress, PodRun,
                                                      exit_code, terminated_reason)
+from sandbench.backends.kubernetes.nodes import NOTHING_RUNS, is_fake
 from sandbench.backends.kubernetes.watcher import RunWatch, Seen
 from sandbench.model import Burst, Case, ClockOffset, Execution, MissingOffset
 
@@ -58,6 +67,11 @@ CLIENT = {
     "creating_threads": "one per pod of the burst (N per node x nodes)",
     "retries": "429 and 5xx retried with exponential back-off, Retry-After honoured",
 }
+
+#: What a pod on a KWOK fake node is followed for: its create and its binding (API side).
+FAKE_PLANNED = ("create", "scheduled")
+#: The marks that never happen there (runtime side), each skipped with why.
+FAKE_NOT_APPLICABLE = {mark: NOTHING_RUNS for mark in PLANNED if mark not in FAKE_PLANNED}
 
 #: Makes a pod: (name, runtime, case, node, extra labels) -> its PodRun, pinned to the node.
 MakePod = Callable[[str, str, Case, dict[str, Any], dict[str, str]], PodRun]
@@ -82,6 +96,8 @@ class _Pod:
     run: PodRun
     execution: Execution
     offset_s: float
+    #: On a KWOK fake node: followed until scheduled, nothing runtime-side read.
+    fake: bool = False
     progress: PodProgress = field(init=False)
     #: When its thread asked the API server to create it (monotonic ns): its lateness only.
     requested_ns: int | None = None
@@ -105,6 +121,18 @@ def burst_id(sandbox_ids: list[str]) -> str:
     return sandbox_ids[0].rsplit("-", 1)[0]
 
 
+def pod_execution(node: dict[str, Any], offset: ClockOffset | MissingOffset) -> Execution:
+    """A fresh execution for a pod of the burst on ``node``: what a real node's pod is timed
+    for, with its node's clock offset; on a fake node the API side only, the rest skipped."""
+    name = str(node["metadata"]["name"])
+    if is_fake(node):
+        return Execution(planned=FAKE_PLANNED, labels={"node": name},
+                         not_applicable=dict(FAKE_NOT_APPLICABLE))
+    execution = Execution(planned=PLANNED, labels={"node": name})
+    execution.relate(offset)
+    return execution
+
+
 def _first_event(progress: PodProgress, seen: Seen) -> None:
     """The pod's first event on the watch is its creation, as the harness learnt of it."""
     if "create" not in progress.seen:
@@ -125,10 +153,9 @@ def run_fanout(cluster: Cluster, nodes: list[dict[str, Any]], runtime: str, case
     schedule_s = [offset for offset in offsets_s for _ in names]
     pods = []
     for (name, node), offset_s in zip(pod_names(sandbox_ids, names), schedule_s):
-        execution = Execution(planned=PLANNED, labels={"node": node})
-        execution.relate(offsets[node])
+        execution = pod_execution(by_name[node], offsets[node])
         pods.append(_Pod(cluster.make_pod(name, runtime, case, by_name[node], labels),
-                         execution, offset_s))
+                         execution, offset_s, is_fake(by_name[node])))
     cpu_before, wall_before = harness_cpu_s(), time.monotonic_ns()
     schedule = _run(cluster, pods, timeout_s)
     _delete_all(cluster, pods, labels[manifests.BURST])
@@ -180,7 +207,9 @@ def _one(pod: _Pod, events: Any, index: int, schedule: Schedule, stop: threading
         pod.requested_ns = time.monotonic_ns()
         pod.run.create(None)
         pod.run.follow(events, pod.progress, time.monotonic() + timeout_s, until_ready=False,
-                       stop=stop, observe=_first_event)
+                       stop=stop, observe=_first_event, until_scheduled=pod.fake)
+        if pod.fake:
+            return  # bound to its node: all the API side did; nothing ran to read
         status = pod.run.status()
         execution.exit_code = exit_code(status)
         if terminated_reason(status) == "OOMKilled":
@@ -188,7 +217,7 @@ def _one(pod: _Pod, events: Any, index: int, schedule: Schedule, stop: threading
         execution.stdout = pod.run.log()
     except PodFailed as exc:
         execution.error = str(exc)
-        if "create" in pod.progress.seen and not stop.is_set():
+        if "create" in pod.progress.seen and not stop.is_set() and not pod.fake:
             execution.stdout = pod.run.log()
     except Exception as exc:  # a harness bug in one thread fails its pod, not the run
         execution.error = f"the harness failed: {type(exc).__name__}: {exc}"

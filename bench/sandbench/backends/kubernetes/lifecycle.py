@@ -178,11 +178,14 @@ class PodRun:
 
     def follow(self, events: queue.Queue[Seen], progress: PodProgress, deadline: float,
                until_ready: bool, stop: threading.Event | None = None,
-               observe: Callable[[PodProgress, Seen], None] | None = None) -> None:
-        """Consume watch events until the pod finishes (or, with until_ready, is Ready); a
-        ``stop`` set meanwhile (a burst stopped by Ctrl-C) fails it within a second.
-        ``observe`` sees each pod event first (a burst's create mark)."""
-        while not progress.finished and not (until_ready and "ready" in progress.seen):
+               observe: Callable[[PodProgress, Seen], None] | None = None,
+               until_scheduled: bool = False) -> None:
+        """Consume watch events until the pod finishes (or, with until_ready, is Ready; with
+        until_scheduled, is bound to a node: a pod on a KWOK fake node, whose later status
+        nothing ran to earn); a ``stop`` set meanwhile (a burst stopped by Ctrl-C) fails it
+        within a second. ``observe`` sees each pod event first (a burst's create mark)."""
+        while not progress.finished and not (until_ready and "ready" in progress.seen) and not (
+                until_scheduled and "scheduled" in progress.seen):
             if stop is not None and stop.is_set():
                 raise PodFailed(f"stopped in phase {progress.phase}: the burst was stopped")
             remaining = deadline - time.monotonic()

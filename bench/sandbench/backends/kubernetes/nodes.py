@@ -23,6 +23,22 @@ LABEL_PREFIXES = ("katacontainers.io/", "kubernetes.io/", "node.kubernetes.io/",
 #: Taint effects that keep a pod without a toleration off a node (the fan-out's pods have none).
 REPELLING = ("NoSchedule", "NoExecute")
 
+#: How a KWOK fake node is known: KWOK's own annotation, the one its controller is told to
+#: manage (tests/cluster/kwok-up.sh). A label (kwok's docs use type=kwok) is anyone's to set
+#: on a real node for scheduling; this annotation is what makes kwok, not a kubelet, write
+#: the node's and its pods' status.
+KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+KWOK_FAKE = "fake"
+#: Why a fake node's pods have no runtime-side phases: there is no kubelet or runtime behind
+#: it, only kwok writing status.
+NOTHING_RUNS = "not applicable: KWOK fake node (nothing runs there)"
+
+
+def is_fake(node: dict[str, Any]) -> bool:
+    """Whether ``node`` is a KWOK fake node (annotation kwok.x-k8s.io/node=fake)."""
+    annotations = node.get("metadata", {}).get("annotations") or {}
+    return annotations.get(KWOK_ANNOTATION) == KWOK_FAKE
+
 
 def _ready(node: dict[str, Any]) -> bool:
     conditions = (node.get("status") or {}).get("conditions") or []
@@ -54,7 +70,9 @@ def choose_node(apis: Apis, runtimes: list[str], given: str | None) -> dict[str,
         names = ", ".join(n["metadata"]["name"] for n in nodes)
         raise BackendError(f"node {given!r} is not in the cluster; nodes: {names}")
     wanted = _selectors(apis, runtimes)
-    usable = [n for n in nodes if _ready(n) and not (n.get("spec") or {}).get("unschedulable")]
+    # A fake node runs nothing: never the run's node unless named.
+    usable = [n for n in nodes if _ready(n) and not (n.get("spec") or {}).get("unschedulable")
+              and not is_fake(n)]
     matching = [n for n in usable
                 if all(n["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())]
     if matching:
@@ -108,13 +126,19 @@ def fan_out(nodes: list[dict[str, Any]], choice: NodeChoice, wanted: dict[str, s
             if why:
                 raise BackendError(f"nodes: {name!r} cannot run the pods: {why}")
         return [by_name[name] for name in choice.names], []
-    kept, notes = [], []
+    kept, notes, fake = [], [], []
     for name in sorted(by_name):
         why = _unusable(by_name[name], wanted)
         if why:
             notes.append(f"node {name} left out of the fan-out: {why}")
+        elif choice.kind == ALL and is_fake(by_name[name]):
+            fake.append(name)  # "all" means every node that can run a pod
         else:
             kept.append(by_name[name])
+    if fake:
+        notes.append(f"{len(fake)} KWOK fake node(s) left out of the fan-out ({fake[0]}"
+                     f"{', ...' if len(fake) > 1 else ''}): nothing runs there; name them or "
+                     "select them by label to time their pods' API-side phases")
     if not kept:
         asked = "all" if choice.kind == ALL else f"selector {choice.selector!r}"
         raise BackendError(f"nodes {asked}: no usable node among {len(by_name)} ("
