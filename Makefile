@@ -169,6 +169,7 @@ cluster-build:
 	bash tests/cluster/build-k8s.sh
 	bash tests/cluster/build-etcd.sh
 	bash tests/cluster/build-crictl.sh >/dev/null
+	bash tests/cluster/build-kwok.sh >/dev/null
 	@$(MAKE) --no-print-directory kubevirt
 
 # Builds what is missing (cached by version under ~/.cache/sandbench), brings the cluster up,

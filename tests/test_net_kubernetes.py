@@ -142,6 +142,13 @@ def test_cross_node_goes_to_the_first_usable_other_node() -> None:
              node("node-b", cordoned=True)]
     other, why = netpeer.other_node(nodes, "node-a", {})
     assert other is not None and other["metadata"]["name"] == "node-d" and why == ""
+    # A KWOK fake node is Ready and untainted, but nothing would serve there.
+    fake = node("node-0")
+    fake["metadata"]["annotations"] = {"kwok.x-k8s.io/node": "fake"}
+    other, why = netpeer.other_node([fake, *nodes], "node-a", {})
+    assert other is not None and other["metadata"]["name"] == "node-d"
+    assert netpeer.other_node([fake, node("node-a")], "node-a", {})[1].endswith(
+        "(node-0: a KWOK fake node (nothing runs there))")
 
 
 def test_no_usable_other_node_says_why_of_each() -> None:

@@ -9,8 +9,9 @@
 # emulation, the KubeVirt guest's images are imported beside the workload's, and only the
 # tests marked kubevirt run. Without it those are left out: they need KubeVirt deployed.
 #
-# SANDBENCH_NODES=2: the cluster comes up with a second node (up.sh) and only the tests marked
-# multinode run; the other phases leave them out.
+# SANDBENCH_NODES=2: the cluster comes up with a second node (up.sh), kwok-up.sh adds KWOK's
+# fake nodes (it builds kwok with build-kwok.sh if needed), and only the tests marked multinode or kwok run; the
+# other phases leave them out.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -54,9 +55,9 @@ if [[ "${SANDBENCH_KUBEVIRT:-0}" == 1 ]]; then
     SANDBENCH_IMAGES="$SANDBENCH_IMAGES ${SANDBENCH_GUEST_ARCHIVES:?the workload image has no KubeVirt guest}"
     MARKS="cluster and kubevirt"
 elif [[ "${SANDBENCH_NODES:-1}" != 1 ]]; then
-    MARKS="cluster and multinode"
+    MARKS="cluster and (multinode or kwok)"
 else
-    MARKS="cluster and not kubevirt and not multinode"
+    MARKS="cluster and not kubevirt and not multinode and not kwok"
 fi
 
 up=0
@@ -71,6 +72,8 @@ fi
 ((up == 0)) || exit "$up"
 if [[ "${SANDBENCH_KUBEVIRT:-0}" == 1 ]]; then
     bash "$HERE/kubevirt-up.sh"
+elif [[ "${SANDBENCH_NODES:-1}" != 1 ]]; then
+    bash "$HERE/kwok-up.sh"
 fi
 
 cd "$REPO"

@@ -34,6 +34,7 @@ from sandbench.backends.kubernetes import manifests
 from sandbench.backends.kubernetes.api import Apis, api_message
 from sandbench.backends.kubernetes.lifecycle import (PodFailed, PodProgress, PodRun, exit_code,
                                                      terminated_reason)
+from sandbench.backends.kubernetes.nodes import REPELLING, is_fake
 from sandbench.backends.kubernetes.watcher import RunWatch
 from sandbench.errors import SandboxFailed
 from sandbench.model import PEER, SANDBOX, Case, Execution, Peer
@@ -49,8 +50,6 @@ POD_IP_ENV = "SANDBENCH_POD_IP"
 OWN_IP = f"$({POD_IP_ENV})"
 #: A label saying which path a peer pod serves, for `kubectl get pods -L`.
 PATH_LABEL = "sandbench.io/net-path"
-#: Taint effects that keep a pod without tolerations (a peer) off a node.
-REPELLING = ("NoSchedule", "NoExecute")
 
 #: Makes a pod of (name, runtime, case, role, port): the backend's own, as every pod is.
 MakePod = Callable[[str, str, Case, str, int | None], PodRun]
@@ -114,6 +113,8 @@ def _usable(node: dict[str, Any], wanted: dict[str, str]) -> str | None:
         return "not Ready"
     if (node.get("spec") or {}).get("unschedulable"):
         return "cordoned"
+    if is_fake(node):
+        return "a KWOK fake node (nothing runs there)"
     for taint in (node.get("spec") or {}).get("taints") or []:
         if taint.get("effect") in REPELLING:
             return f"tainted {taint.get('key')}:{taint['effect']}"
