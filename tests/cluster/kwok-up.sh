@@ -24,7 +24,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DIR="${SANDBENCH_CLUSTER_DIR:-/var/tmp/sandbench-cluster}"
-NODES="${SANDBENCH_KWOK_NODES:-100}"
+FAKE_NODES="${SANDBENCH_KWOK_NODES:-100}"
 TIMEOUT="${SANDBENCH_KWOK_TIMEOUT:-120}"
 K8S_VERSION="${K8S_VERSION:-v1.34.4}"
 K8S_BIN="${SANDBENCH_K8S_BIN:-${SANDBENCH_CACHE:-$HOME/.cache/sandbench}/k8s/$K8S_VERSION/bin}"
@@ -37,8 +37,8 @@ t0=$(date +%s)
 log() { echo "[kwok-up $(( $(date +%s) - t0 ))s] $*"; }
 die() { echo "kwok-up.sh: $*" >&2; exit 1; }
 
-[[ "$NODES" =~ ^[0-9]+$ ]] && (( NODES >= 1 && NODES <= 4096 )) ||
-    die "SANDBENCH_KWOK_NODES=$NODES: give a whole number from 1 to 4096 (one /24 of pod addresses each)"
+[[ "$FAKE_NODES" =~ ^[0-9]+$ ]] && (( FAKE_NODES >= 1 && FAKE_NODES <= 4096 )) ||
+    die "SANDBENCH_KWOK_NODES=$FAKE_NODES: give a whole number from 1 to 4096 (one /24 of pod addresses each)"
 [[ -f "$DIR/admin.kubeconfig" && -f "$DIR/pids" && -d "$DIR/logs" ]] ||
     die "no running test cluster in $DIR (admin.kubeconfig, pids and logs/ expected: run up.sh first)"
 # What up.sh actually used wins over our defaults.
@@ -90,7 +90,7 @@ fi
 # only ever appear in pod status (nothing routes or dials them).
 manifest() {
     local i name cidr
-    for ((i = 0; i < NODES; i++)); do
+    for ((i = 0; i < FAKE_NODES; i++)); do
         name="$PREFIX-$i"
         cidr="10.$((240 + i / 256)).$((i % 256)).0/24"
         cat <<EOF
@@ -119,7 +119,7 @@ EOF
 }
 manifest | k apply -f - >>"$DIR/logs/kwok-nodes.log" 2>&1 ||
     die "creating the fake nodes failed (see $DIR/logs/kwok-nodes.log)"
-log "applied $NODES fake nodes ($PREFIX-0 .. $PREFIX-$((NODES - 1))), labelled $LABEL=fake, type=kwok"
+log "applied $FAKE_NODES fake nodes ($PREFIX-0 .. $PREFIX-$((FAKE_NODES - 1))), labelled $LABEL=fake, type=kwok"
 
 # Ready and untainted: a new node carries node.kubernetes.io/not-ready:NoSchedule until the node
 # lifecycle controller has seen it Ready, and the fan-out (rightly) leaves tainted nodes out.
@@ -132,11 +132,11 @@ deadline=$(( $(date +%s) + TIMEOUT ))
 last=-1
 while :; do
     ready=$(ready_count)
-    if [[ "$ready" != "$last" ]]; then log "$ready of $NODES fake nodes Ready and untainted"; last=$ready; fi
-    (( ready >= NODES )) && break
+    if [[ "$ready" != "$last" ]]; then log "$ready of $FAKE_NODES fake nodes Ready and untainted"; last=$ready; fi
+    (( ready >= FAKE_NODES )) && break
     kill -0 "$pid" 2>/dev/null || die "kwok exited (see $DIR/logs/kwok.log)"
     (( $(date +%s) < deadline )) ||
-        die "only $ready of $NODES fake nodes Ready and untainted after ${TIMEOUT}s (see $DIR/logs/kwok.log)"
+        die "only $ready of $FAKE_NODES fake nodes Ready and untainted after ${TIMEOUT}s (see $DIR/logs/kwok.log)"
     sleep 0.5
 done
-echo "kwok: $NODES fake nodes Ready"
+echo "kwok: $FAKE_NODES fake nodes Ready"
