@@ -10,8 +10,10 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from sandbench.backends.local import find_binary, runtime_table
 from sandbench.image import WorkloadImage, build_image
@@ -61,6 +63,29 @@ def sandbench(*args: str, cwd: Path | None = None, timeout: float = 600,
     return subprocess.run([sys.executable, "-m", "sandbench", *args], capture_output=True,
                           text=True, timeout=timeout, cwd=cwd, check=False,
                           env={**os.environ, "COLUMNS": "250", **(env or {})})
+
+
+def run_spec(spec: dict[str, Any], folder: Path, *args: str, timeout: float = 600) -> Path:
+    """`sandbench run` a spec (written as YAML under ``folder``) through the real command, as
+    a user runs it, with ``args`` after it; the one run directory it made (under
+    ``folder``/runs). Anything but a clean exit fails the calling test with the output."""
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    out = folder / "runs"
+    result = sandbench("run", str(path), "--out", str(out), *args, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (run_dir,) = list(out.iterdir())
+    return run_dir
+
+
+def start_run(spec: dict[str, Any], folder: Path) -> subprocess.Popen[str]:
+    """`sandbench run` a spec (as run_spec does, without a report) left running, for a test
+    to interrupt (see interrupt)."""
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return subprocess.Popen([sys.executable, "-m", "sandbench", "run", str(path), "--out",
+                             str(folder / "runs"), "--no-report"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def golden(name: str) -> str:

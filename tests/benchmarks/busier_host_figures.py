@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from sandbench.nightly import compare
-from sandbench.nightly.compare import Verdict
 from sandbench.results import Run, load_run
 
 SLOWER_SOURCE = Path(__file__).parents[1] / "data" / "slower_runtime.c"

@@ -6,18 +6,15 @@ labelled as such and deleted at its end; an interrupted burst leaving no pod beh
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-import yaml
 from kubernetes.client.exceptions import ApiException
 
-from conftest import interrupt, sandbench
+from conftest import interrupt, run_spec, start_run
 from sandbench.backends.kubernetes import KubernetesBackend, api, manifests
 from sandbench.model import Clock
 from sandbench.results import load_run
@@ -35,7 +32,7 @@ POD_PHASES = {"create_to_scheduled", "scheduled_to_running", "create_to_running"
               "create_to_workload", "create_to_ready"}
 
 
-def spec_text(**extra: Any) -> str:
+def make_spec(**extra: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "backend": "kubernetes", "runtimes": ["runc"], "concurrency": list(LEVELS),
         "kubernetes": {"image": IMAGE, "pull_policy": "Never", "kubelet_url": KUBELET_URL,
@@ -43,7 +40,7 @@ def spec_text(**extra: Any) -> str:
         "workloads": {"start": {"rounds": ROUNDS, "warmup": 1}},
     }
     spec.update(extra)
-    return yaml.safe_dump(spec)
+    return spec
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +50,7 @@ def apis() -> api.Apis:
 
 @pytest.fixture(scope="module")
 def fanout_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    spec = tmp_path_factory.mktemp("spec") / "fanout.yaml"
-    spec.write_text(spec_text())
-    out = tmp_path_factory.mktemp("runs")
-    result = sandbench("run", str(spec), "--out", str(out))
-    assert result.returncode == 0, result.stderr[-3000:]
-    (run_dir,) = list(out.iterdir())
-    return run_dir
+    return run_spec(make_spec(), tmp_path_factory.mktemp("fanout"))
 
 
 def measured_start(run_dir: Path) -> Any:
@@ -150,12 +141,8 @@ def test_a_burst_of_four_is_timed_by_the_watch_and_leaves_no_pod(
 # -- an interrupted burst --------------------------------------------------------------------
 
 def test_interrupted_burst_deletes_every_pod(tmp_path: Path, apis: api.Apis) -> None:
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(spec_text(concurrency=[4],
-                              workloads={"start": {"rounds": 200, "warmup": 0}}))
-    child = subprocess.Popen([sys.executable, "-m", "sandbench", "run", str(spec), "--out",
-                              str(tmp_path / "runs"), "--no-report"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = start_run(make_spec(concurrency=[4], workloads={"start": {"rounds": 200, "warmup": 0}}),
+                      tmp_path)
     labelled = None
     deadline = time.monotonic() + 180
     while labelled is None and time.monotonic() < deadline:

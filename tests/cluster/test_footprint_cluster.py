@@ -9,9 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import sandbench
+from conftest import run_spec, sandbench
 from sandbench.results import load_run
 
 pytestmark = pytest.mark.cluster
@@ -24,17 +23,12 @@ KUBELET_URL = "https://127.0.0.1:10250/metrics"
 
 def test_pod_overhead_per_runtime_class_and_a_patch_the_api_server_accepts(
         tmp_path: Path) -> None:
-    spec = tmp_path / "footprint.yaml"
-    spec.write_text(yaml.safe_dump({
+    run_dir = run_spec({
         "backend": "kubernetes", "runtimes": ["runc", "crun", "gvisor"], "baseline": "runc",
         "rounds": 2, "warmup": 0, "timeout_s": 120,
         "kubernetes": {"image": IMAGE, "pull_policy": "Never", "kubelet_url": KUBELET_URL},
         "workloads": {"footprint": {"params": {"settle_s": 1.0, "window_s": 1.0,
-                                               "hold_s": 90}}}}))
-    out = tmp_path / "runs"
-    result = sandbench("run", str(spec), "--out", str(out))
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    (run_dir,) = list(out.iterdir())
+                                               "hold_s": 90}}}}, tmp_path)
     samples = load_run(run_dir).samples
     overhead = samples[samples["metric"] == "pod_overhead_mib"]
     assert set(overhead["runtime"]) == {"runc", "crun", "gvisor"}
@@ -55,8 +49,7 @@ def test_pod_overhead_per_runtime_class_and_a_patch_the_api_server_accepts(
 
 
 def test_density_of_pods_held_together(tmp_path: Path) -> None:
-    spec = tmp_path / "density.yaml"
-    spec.write_text(yaml.safe_dump({
+    run_dir = run_spec({
         "backend": "kubernetes", "runtimes": ["runc", "gvisor"], "baseline": "runc",
         "rounds": 1, "warmup": 0, "timeout_s": 180,
         # A pod requests the spec's CPUs: at 1 CPU each, this 2-core node holds 2 (the third
@@ -64,11 +57,7 @@ def test_density_of_pods_held_together(tmp_path: Path) -> None:
         "resources": {"cpus": 0.1, "memory_mib": 64},
         "kubernetes": {"image": IMAGE, "pull_policy": "Never", "kubelet_url": KUBELET_URL},
         "workloads": {"density": {"params": {"counts": [1, 2, 3], "settle_s": 1.0,
-                                             "window_s": 1.0}}}}))
-    out = tmp_path / "runs"
-    result = sandbench("run", str(spec), "--out", str(out))
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    (run_dir,) = list(out.iterdir())
+                                             "window_s": 1.0}}}}, tmp_path)
     from sandbench.analysis.summary import summarize_run
 
     curves = {c.runtime: c for c in summarize_run(load_run(run_dir)).density}

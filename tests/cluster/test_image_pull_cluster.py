@@ -17,9 +17,8 @@ from typing import Iterator
 
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import sandbench
+from conftest import run_spec
 from sandbench.backends.kubernetes.cri import NodeCri
 from sandbench.results import load_run
 
@@ -70,19 +69,13 @@ def pushed() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def pull_run(pushed: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    spec = tmp_path_factory.mktemp("spec") / "pull.yaml"
-    spec.write_text(yaml.safe_dump({
+    return run_spec({
         "backend": "kubernetes", "runtimes": ["runc"], "rounds": ROUNDS, "warmup": 0,
         "timeout_s": 120,
         "kubernetes": {"image": pushed, "pull_policy": "IfNotPresent",
                        "kubelet_url": KUBELET_URL},
-        "workloads": {"start": {}}}))
-    out = tmp_path_factory.mktemp("runs")
-    result = sandbench("run", str(spec), "--pull", "both", "--cri-endpoint", ENDPOINT,
-                       "--crictl", CRICTL, "--out", str(out), "--no-report")
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    (run_dir,) = list(out.iterdir())
-    return run_dir
+        "workloads": {"start": {}}}, tmp_path_factory.mktemp("pull"), "--pull", "both",
+        "--cri-endpoint", ENDPOINT, "--crictl", CRICTL, "--no-report")
 
 
 def measured(run_dir: Path, metric: str) -> pd.DataFrame:

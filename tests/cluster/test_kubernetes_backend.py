@@ -8,7 +8,6 @@ import base64
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,7 +16,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from conftest import interrupt, sandbench
+from conftest import interrupt, run_spec, sandbench, start_run
 from faulty_proxy import FaultyProxy
 from sandbench.backends.kubernetes import KubernetesBackend, api, manifests
 from sandbench.backends.kubernetes.apply import apply
@@ -34,7 +33,7 @@ KUBELET_URL = "https://127.0.0.1:10250/metrics"
 NODE = "127.0.0.1"
 
 
-def spec_text(**extra: Any) -> str:
+def make_spec(**extra: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "profile": "quick", "backend": "kubernetes", "runtimes": ["runc", "crun", "gvisor"],
         "kubernetes": {"image": IMAGE, "pull_policy": "Never", "kubelet_url": KUBELET_URL},
@@ -43,7 +42,7 @@ def spec_text(**extra: Any) -> str:
                       "io": {"rounds": 1, "warmup": 0, "params": {"size_mib": 8}}},
     }
     spec.update(extra)
-    return yaml.safe_dump(spec)
+    return spec
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +57,7 @@ def run_namespaces(apis: api.Apis) -> list[str]:
 
 @pytest.fixture(scope="module")
 def cluster_run(tmp_path_factory: pytest.TempPathFactory, apis: api.Apis) -> Path:
-    spec = tmp_path_factory.mktemp("spec") / "cluster.yaml"
-    spec.write_text(spec_text())
-    out = tmp_path_factory.mktemp("runs")
-    result = sandbench("run", str(spec), "--out", str(out))
-    assert result.returncode == 0, result.stderr[-3000:]
-    (run_dir,) = list(out.iterdir())
-    return run_dir
+    return run_spec(make_spec(), tmp_path_factory.mktemp("cluster"))
 
 
 def test_runc_crun_and_gvisor_end_to_end(cluster_run: Path) -> None:
@@ -162,7 +155,7 @@ def test_missing_runtimeclass_is_refused_by_the_api(backend: KubernetesBackend) 
 
 def test_missing_runtimeclass_fails_the_run_before_measuring(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
-    spec.write_text(spec_text(runtimes=["runc", "kata-clh"]))
+    spec.write_text(yaml.safe_dump(make_spec(runtimes=["runc", "kata-clh"])))
     result = sandbench("run", str(spec), "--out", str(tmp_path / "runs"))
     assert result.returncode == 3
     assert "RuntimeClass 'kata-clh' does not exist" in result.stderr
@@ -238,11 +231,7 @@ def test_missing_image_never_pulled(tmp_path: Path) -> None:
 
 
 def _start_run(tmp_path: Path, rounds: int = 200) -> tuple[subprocess.Popen[str], Path]:
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(spec_text(workloads={"start": {"rounds": rounds, "warmup": 0}}))
-    child = subprocess.Popen([sys.executable, "-m", "sandbench", "run", str(spec), "--out",
-                              str(tmp_path / "runs"), "--no-report"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = start_run(make_spec(workloads={"start": {"rounds": rounds, "warmup": 0}}), tmp_path)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         found = list((tmp_path / "runs").glob("*/samples.jsonl"))
@@ -347,8 +336,8 @@ def test_harness_runs_as_its_least_privilege_service_account(tmp_path: Path,
     assert "everything the harness uses" in doctor.stdout
     assert "kubelet metrics" in doctor.stdout and "not permitted" in doctor.stdout
     spec = tmp_path / "spec.yaml"
-    spec.write_text(spec_text(runtimes=["runc"], workloads={
-        "start": {"rounds": 2, "warmup": 0}, "syscall": {"rounds": 1, "warmup": 0}}))
+    spec.write_text(yaml.safe_dump(make_spec(runtimes=["runc"], workloads={
+        "start": {"rounds": 2, "warmup": 0}, "syscall": {"rounds": 1, "warmup": 0}})))
     result = sandbench("run", str(spec), "--kubeconfig", str(least_privilege), "--out",
                        str(tmp_path / "runs"), "--no-report")
     assert result.returncode == 0, result.stderr[-3000:]

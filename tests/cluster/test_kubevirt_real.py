@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import sandbench
+from conftest import run_spec, sandbench
 from sandbench.backends.kubernetes import api, manifests
 from sandbench.backends.kubernetes.kubevirt.manifests import GROUP, PLURAL, VERSION
 from sandbench.results import load_run
@@ -42,19 +41,14 @@ def apis() -> api.Apis:
 def vm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One `sandbench run` of start (two rounds), syscall and io (the data disk), each case in
     its own VMI: the whole path, through the CLI."""
-    spec = tmp_path_factory.mktemp("spec") / "kubevirt.yaml"
-    spec.write_text(yaml.safe_dump({
+    return run_spec({
         "profile": "quick", "backend": "kubernetes", "runtimes": [RUNTIME],
         "kubernetes": {"image": IMAGE, "pull_policy": "Never", "kubelet_metrics": False},
         "workloads": {"start": {"rounds": 2, "warmup": 0},
                       "syscall": {"rounds": 1, "warmup": 0, "params": {"iterations": 20000}},
                       "io": {"rounds": 1, "warmup": 0,
-                             "params": {"size_mib": 4, "targets": ["volume"]}}}}))
-    out = tmp_path_factory.mktemp("runs")
-    result = sandbench("run", str(spec), "--out", str(out), "--no-report", timeout=1500)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (run_dir,) = list(out.iterdir())
-    return run_dir
+                             "params": {"size_mib": 4, "targets": ["volume"]}}}},
+        tmp_path_factory.mktemp("kubevirt"), "--no-report", timeout=1500)
 
 
 def test_doctor_says_the_version_and_emulation() -> None:

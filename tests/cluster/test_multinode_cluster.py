@@ -12,13 +12,11 @@ import subprocess
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from kubernetes.client.exceptions import ApiException
 
-from conftest import sandbench
+from conftest import run_spec
 from sandbench.backends.kubernetes import api, manifests
 from sandbench.results import load_run
 
@@ -42,16 +40,6 @@ def apis() -> api.Apis:
     if SECOND not in names:
         pytest.skip(f"one node only ({names}): bring the cluster up with SANDBENCH_NODES=2")
     return found
-
-
-def run_once(tmp_path_factory: pytest.TempPathFactory, name: str, spec: dict[str, Any]) -> Path:
-    path = tmp_path_factory.mktemp("spec") / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    out = tmp_path_factory.mktemp("runs")
-    result = sandbench("run", str(path), "--out", str(out))
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    (run_dir,) = list(out.iterdir())
-    return run_dir
 
 
 def containers(node: str) -> set[str]:
@@ -98,12 +86,12 @@ def test_two_ready_nodes_each_with_its_own_containerd(apis: api.Apis) -> None:
 
 @pytest.fixture(scope="module")
 def fanout_run(apis: api.Apis, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return run_once(tmp_path_factory, "fanout", {
+    return run_spec({
         "backend": "kubernetes", "runtimes": ["runc"], "concurrency": list(LEVELS),
         "kubernetes": {"image": IMAGE, "pull_policy": "Never", "kubelet_metrics": False,
                        "nodes": "all"},
         "workloads": {"start": {"rounds": ROUNDS, "warmup": 1}},
-    })
+    }, tmp_path_factory.mktemp("fanout"))
 
 
 def test_fanout_runs_every_level_on_both_nodes(fanout_run: Path) -> None:
@@ -140,13 +128,13 @@ def test_report_breaks_the_fanout_down_by_node(fanout_run: Path) -> None:
 
 @pytest.fixture(scope="module")
 def net_run(apis: api.Apis, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return run_once(tmp_path_factory, "net", {
+    return run_spec({
         "backend": "kubernetes", "runtimes": ["runc"], "rounds": 1, "warmup": 0,
         "timeout_s": 120,
         "kubernetes": {"image": IMAGE, "pull_policy": "Never", "kubelet_metrics": False,
                        "node": FIRST},
         "workloads": {"net": {"params": {"duration_s": 1, "round_trips": 200}}},
-    })
+    }, tmp_path_factory.mktemp("net"))
 
 
 def test_net_measures_the_cross_node_path(net_run: Path) -> None:

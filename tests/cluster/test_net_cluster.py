@@ -8,16 +8,13 @@ on Ctrl-C."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-import yaml
 
-from conftest import interrupt, sandbench
+from conftest import interrupt, run_spec, start_run
 from sandbench.backends.kubernetes import KubernetesBackend, api, manifests, netpeer
 from sandbench.results import load_run
 from sandbench.spec import KubernetesSettings, Resources
@@ -30,7 +27,7 @@ IMAGE = os.environ.get("SANDBENCH_WORKLOAD_IMAGE", "")
 PARAMS = {"duration_s": 1, "round_trips": 200}
 
 
-def spec_text(**extra: Any) -> str:
+def make_spec(**extra: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "backend": "kubernetes", "runtimes": ["runc", "crun"], "baseline": "runc",
         "rounds": 2, "warmup": 0, "timeout_s": 120,
@@ -38,7 +35,7 @@ def spec_text(**extra: Any) -> str:
         "workloads": {"net": {"params": PARAMS}},
     }
     spec.update(extra)
-    return yaml.safe_dump(spec)
+    return spec
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +50,7 @@ def run_namespaces(apis: api.Apis) -> list[str]:
 
 @pytest.fixture(scope="module")
 def net_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    spec = tmp_path_factory.mktemp("spec") / "net.yaml"
-    spec.write_text(spec_text())
-    out = tmp_path_factory.mktemp("runs")
-    result = sandbench("run", str(spec), "--out", str(out))
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    (run_dir,) = list(out.iterdir())
-    return run_dir
+    return run_spec(make_spec(), tmp_path_factory.mktemp("net"))
 
 
 def test_runc_and_crun_same_node_both_directions(net_run: Path) -> None:
@@ -173,11 +164,7 @@ def test_a_peer_the_cluster_refuses_fails_the_case_and_leaves_no_pod(
 
 
 def test_interrupt_deletes_the_peer_with_the_namespace(tmp_path: Path, apis: api.Apis) -> None:
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(spec_text(rounds=50))
-    child = subprocess.Popen([sys.executable, "-m", "sandbench", "run", str(spec), "--out",
-                              str(tmp_path / "runs"), "--no-report"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = start_run(make_spec(rounds=50), tmp_path)
     deadline = time.monotonic() + 300
     run_dir: Path | None = None
     while time.monotonic() < deadline and run_dir is None:

@@ -4,7 +4,6 @@ user types, and check that the results are whole and nothing is left behind."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
