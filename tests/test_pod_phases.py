@@ -9,7 +9,7 @@ import pytest
 
 from conftest import GOLDEN
 from sandbench.backends.kubernetes.kubelet import round_ms, totals
-from sandbench.backends.kubernetes.lifecycle import (PLANNED, PodFailed, PodProgress,
+from sandbench.backends.kubernetes.lifecycle import (PLANNED, PodFailed, PodProgress, PodRun,
                                                      observe_event, observe_pod)
 from sandbench.backends.kubernetes.watcher import Seen
 from sandbench.model import Clock, ClockOffset, Execution, Mark, MissingOffset
@@ -124,3 +124,17 @@ def test_a_missing_offset_fails_the_phase_with_its_reason() -> None:
     assert value is not None and value.value is None
     assert value.reason == ("no measured offset between host_realtime and sandbox_realtime: "
                             "clock offset of runc not measured: port-forward refused")
+
+
+def test_a_log_answered_with_no_body_is_said_so_never_none() -> None:
+    """The client hands back None when the API server answers a log request with no body (a
+    node whose kubelet died mid-run); a failed sample keeps the words, not a crash."""
+
+    class Core:
+        def read_namespaced_pod_log(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    run = PodRun(Core(), None, "ns", {"metadata": {"name": "p"}}, 30.0)
+    text = run.log()
+    assert text == "(no log: the API server answered the log request with no body)"
+    assert Execution(stdout=text, error="timed out").raw() == text

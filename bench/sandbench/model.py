@@ -394,7 +394,7 @@ class Execution:
 
     def raw(self) -> str:
         """The output as kept with a failed sample."""
-        text = self.stdout
+        text = self.stdout or ""
         if self.stderr:
             text += "\n--- stderr ---\n" + self.stderr
         if self.peer_stdout:

@@ -113,9 +113,13 @@ fi
 # its kubelet, containerd, shims and containers (the kernel kills what is left in a PID
 # namespace whose init exits), then its mounts and its network namespace, veth included.
 if [[ -f "$DIR/pids" ]]; then
-    for name in $(awk '$1 ~ /^node-init-node/ { print $1 }' "$DIR/pids"); do
-        pid=$(pid_of "$name" || true)
-        [[ -n "$pid" ]] && stop_pid "$name" "$pid" 10
+    # Then the unshare that started each (up.sh records it first): if up.sh was killed before
+    # it recorded a node-init, stopping its unshare (--kill-child) is what ends that node.
+    for kind in node-init unshare; do
+        for name in $(awk -v k="$kind" 'index($1, k "-node") == 1 { print $1 }' "$DIR/pids"); do
+            pid=$(pid_of "$name" || true)
+            [[ -n "$pid" ]] && stop_pid "$name" "$pid" 10
+        done
     done
 fi
 if [[ -f "$DIR/nodes-ns" ]]; then
@@ -224,6 +228,8 @@ pid=$(pid_of containerd || true)
 # left, and its mounts (container root filesystems, pod volumes, netns bind mounts) are gone.
 pid=$(pid_of node-init || true)
 [[ -n "$pid" ]] && stop_pid node-init "$pid" 10
+pid=$(pid_of unshare || true) # up.sh killed before it recorded node-init: --kill-child ends it
+[[ -n "$pid" ]] && stop_pid unshare "$pid" 10
 if [[ -n "$NODE_PIDNS" ]]; then
     for ((i = 0; i < 100; i++)); do
         [[ "$(ns_members pid "$NODE_PIDNS")$(ns_members mnt "$NODE_MNTNS")" == 00 ]] && break

@@ -264,6 +264,20 @@ def test_gc_deletes_what_a_crashed_run_left(tmp_path: Path, apis: api.Apis) -> N
     assert run_namespaces(apis) == []
 
 
+def test_gc_keeps_the_namespace_of_a_run_still_going(tmp_path: Path, apis: api.Apis) -> None:
+    child, run_dir = _start_run(tmp_path)
+    namespace = manifests.namespace_name(run_dir.name)
+    try:
+        result = sandbench("gc", "--backend", "kubernetes")
+        assert result.returncode == 0, result.stderr
+        assert f"kept namespace {namespace}: its run is still going" in result.stdout
+        assert namespace in run_namespaces(apis)
+    finally:
+        stderr = interrupt(child)
+    assert child.returncode == 130, stderr[-2000:]
+    assert load_run(run_dir).meta["status"] == "interrupted"
+
+
 def _service_account_kubeconfig(apis: api.Apis, path: Path) -> None:
     token = apis.core.create_namespaced_service_account_token(
         "sandbench", "sandbench-system", {"spec": {"expirationSeconds": 3600}}).status.token

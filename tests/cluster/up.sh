@@ -326,6 +326,9 @@ if [[ "$NODE_NS" == 1 ]]; then
     setsid unshare --pid --fork --kill-child --mount --propagation private --mount-proc -- \
         /usr/bin/python3 "$HERE/node-init.py" "$DIR/" >"$DIR/logs/node-init.log" 2>&1 </dev/null &
     outer=$!
+    # Recorded at once: killed before node-init is found and recorded, up.sh would otherwise
+    # leave it for good. down.sh stops it; --kill-child then ends node-init, and with it the node.
+    echo "unshare $outer" >>"$DIR/pids"
     NODE_INIT=$(child_of "$outer" node-init.py) ||
         die "node-init did not start (see $DIR/logs/node-init.log)"
     echo "node-init $NODE_INIT" >>"$DIR/pids"
@@ -365,6 +368,7 @@ for k in "${EXTRA[@]}"; do
     setsid unshare --pid --fork --kill-child --mount --propagation private --mount-proc --net -- \
         /usr/bin/python3 "$HERE/node-init.py" "$ndir/" >"$DIR/logs/node-init-node$k.log" 2>&1 </dev/null &
     outer=$!
+    echo "unshare-node$k $outer" >>"$DIR/pids" # at once, as for the first node (above)
     XINIT[$k]=$(child_of "$outer" node-init.py) ||
         die "node $k's node-init did not start (see $DIR/logs/node-init-node$k.log)"
     echo "node-init-node$k ${XINIT[$k]}" >>"$DIR/pids"

@@ -107,7 +107,11 @@ class Backend(ABC):
 
     @abstractmethod
     def gc(self) -> list[str]:
-        """Delete what earlier sandbench runs left behind; returns what it deleted."""
+        """Delete what earlier sandbench runs left behind; returns what it deleted. What it
+        found and left alone (a run still going) is in ``gc_kept``, each with why."""
+
+    #: What the last gc found and did not delete, with why.
+    gc_kept: list[str] = []
 
     @abstractmethod
     def environment(self) -> dict[str, Any]:

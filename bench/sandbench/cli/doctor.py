@@ -98,4 +98,6 @@ def gc(backend: str, cache_dir: Path, kubeconfig: str | None, kube_context: str 
     deleted = backend_obj.gc()
     for item in deleted:
         show.print(f"deleted {item}", highlight=False)
+    for item in backend_obj.gc_kept:
+        show.print(f"kept {item}", highlight=False, soft_wrap=True)
     show.print(f"{len(deleted)} leftovers deleted")

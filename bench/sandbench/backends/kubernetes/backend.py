@@ -19,7 +19,7 @@ from typing import Any
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from sandbench import image
+from sandbench import image, owner
 from sandbench.backends.base import Backend, BackendError, BackendInputError, Finding, Progress
 from sandbench.backends.kubernetes import (access, api, classes, clock, cri, fanout, kubelet,
                                            kubevirt, manifests, netpeer, podfootprint, podstats,
@@ -224,7 +224,8 @@ class KubernetesBackend(Backend):
 
     def _create_namespace(self) -> None:
         try:
-            body: Any = manifests.namespace(self.run_id)  # the client takes plain dicts too
+            # The client takes plain dicts too. The owner: `sandbench gc` leaves it alone.
+            body: Any = manifests.namespace(self.run_id, owner.me())
             self.apis.core.create_namespace(body)
         except ApiException as exc:
             raise BackendError(f"cannot create namespace {self.namespace!r}: "
@@ -517,9 +518,30 @@ class KubernetesBackend(Backend):
                           NAMESPACE_DELETE_S, 0.5)
 
     def gc(self) -> list[str]:
+        """Delete the namespaces of runs whose owner is dead (sandbench.owner), with what is
+        in them; one whose owner still runs on this host, or ran on another (this host cannot
+        tell whether it still does), is kept and said so. One without an owner (by hand, or
+        from a sandbench before owners were recorded) is deleted as before."""
         selector = f"{manifests.PART_OF}=sandbench,{manifests.RUN_ID}"
         items = self.apis.core.list_namespace(label_selector=selector).items
-        names = [str(n.metadata.name) for n in items if n.metadata is not None]
+        names, self.gc_kept = [], []
+        for item in items:
+            if item.metadata is None:
+                continue
+            name, made_by = str(item.metadata.name), manifests.namespace_owner(item)
+            if made_by is not None:
+                live = owner.alive(made_by)
+                if live:
+                    self.gc_kept.append(f"namespace {name}: its run is still going (pid "
+                                        f"{made_by.get('pid')} on this host)")
+                    continue
+                if live is None:
+                    self.gc_kept.append(
+                        f"namespace {name}: its run was started on host "
+                        f"{made_by.get('hostname')!r}, where it may still be going; run gc "
+                        f"there, or `kubectl delete namespace {name}`")
+                    continue
+            names.append(name)
         for name in names:
             kubevirt.release_leftovers(self.apis, name)
             self._delete_namespace(name)

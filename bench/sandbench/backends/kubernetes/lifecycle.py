@@ -213,12 +213,17 @@ class PodRun:
                                 f"{progress.unschedulable}")
 
     def log(self) -> str:
+        """The workload container's log, or why there is none. Never None: the client hands
+        back None for a log request the API server answered with no body (seen when the
+        node's kubelet died mid-run), which a failed sample's raw output cannot hold."""
         try:
-            text: str = self.core.read_namespaced_pod_log(self.name, self.namespace,
-                                                          container="workload")
-            return text
+            text = self.core.read_namespaced_pod_log(self.name, self.namespace,
+                                                     container="workload")
         except ApiException as exc:
             return f"(no log: {api_message(exc)})"
+        if not isinstance(text, str):
+            return "(no log: the API server answered the log request with no body)"
+        return text
 
     def status(self) -> dict[str, Any]:
         try:

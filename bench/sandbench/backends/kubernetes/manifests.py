@@ -8,6 +8,7 @@ hostname label so the scheduler still does (and is timed doing) the binding.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sandbench.model import VOLUME, Case
@@ -22,6 +23,9 @@ ROLE = "sandbench.io/role"
 #: node, so `kubectl get pods -l sandbench.io/burst=ID` shows exactly one burst's pods.
 BURST = "sandbench.io/burst"
 CONCURRENCY = "sandbench.io/concurrency"
+#: The harness process that made a run's namespace (sandbench.owner.me(), as JSON): `sandbench
+#: gc` leaves the namespace of a run whose owner still runs.
+OWNER = "sandbench.io/owner"
 
 
 def run_labels(run_id: str) -> dict[str, str]:
@@ -32,9 +36,22 @@ def namespace_name(run_id: str) -> str:
     return f"sandbench-{run_id.lower()}"[:63]
 
 
-def namespace(run_id: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": namespace_name(run_id), "labels": run_labels(run_id)}}
+def namespace(run_id: str, owner: dict[str, Any] | None = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": namespace_name(run_id), "labels": run_labels(run_id)}
+    if owner is not None:
+        metadata["annotations"] = {OWNER: json.dumps(owner, sort_keys=True)}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
+
+
+def namespace_owner(namespace: Any) -> dict[str, Any] | None:
+    """The owner a namespace's annotation records (namespace as the client returns it), or
+    None: made by a sandbench before owners were recorded, or by hand."""
+    annotations = getattr(getattr(namespace, "metadata", None), "annotations", None) or {}
+    try:
+        found = json.loads(annotations.get(OWNER) or "null")
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def _quantities(resources: Resources) -> dict[str, str]:
