@@ -127,19 +127,30 @@ def test_kvm_test_boot_falls_back_within_its_bound(
     monkeypatch.setattr(qemu_accel, "_decided", {})
     scratch = tmp_path / "scratch"
     config = qemu_vm.vm_config({}, "qemu-system-x86_64", Resources(), scratch)
-    started = time.monotonic()
+    # The bound is the deadline the test boot runs under (run_vm kills QEMU at it), checked
+    # as given, not by timing the call: a busy host may take longer around the boot itself.
+    boots: list[float] = []
+    real_run_vm = qemu_vm.run_vm
+
+    def spy(argv: list[str], sandbox: Path, deadline_ns: int) -> qemu_vm.Boot:
+        boots.append((deadline_ns - time.monotonic_ns()) / 1e9)
+        return real_run_vm(argv, sandbox, deadline_ns)
+
+    monkeypatch.setattr(qemu_vm, "run_vm", spy)
     accel = qemu_accel.decide(config, workload_image.guest, tmp_path / "cache", scratch,
                               timeout_s=20.0)
-    elapsed = time.monotonic() - started
-    assert elapsed < 20.0 + 10.0, f"the test boot took {elapsed:.1f} s"
     assert accel.reason
+    if boots:  # a test boot ran (/dev/kvm opens): under a deadline no further than the bound
+        assert len(boots) == 1 and 0 < boots[0] <= 20.0
     if Path("/dev/kvm").exists() and accel.accel == "tcg":
-        assert "within 20 s and was killed" in accel.reason or "cannot be opened" in accel.reason
+        # However KVM fails here: a guest that never runs (killed at the bound), or QEMU
+        # dying at once (seen on this PVM host: kvm_buf_set_msrs asserts), or no device.
+        assert (accel.reason.startswith("a test boot under KVM")
+                or "cannot be opened" in accel.reason), accel.reason
     recorded = json.loads(next((tmp_path / "cache" / "accel").glob("*.json")).read_text())
     assert recorded["accel"] == accel.accel and recorded["key"]["qemu"].startswith("QEMU")
-    again = time.monotonic()
     assert qemu_accel.decide(config, workload_image.guest, tmp_path / "cache", scratch) == accel
-    assert time.monotonic() - again < 1.0  # decided once per process, no second test boot
+    assert len(boots) <= 1  # decided once per process: no second test boot
     assert not any(scratch.iterdir())
     assert qemu_processes(tmp_path) == []
 
