@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import queue
+import threading
 from typing import Any
 
 import pandas as pd
@@ -16,12 +17,12 @@ from conftest import GOLDEN, sandbench
 from sandbench import runner
 from sandbench.analysis import concurrency, stats
 from sandbench.backends.base import BackendError
-from sandbench.backends.burst import arrival_order
+from sandbench.backends.burst import Schedule, arrival_order
 from sandbench.backends.kubernetes import KubernetesBackend, fanout, manifests
 from sandbench.backends.kubernetes.lifecycle import PLANNED, PodProgress, PodRun, observe_pod
 from sandbench.backends.kubernetes.nodes import fan_out
 from sandbench.backends.kubernetes.watcher import Seen
-from sandbench.model import Burst, Case, Clock, Execution, Status, Value
+from sandbench.model import Burst, Case, Clock, Execution, Status, Value, comparable_labels
 from sandbench.report.concurrency import concurrency_charts
 from sandbench.report.labels import Runtimes
 from sandbench.spec import KubernetesSettings, Resources, SpecError, parse_spec
@@ -288,3 +289,36 @@ def test_pods_on_two_nodes_pool_into_one_curve_of_create_to_workload() -> None:
     names = Runtimes(["runc"], {"runc": "runc"}, {"runc": "#000000"}, frozenset())
     assert [c.name for c in concurrency_charts(curves, names)] == [
         "start-concurrency-pod-latency"]
+
+
+def test_a_pod_that_waited_for_room_is_labelled_and_the_burst_noted() -> None:
+    """A burst's pod the scheduler first found no room for (each pod requests a CPU; a 2-CPU
+    node holds 2) did not start with the others: labelled with the scheduler's words, kept in
+    its row, and the burst noted in run.json, instead of passing for concurrency it was not."""
+    class Core:
+        def create_namespaced_pod(self, namespace: str, body: dict[str, Any], **_: Any) -> Any:
+            return type("Answer", (), {"release_conn": lambda self: None})()
+
+        def read_namespaced_pod_log(self, *_: Any, **__: Any) -> str:
+            return ""
+
+    core = Core()
+    events: queue.Queue[Seen] = queue.Queue()
+    pending = {"metadata": {"name": "p"}, "spec": {}, "status": {"phase": "Pending",
+               "conditions": [{"type": "PodScheduled", "status": "False",
+                               "reason": "Unschedulable",
+                               "message": "0/2 nodes are available: 2 Insufficient cpu."}]}}
+    events.put(Seen("pod", "ADDED", 1 * MS, {"metadata": {"name": "p"}, "spec": {},
+                                              "status": {"phase": "Pending"}}))
+    events.put(Seen("pod", "MODIFIED", 2 * MS, pending))
+    run = PodRun(core, None, "ns", {"metadata": {"name": "p"}}, 30.0)
+    pod = fanout._Pod(run, Execution(planned=PLANNED, labels={"node": "n1"}), 0.0)
+    fanout._one(pod, events, 0, Schedule([0.0]), threading.Event(), 1024, 0.2)
+    wait = "Unschedulable: 0/2 nodes are available: 2 Insufficient cpu."
+    assert pod.execution.labels[fanout.SCHEDULER_WAIT] == wait
+    assert comparable_labels(pod.execution.labels) == {"node": "n1"}
+    alone = Execution(labels={"node": "n1"})
+    note = fanout.waited(Burst([pod.execution, alone], 0.0, 0.0, [None, None], ["p", "q"]))
+    assert note is not None and note.startswith(f"1 of 2 pods of a burst of 2 waited for room "
+                                                f"on their node ({wait})")
+    assert fanout.waited(Burst([alone], 0.0, 0.0, [None], ["q"])) is None

@@ -123,11 +123,14 @@ class Value:
 #: ``pull``, is what is measured, and splits rows).
 #: A sandbox's position in its burst (concurrency runs) is context too: every position of a
 #: burst measures the same thing, and a row per position would hold one sample a round.
+#: A burst's pod the scheduler first found no room for (``scheduler_wait``, its words) did not
+#: start with the others: its create_to_scheduled holds that wait. Said, and kept with the row.
 CONTEXT_LABELS = frozenset({"accel", "platform", "storage", "counted", "cgroup", "net_path",
-                            "position", "image_size", "image_layers", "pull_check"})
+                            "position", "image_size", "image_layers", "pull_check",
+                            "scheduler_wait"})
 #: Context labels that differ between the samples of one row (each sandbox of a burst has its
 #: own position): a series made of a row's samples cannot carry them.
-PER_SANDBOX_LABELS = frozenset({"position"})
+PER_SANDBOX_LABELS = frozenset({"position", "scheduler_wait"})
 
 
 def comparable_labels(labels: dict[str, str] | None) -> dict[str, str]:

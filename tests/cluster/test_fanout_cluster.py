@@ -70,6 +70,13 @@ def test_runc_at_concurrency_1_and_4_every_sample_labelled(fanout_run: Path) -> 
         assert labels["arrival"] == "burst" and labels["node"] == NODE
         assert 0 <= int(labels["position"]) < int(labels["concurrency"])
     assert POD_PHASES <= set(start["metric"])
+    # At the default 1 CPU a pod, this 2-CPU node holds 2 of a burst of 4 at once: the others
+    # waited for room, and say so (labelled, and noted in run.json), rather than passing for
+    # pods started together.
+    waited = pods[pods["labels"].map(lambda labels: "scheduler_wait" in labels)]
+    assert set(waited["labels"].map(lambda labels: labels["concurrency"])) <= {"4"}
+    notes = run.meta["environment"]["notes"]
+    assert bool(len(waited)) == any("concurrency 4" in n and "waited for room" in n for n in notes)
     # Across the harness's clock and the pod's: the offset measured on the node.
     assert pods["clock"].str.contains("offset").all()
 

@@ -88,6 +88,9 @@ def test_two_ready_nodes_each_with_its_own_containerd(apis: api.Apis) -> None:
 def fanout_run(apis: api.Apis, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_spec({
         "backend": "kubernetes", "runtimes": ["runc"], "concurrency": list(LEVELS),
+        # A tenth of a CPU each, so that 8 fit on a 2-CPU node at once: at the default (1 CPU)
+        # 6 of 8 would wait for room, and the burst would not be one (scheduler_wait).
+        "resources": {"cpus": 0.1, "memory_mib": 64},
         "kubernetes": {"image": IMAGE, "pull_policy": "Never", "kubelet_metrics": False,
                        "nodes": "all"},
         "workloads": {"start": {"rounds": ROUNDS, "warmup": 1}},
@@ -101,6 +104,9 @@ def test_fanout_runs_every_level_on_both_nodes(fanout_run: Path) -> None:
     start = samples[(samples["workload"] == "start") & ~samples["warmup"]]
     assert (start["status"] == "ok").all(), start[start["status"] != "ok"][["metric", "reason"]]
     pods = start[start["metric"] == "create_to_workload"]
+    # Every pod of a burst found room at once: the concurrency was real.
+    assert not any("scheduler_wait" in labels for labels in start["labels"])
+    assert not [n for n in run.meta["environment"]["notes"] if "waited for room" in n]
     per_node = Counter((labels["node"], labels["concurrency"]) for labels in pods["labels"])
     assert per_node == {(node, str(level)): ROUNDS * level
                         for node in (FIRST, SECOND) for level in LEVELS}

@@ -75,6 +75,8 @@ class KubernetesBackend(Backend):
         self._live: dict[str, PodRun] = {}
         self._namespace_created = False
         self.notes: list[str] = []
+        #: (runtime, concurrency) of bursts whose pods waited for room (noted once each).
+        self._waits_noted: set[tuple[str, int]] = set()
         # Runtimes of kind kubevirt (runtimeclasses/kubevirt) run as VMIs, the others as pods.
         try:
             self.vm_runtimes = set(kubevirt.runtimes())
@@ -407,8 +409,13 @@ class KubernetesBackend(Backend):
             offsets.update((str(n["metadata"]["name"]), o) for n, o in zip(real, measured))
         lent = fanout.Cluster(self.apis.core, self.namespace, self._watch, self._live,
                               self._burst_pod, self.resources.memory_mib)
-        return fanout.run_fanout(lent, self._fanout, runtime, case, sandbox_ids, timeout_s,
-                                 offsets_s, offsets)
+        burst = fanout.run_fanout(lent, self._fanout, runtime, case, sandbox_ids, timeout_s,
+                                  offsets_s, offsets)
+        note = fanout.waited(burst)
+        if note is not None and (runtime, len(sandbox_ids)) not in self._waits_noted:
+            self._waits_noted.add((runtime, len(sandbox_ids)))  # the first such burst's words
+            self.notes.append(f"{runtime}, concurrency {len(sandbox_ids)}: {note}")
+        return burst
 
     def burst_width(self) -> int:
         return len(self._fanout) if self.settings.nodes is not None else 1

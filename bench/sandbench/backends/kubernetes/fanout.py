@@ -73,6 +73,10 @@ FAKE_PLANNED = ("create", "scheduled")
 #: The marks that never happen there (runtime side), each skipped with why.
 FAKE_NOT_APPLICABLE = {mark: NOTHING_RUNS for mark in PLANNED if mark not in FAKE_PLANNED}
 
+#: The label of a burst's pod the scheduler found no room for at first (its message): it
+#: waited for others of the burst to end, so it did not start with them (model.CONTEXT_LABELS).
+SCHEDULER_WAIT = "scheduler_wait"
+
 #: Makes a pod: (name, runtime, case, node, extra labels) -> its PodRun, pinned to the node.
 MakePod = Callable[[str, str, Case, dict[str, Any], dict[str, str]], PodRun]
 
@@ -131,6 +135,19 @@ def pod_execution(node: dict[str, Any], offset: ClockOffset | MissingOffset) -> 
     execution = Execution(planned=PLANNED, labels={"node": name})
     execution.relate(offset)
     return execution
+
+
+def waited(burst: Burst) -> str | None:
+    """What run.json's notes say of a burst some of whose pods waited for room on their node
+    (SCHEDULER_WAIT), or None when every pod was scheduled at once."""
+    late = [e.labels[SCHEDULER_WAIT] for e in burst.executions if SCHEDULER_WAIT in e.labels]
+    if not late:
+        return None
+    return (f"{len(late)} of {len(burst.executions)} pods of a burst of "
+            f"{len(burst.executions)} waited for room on their node ({late[0]}): they did not "
+            "start together with the others, and their create_to_scheduled holds that wait "
+            "(labelled scheduler_wait); lower resources.cpus or memory_mib, or the concurrency, "
+            "to start them all at once")
 
 
 def _first_event(progress: PodProgress, seen: Seen) -> None:
@@ -222,6 +239,8 @@ def _one(pod: _Pod, events: Any, index: int, schedule: Schedule, stop: threading
     except Exception as exc:  # a harness bug in one thread fails its pod, not the run
         execution.error = f"the harness failed: {type(exc).__name__}: {exc}"
     finally:
+        if pod.progress.unschedulable:
+            execution.labels[SCHEDULER_WAIT] = pod.progress.unschedulable[:200]
         # One that ended before its gate must not hold the others back.
         schedule.ready(index)
 
