@@ -120,7 +120,10 @@ def test_report_draws_the_pod_latency_curve_and_the_namespace_is_gone(
 def backend(tmp_path: Path) -> Iterator[KubernetesBackend]:
     settings = KubernetesSettings(image=IMAGE, pull_policy="Never", kubelet_metrics=False,
                                   nodes=NODE)
-    created = KubernetesBackend(settings, Resources(), f"fanout-{int(time.time())}", tmp_path)
+    # A tenth of a CPU a pod, so this 2-CPU node holds all four at once: none waits for room
+    # (which would label it scheduler_wait), and the burst is one.
+    created = KubernetesBackend(settings, Resources(cpus=0.1, memory_mib=64),
+                                f"fanout-{int(time.time())}", tmp_path)
     created.prepare(["runc"])
     yield created
     created.cleanup()
