@@ -25,6 +25,8 @@ STAMP="$BIN/.complete"
 RECIPE="recipe 2: shim ignores a failed oom_score_adj"
 GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
 start=$(date +%s)
+# shellcheck source=go-module.sh
+source "$(dirname "${BASH_SOURCE[0]}")/go-module.sh"
 
 if grep -qsF -- "$RECIPE" "$STAMP" && [[ -x "$BIN/runsc" && -x "$BIN/containerd-shim-runsc-v1" ]]; then
     echo "build-gvisor: $GVISOR_VERSION already in $BIN (stamp present), skipping" >&2
@@ -53,8 +55,7 @@ GOBIN="$ROOT/bin.tmp" "$GO" install -trimpath -ldflags "$ldflags" "gvisor.dev/gv
 # (stdout and stderr) as the shim's address, so a warning there breaks every sandbox. runsc
 # itself is built unpatched (above). The go command refuses -overlay for files in the module
 # cache, so the shim is built from a copy of the module (same go.mod and go.sum), one line changed.
-src=$("$GO" mod download -json "gvisor.dev/gvisor@$GVISOR_VERSION" |
-      sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+src=$(module_dir "gvisor.dev/gvisor@$GVISOR_VERSION")
 [[ -f "$src/go.mod" ]] || { echo "build-gvisor: no module source for gvisor.dev/gvisor@$GVISOR_VERSION" >&2; exit 1; }
 rm -rf "$ROOT/src"
 cp -R "$src" "$ROOT/src"

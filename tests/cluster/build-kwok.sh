@@ -24,6 +24,8 @@ BIN="$ROOT/bin"
 STAMP="$BIN/.complete"
 GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
 start=$(date +%s)
+# shellcheck source=go-module.sh
+source "$(dirname "${BASH_SOURCE[0]}")/go-module.sh"
 
 if [[ -f "$STAMP" && -x "$BIN/kwok" && -f "$ROOT/stages.yaml" ]]; then
     echo "build-kwok: $KWOK_VERSION already in $BIN (stamp present), skipping" >&2
@@ -43,8 +45,7 @@ rm -rf "$ROOT/bin.tmp"
 mkdir -p "$ROOT/bin.tmp"
 GOBIN="$ROOT/bin.tmp" "$GO" install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 
-src=$("$GO" mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" |
-      sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+src=$(module_dir "sigs.k8s.io/kwok@$KWOK_VERSION")
 stages=(node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml
         pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml)
 for f in "${stages[@]}"; do

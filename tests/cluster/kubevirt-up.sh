@@ -8,6 +8,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=go-module.sh
+source "$HERE/go-module.sh"
 DIR="${SANDBENCH_CLUSTER_DIR:-/var/tmp/sandbench-cluster}"
 CACHE="${SANDBENCH_CACHE:-$HOME/.cache/sandbench}"
 KV_VERSION=v1.7.0
@@ -55,8 +57,7 @@ log "imported $(ctr --address "$SOCK" -n k8s.io images ls -q | grep -c "^$PREFIX
 
 # ---------------------------------------------------------------- manifests
 # The release's templates, rendered as hack/build-manifests.sh does, by the built templator.
-src=$("$GO" mod download -json "kubevirt.io/kubevirt@$KV_VERSION" |
-      sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+src=$(module_dir "kubevirt.io/kubevirt@$KV_VERSION")
 [[ -d "$src/manifests/release" ]] || die "no module source for kubevirt.io/kubevirt@$KV_VERSION"
 out="$DIR/kubevirt"
 mkdir -p "$out"
