@@ -155,6 +155,31 @@ def test_what_ran_the_vm_is_kept_from_its_status() -> None:
     assert (progress.machine, progress.launcher_image) == ("pc-q35-10.0", "kv/virt-launcher:1")
 
 
+#: A compute container's log as virt-launcher writes it: its own JSON lines, and libvirt's first
+#: line of the domain's QEMU log forwarded with subcomponent "qemu".
+COMPUTE_LOG = "\n".join([
+    '{"component":"virt-launcher","level":"info","msg":"Connected to libvirt daemon",'
+    '"timestamp":"2026-12-02T17:00:01.000000Z"}',
+    '{"component":"virt-launcher","level":"info","msg":"2026-12-02 17:00:02.100+0000: starting '
+    'up libvirt version: 11.3.0, package: 3+deb13u3 (Debian), qemu version: 10.0.13Debian '
+    '1:10.0.13+ds-0+deb13u1, kernel: 6.18.0, hostname: kubevirt-vm-1","subcomponent":"qemu",'
+    '"timestamp":"2026-12-02T17:00:02.200000Z"}',
+    '{"component":"virt-launcher","level":"info","msg":"Domain started"}'])
+
+
+def test_libvirt_and_qemu_versions_come_from_the_launcher_log() -> None:
+    found = console.launcher_versions(COMPUTE_LOG)
+    assert found is not None
+    assert (found["libvirt"], found["libvirt_package"]) == ("11.3.0", "3+deb13u3 (Debian)")
+    assert (found["qemu"], found["qemu_package"]) == ("10.0.13", "Debian 1:10.0.13+ds-0+deb13u1")
+    assert found["line"].endswith("hostname: kubevirt-vm-1")
+    # Older releases' wording without a package, and a plain (non-JSON) line.
+    plain = console.launcher_versions("starting up libvirt version: 9.0.0, qemu version: 7.2.0")
+    assert plain is not None and (plain["libvirt"], plain["qemu"]) == ("9.0.0", "7.2.0")
+    assert "libvirt_package" not in plain and "qemu_package" not in plain
+    assert console.launcher_versions('{"msg": "Domain started"}\nnot json {') is None
+
+
 @pytest.mark.parametrize("where", ["containers", "initContainers"])
 def test_the_console_logger_is_found_as_a_container_or_a_native_sidecar(where: str) -> None:
     # KubeVirt v1.7.0 adds guest-console-log as an init container with restartPolicy Always.

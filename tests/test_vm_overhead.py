@@ -30,10 +30,11 @@ def sample(runtime: str, metric: str, value: float, round_: int, backend: str) -
 
 
 def write(run_dir: Path, backend: str, runtimes: dict[str, dict[str, object]],
-          samples: list[Sample], image: dict[str, str]) -> Path:
+          samples: list[Sample], image: dict[str, str],
+          environment: dict[str, object] | None = None) -> Path:
     meta = {"run_id": run_dir.name, "backend": backend, "baseline": next(iter(runtimes)),
             "runtimes": runtimes, "metrics": {}, "host": {}, "clocks": {}, "warnings": [],
-            "environment": {"image": image}}
+            "environment": {"image": image, **(environment or {})}}
     writer = RunWriter(run_dir, meta)
     writer.append(samples)
     writer.finish("completed", None)
@@ -41,15 +42,22 @@ def write(run_dir: Path, backend: str, runtimes: dict[str, dict[str, object]],
 
 
 def local_run(run_dir: Path, tag: str = TAG, accel: str = "tcg",
-              local: list[tuple[float, float, float]] = LOCAL) -> Path:
+              local: list[tuple[float, float, float]] = LOCAL,
+              qemu: str = "QEMU emulator version 10.0.13 (Debian 1:10.0.13+ds-0+deb13u1)") -> Path:
     samples = [sample("qemu", metric, value, i + 1, "local") for i, values in enumerate(local)
                for metric, value in zip(("request_to_kernel", "request_to_init",
                                          "request_to_workload"), values)]
-    return write(run_dir, "local", {"qemu": {"kind": "vm", "emulated": True, "accel": accel}},
+    return write(run_dir, "local", {"qemu": {"kind": "vm", "emulated": True, "accel": accel,
+                                             "version": qemu}},
                  samples, {"input_hash": tag + "0" * 52})
 
 
-def kubevirt_run(run_dir: Path, tag: str = TAG, burst: bool = False) -> Path:
+#: environment.kubevirt.launcher_versions as the backend records it (from the launcher's log).
+LAUNCHER = {"libvirt": "11.3.0", "qemu": "10.0.13", "line": "starting up libvirt version: ..."}
+
+
+def kubevirt_run(run_dir: Path, tag: str = TAG, burst: bool = False,
+                 launcher: dict[str, str] | None = LAUNCHER) -> Path:
     metrics = ("create_to_scheduled", "create_to_running", "create_to_kernel", "create_to_init",
                "create_to_workload")
     samples = [sample("kubevirt-vm", metric, value, i + 1, "kubernetes")
@@ -62,7 +70,8 @@ def kubevirt_run(run_dir: Path, tag: str = TAG, burst: bool = False) -> Path:
     facts = {"kind": "kubevirt", "emulated": True, "accel": "tcg",
              "images": {"kernelboot": f"localhost/sandbench/kernelboot:{tag}"}}
     return write(run_dir, "kubernetes", {"kubevirt-vm": facts}, samples,
-                 {"name": f"localhost/sandbench/workload:{tag}"})
+                 {"name": f"localhost/sandbench/workload:{tag}"},
+                 {"kubevirt": {"launcher_versions": launcher or "not seen: no launcher log said"}})
 
 
 def test_each_event_is_the_difference_of_the_medians(tmp_path: Path) -> None:
@@ -91,6 +100,22 @@ def test_a_different_guest_accelerator_or_boot_is_said(tmp_path: Path) -> None:
     said = " ".join(found["tables"][0]["warnings"])
     assert "not the same guest" in said and "accelerators differ" in said
     assert "guest's own boot" in said
+
+
+def test_which_qemu_ran_on_each_side_is_said(tmp_path: Path) -> None:
+    same = section(load_run(kubevirt_run(tmp_path / "kv")), load_run(local_run(tmp_path / "q")))
+    table = same["tables"][0]
+    assert table["qemu"] == "QEMU 10.0.13 locally, 10.0.13 (libvirt 11.3.0) in virt-launcher"
+    assert table["warnings"] == []
+    # Bookworm's QEMU locally against trixie's in the launcher: said, not blamed on KubeVirt.
+    older = section(load_run(tmp_path / "kv"), load_run(local_run(
+        tmp_path / "q7", qemu="QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)")))
+    said = " ".join(older["tables"][0]["warnings"])
+    assert "QEMU versions differ (7.2.22 locally, 10.0.13 in virt-launcher)" in said
+    unseen = section(load_run(kubevirt_run(tmp_path / "kv2", launcher=None)),
+                     load_run(tmp_path / "q7"))
+    assert unseen["tables"][0]["qemu"] == "QEMU 7.2.22 locally, not recorded in virt-launcher"
+    assert unseen["tables"][0]["warnings"] == []
 
 
 def test_the_report_shows_it_in_the_start_section(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ every VMI and launcher pod gone after the run, and the emulation said everywhere
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -104,6 +105,15 @@ def test_the_run_says_it_was_emulated_and_by_which_kubevirt(vm_run: Path) -> Non
     seen = run.meta["environment"]["kubevirt"]
     assert seen["machine_types"] == ["pc-q35-10.0"]
     assert seen["launcher_images"] == [f"localhost/sandbench/kubevirt/virt-launcher:{KUBEVIRT_VERSION}"]
+    # libvirt and QEMU as the launcher's own log says: the versions of the Debian packages
+    # kubevirt_images.py put in that image (its images.json).
+    versions = seen["launcher_versions"]
+    built = json.loads((Path(os.environ["SANDBENCH_CACHE"]) / "kubevirt" / KUBEVIRT_VERSION
+                        / "images" / "images.json").read_text())
+    packages = built["images"]["virt-launcher"]["debian_packages"]
+    assert packages["libvirt-daemon"].startswith(versions["libvirt"] + "-"), versions
+    assert packages["qemu-system-x86"].startswith(f"1:{versions['qemu']}+"), versions
+    assert "compute container" in versions["source"]
 
 
 def test_no_vmi_launcher_pod_or_namespace_is_left(vm_run: Path, apis: api.Apis) -> None:

@@ -16,6 +16,7 @@ comparison says so instead of blaming KubeVirt for it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,6 +138,7 @@ def section(run: Run, reference: Run) -> dict[str, Any]:
             "accel": f"{QEMU}: {local_facts.get('accel', 'unknown')}, {runtime}: "
                      f"{facts.get('accel', 'unknown')}",
             "emulated": bool(local_facts.get("emulated") or facts.get("emulated")),
+            "qemu": _qemu_text(reference, run),
             "warnings": _warnings(reference, run, runtime, local_guest, vm_guest),
         })
     return {"reference": reference.run_id, "tables": tables, "emulated_note": EMULATED}
@@ -158,6 +160,31 @@ def _median(values: Any, median: float) -> str:
     return f"{number(median)} (n={len(values)})" if len(values) else "—"
 
 
+def _local_qemu(reference: Run) -> str:
+    """The local qemu runtime's QEMU version ("7.2.22"), from its facts' version line."""
+    found = re.search(r"version (\d+(?:\.\d+)+)", str(_facts(reference, QEMU).get("version")))
+    return found.group(1) if found else ""
+
+
+def _launcher_versions(run: Run) -> dict[str, Any]:
+    """libvirt and QEMU as the run's virt-launcher said (environment.kubevirt)."""
+    seen = run.info.environment.get("kubevirt")
+    versions = seen.get("launcher_versions") if isinstance(seen, dict) else None
+    return versions if isinstance(versions, dict) else {}
+
+
+def _qemu_text(reference: Run, run: Run) -> str:
+    local = _local_qemu(reference) or "unknown"
+    launcher = _launcher_versions(run)
+    inside = (f"{launcher['qemu']} (libvirt {launcher.get('libvirt', '?')})"
+              if launcher.get("qemu") else "not recorded")
+    return f"QEMU {local} locally, {inside} in virt-launcher"
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
 def _warnings(reference: Run, run: Run, runtime: str, local_guest: Any,
               vm_guest: Any) -> list[str]:
     said = []
@@ -173,6 +200,10 @@ def _warnings(reference: Run, run: Run, runtime: str, local_guest: Any,
     if local_accel in ACCELERATORS and vm_accel in ACCELERATORS and local_accel != vm_accel:
         said.append(f"The accelerators differ ({QEMU}: {local_accel}, {runtime}: {vm_accel}): "
                     "the difference is not KubeVirt's alone.")
+    local_qemu, vm_qemu = _local_qemu(reference), str(_launcher_versions(run).get("qemu") or "")
+    if local_qemu and vm_qemu and _minor(local_qemu) != _minor(vm_qemu):
+        said.append(f"The QEMU versions differ ({local_qemu} locally, {vm_qemu} in "
+                    "virt-launcher): part of the difference may be QEMU's, not KubeVirt's.")
     if len(local_guest) and len(vm_guest):
         local_median, vm_median = stats.median(local_guest), stats.median(vm_guest)
         if abs(vm_median - local_median) > GUEST_TOLERANCE * local_median:

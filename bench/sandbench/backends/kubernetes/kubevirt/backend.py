@@ -66,6 +66,8 @@ class VmSandboxes:
         #: QEMU machine types and virt-launcher images the VMIs' statuses named.
         self.machines: set[str] = set()
         self.launcher_images: set[str] = set()
+        #: libvirt and QEMU as the first launcher that said (console.launcher_versions).
+        self.launcher_versions: dict[str, str] | None = None
 
     @property
     def installation(self) -> install.Installation:
@@ -158,6 +160,7 @@ class VmSandboxes:
             self.transitions[run.name] = dict(progress.transitions)
             self.machines.update({progress.machine} - {""})
             self.launcher_images.update({progress.launcher_image} - {""})
+            self._note_versions(run)
             run.delete(never_processed=progress.phase in UNPROCESSED)
             self._live.pop(run.name, None)
         execution.stderr += _transitions_text(progress.transitions)
@@ -184,6 +187,18 @@ class VmSandboxes:
         if pod is None:
             raise console.ConsoleUnavailable(f"VMI {run.name} has no virt-launcher pod")
         return console.read(self.apis.core, self.namespace, pod)
+
+    def _note_versions(self, run: VmiRun) -> None:
+        """The libvirt and QEMU its launcher ran, from the first VMI whose log says (all of
+        a cluster's launchers run the image its KubeVirt CR names)."""
+        if self.launcher_versions is not None or not run.uid:
+            return
+        try:
+            pod = console.launcher_pod(self.apis.core, self.namespace, run.uid)
+        except ApiException:
+            return
+        if pod is not None:
+            self.launcher_versions = console.read_versions(self.apis.core, self.namespace, pod)
 
     def _diagnose(self, run: VmiRun, nonce: str, execution: Execution) -> None:
         """After a failure, whatever the console said (a guest init error, a kernel panic)."""
@@ -225,8 +240,13 @@ class VmSandboxes:
                 "timestamps on the node's clock"}
 
     def final_facts(self) -> dict[str, Any]:
+        versions = self.launcher_versions
+        if versions is not None:
+            versions = {**versions, "source": "the virt-launcher pod's compute container log: "
+                        "libvirt's first line of the domain's QEMU log"}
         return {"phase_transitions": self.transitions, "machine_types": sorted(self.machines),
-                "launcher_images": sorted(self.launcher_images)}
+                "launcher_images": sorted(self.launcher_images),
+                "launcher_versions": versions or "not seen: no launcher log said"}
 
 
 def release_leftovers(apis: Apis, namespace: str) -> list[str]:

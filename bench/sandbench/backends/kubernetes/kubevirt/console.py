@@ -11,6 +11,7 @@ parsed by the same guest_protocol.read_console the local qemu runtime uses.
 from __future__ import annotations
 
 import calendar
+import json
 import re
 from typing import Any
 
@@ -22,6 +23,14 @@ from sandbench.backends.kubernetes.kubevirt.manifests import CREATED_BY
 from sandbench.errors import SandboxFailed
 
 CONTAINER = "guest-console-log"
+#: The launcher pod's container that runs virt-launcher, virtqemud and QEMU.
+COMPUTE = "compute"
+#: libvirt's first line in a domain's QEMU log, which virt-launcher forwards to its own output
+#: (subcomponent "qemu"): "... starting up libvirt version: 11.3.0, package: 1 (Debian),
+#: qemu version: 10.0.2Debian 1:10.0.2+ds-1, kernel: ..., hostname: ...".
+_STARTING_UP = re.compile(r"starting up libvirt version: (?P<libvirt>[^,]+)"
+                          r"(?:, package: (?P<package>.*?))?, qemu version: (?P<qemu>.*?)"
+                          r"(?:, kernel: |, hostname: |$)")
 _STAMP = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?"
                     r"(Z|[+-]\d\d:\d\d)$")
 
@@ -91,3 +100,40 @@ def read(core: Any, namespace: str, pod: dict[str, Any]) -> list[ConsoleLine]:
     except ApiException as exc:
         raise ConsoleUnavailable(f"cannot read {name}/{CONTAINER}: {api_message(exc)}") from exc
     return parse_log(str(text))
+
+
+def launcher_versions(text: str) -> dict[str, str] | None:
+    """The libvirt and QEMU versions a launcher pod's compute container log names (libvirt's
+    "starting up" line of the domain's QEMU log, as virt-launcher forwards it), with that line;
+    None when the log has no such line."""
+    for raw in text.splitlines():
+        message = raw
+        if raw.startswith("{"):
+            try:
+                message = str(json.loads(raw).get("msg", ""))
+            except (ValueError, AttributeError):
+                pass
+        match = _STARTING_UP.search(message)
+        if match is not None:
+            # QEMU's version and its package run together ("10.0.2Debian 1:10.0.2+ds-1").
+            qemu = match["qemu"].strip()
+            number = re.match(r"\d+(?:\.\d+)+", qemu)
+            found = {"libvirt": match["libvirt"].strip(),
+                     "qemu": number.group(0) if number else qemu, "line": message.strip()}
+            if match["package"]:
+                found["libvirt_package"] = match["package"].strip()
+            if number and qemu[number.end():].strip():
+                found["qemu_package"] = qemu[number.end():].strip()
+            return found
+    return None
+
+
+def read_versions(core: Any, namespace: str, pod: dict[str, Any]) -> dict[str, str] | None:
+    """launcher_versions of the pod's compute container; None when it cannot be read (the
+    versions are a fact about the run, never a reason to fail a sample)."""
+    try:
+        text = core.read_namespaced_pod_log(pod["metadata"]["name"], namespace,
+                                            container=COMPUTE)
+    except ApiException:
+        return None
+    return launcher_versions(str(text))
