@@ -14,6 +14,8 @@ from sandbench import workloads
 from sandbench.backends.guest_protocol import parse_annotated, read_console
 from sandbench.backends.kubernetes.kubevirt import (apply_console, console, install,
                                                     node_offset)
+from sandbench.backends.kubernetes import pull
+from sandbench.backends.kubernetes.kubevirt.backend import VmSandboxes
 from sandbench.backends.kubernetes.kubevirt.lifecycle import (PLANNED, VmiFailed, VmiProgress,
                                                               observe_event, observe_vmi,
                                                               unprocessed_message)
@@ -262,3 +264,43 @@ def test_image_volume_gate_as_configured() -> None:
     assert install.Installation(feature_gates=["ImageVolume"]).image_volume == "enabled"
     assert install.Installation(disabled_gates=["ImageVolume"]).image_volume == "disabled"
     assert install.Installation().image_volume.startswith("not set")
+
+
+class StubStates:
+    """One image's pull.PullStates, as far as VmSandboxes asks it."""
+
+    def __init__(self, labels: dict[str, str], gone_after: bool = False) -> None:
+        self.labels, self.gone_after, self.asked = labels, gone_after, []
+
+    def before(self, state: str) -> dict[str, str]:
+        self.asked.append(state)
+        return {"pull": state, **self.labels}
+
+    def after(self, state: str) -> dict[str, str]:
+        if self.gone_after:
+            raise pull.StateNotReached(f"{state}: ImageStatus finds no kernelboot after the pod")
+        return {k: v for k, v in self.labels.items() if k.startswith("image_")}
+
+
+def test_a_vmis_images_are_each_put_in_the_state_and_their_sizes_summed() -> None:
+    vms = VmSandboxes.__new__(VmSandboxes)
+    vms._pulls = {
+        "containerdisk": StubStates({"pull_check": "cri-imagestatus", "image_size": "300",
+                                     "image_layers": "1"}),
+        "datadisk": StubStates({"pull_check": "cri-imagestatus", "image_size": "20",
+                                "image_layers": "1"}),
+        "kernelboot": StubStates({"pull_check": "cri-imagestatus", "image_size": "40",
+                                  "image_layers": "2"}, gone_after=True)}
+    labels = vms._pull_before("cold")
+    assert labels == {"pull": "cold", "pull_images": "containerdisk,datadisk,kernelboot",
+                      "pull_check": "cri-imagestatus", "image_size": "360",
+                      "image_layers": "4"}
+    assert all(s.asked == ["cold"] for s in vms._pulls.values())
+    vms._pulls["kernelboot"].gone_after = False
+    assert vms._pull_after("cold") == {"image_size": "360", "image_layers": "4"}
+    vms._pulls["kernelboot"].gone_after = True
+    with pytest.raises(pull.StateNotReached, match="kernelboot"):
+        vms._pull_after("cold")
+    # Cold removes an image (no size to tell): no sum is made of some of them.
+    vms._pulls["datadisk"] = StubStates({"pull_check": "cri-imagestatus"})
+    assert "image_size" not in vms._pull_before("cold")

@@ -127,7 +127,7 @@ class Value:
 #: start with the others: its create_to_scheduled holds that wait. Said, and kept with the row.
 CONTEXT_LABELS = frozenset({"accel", "platform", "storage", "counted", "cgroup", "net_path",
                             "position", "image_size", "image_layers", "pull_check",
-                            "scheduler_wait"})
+                            "pull_images", "scheduler_wait"})
 #: Context labels that differ between the samples of one row (each sandbox of a burst has its
 #: own position): a series made of a row's samples cannot carry them.
 PER_SANDBOX_LABELS = frozenset({"position", "scheduler_wait"})

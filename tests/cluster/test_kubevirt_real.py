@@ -13,19 +13,27 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from conftest import run_spec, sandbench
+from sandbench import image
 from sandbench.backends.kubernetes import api, manifests
+from sandbench.backends.kubernetes.cri import NodeCri
 from sandbench.backends.kubernetes.kubevirt.manifests import GROUP, PLURAL, VERSION
 from sandbench.results import load_run
 
 pytestmark = [pytest.mark.cluster, pytest.mark.kubevirt]
 
 IMAGE = os.environ.get("SANDBENCH_WORKLOAD_IMAGE", "")
+CLUSTER_DIR = Path(os.environ.get("SANDBENCH_CLUSTER_DIR", "/var/tmp/sandbench-cluster"))
+SOCKET = CLUSTER_DIR / "containerd" / "containerd.sock"
+CRICTL = os.environ.get("SANDBENCH_CRICTL", "")
+#: The images a VMI boots from, as the kubevirt runtimes name them.
+GUEST_IMAGES = ("containerdisk", "datadisk", "kernelboot")
 RUNTIME = "kubevirt-vm"
 KUBEVIRT_VERSION = "v1.7.0"
 #: The VMI's phases from the watch, then the guest's from its console.
@@ -125,3 +133,62 @@ def test_no_vmi_launcher_pod_or_namespace_is_left(vm_run: Path, apis: api.Apis) 
             if v["metadata"]["namespace"] == namespace] == []
     launchers = apis.core.list_pod_for_all_namespaces(label_selector="kubevirt.io=virt-launcher")
     assert [p.metadata.name for p in launchers.items if p.metadata.namespace == namespace] == []
+
+
+@pytest.fixture(scope="module")
+def vm_pull_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A start VMI with its three images removed from the node first (cold), and one with
+    them present (warm), each state verified through the node's CRI: the guest's archives
+    pushed with skopeo into up.sh's registry and the VMI naming them there. A cold state
+    removes each image under every name it has, so the imported ones the other tests use are
+    imported again afterwards, as run-tests.sh did."""
+    address = CLUSTER_DIR / "registry" / "address"
+    if not address.exists():
+        pytest.skip("up.sh ran no registry (Debian's docker-registry is not installed)")
+    built = image.load_cached(Path(os.environ["SANDBENCH_CACHE"]))
+    assert built is not None and built.guest is not None and CRICTL
+    guest = built.guest
+    archives = {"containerdisk": guest.containerdisk_archive, "datadisk": guest.datadisk_archive,
+                "kernelboot": guest.kernelboot_archive}
+    refs = {}
+    for kind, archive in archives.items():
+        repository, _, tag = guest.names[kind].rpartition(":")
+        refs[kind] = f"{address.read_text().strip()}/{repository.split('/', 1)[1]}:{tag}"
+        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                        f"oci-archive:{archive}", f"docker://{refs[kind]}"],
+                       check=True, capture_output=True, timeout=300)
+    try:
+        return run_spec({
+            "profile": "quick", "backend": "kubernetes", "runtimes": [RUNTIME],
+            "kubernetes": {"image": IMAGE, "pull_policy": "IfNotPresent", "kubelet_metrics": False,
+                           "kubevirt": {f"{kind}_image": ref for kind, ref in refs.items()}},
+            "workloads": {"start": {"rounds": 1, "warmup": 0}}},
+            tmp_path_factory.mktemp("kubevirt-pull"), "--pull", "both", "--cri-endpoint",
+            f"unix://{SOCKET}", "--crictl", CRICTL, "--no-report", timeout=1200)
+    finally:
+        node = NodeCri(CRICTL, f"unix://{SOCKET}", 120)
+        for kind, archive in archives.items():
+            if not node.status(guest.names[kind]).present:
+                subprocess.run(["ctr", "--address", str(SOCKET), "-n", "k8s.io", "images",
+                                "import", str(archive)], check=True, capture_output=True,
+                               timeout=300)
+            assert node.status(guest.names[kind]).present, kind
+
+
+def test_a_vmis_images_pulled_cold_and_warm_verified(vm_pull_run: Path) -> None:
+    run = load_run(vm_pull_run)
+    samples = run.samples
+    failed = samples[samples["status"] != "ok"]
+    assert failed.empty, failed[["workload", "metric", "reason"]].to_string()
+    start = samples[(samples["workload"] == "start") & ~samples["warmup"]]
+    by_state = {state: rows for state, rows in start.groupby(
+        start["labels"].map(lambda labels: labels.get("pull")))}
+    assert set(by_state) == {"cold", "warm"}
+    for state, rows in by_state.items():
+        labels = rows["labels"].iloc[0]
+        assert labels["pull_check"] == "cri-imagestatus", state
+        assert labels["pull_images"] == ",".join(GUEST_IMAGES), state
+        assert int(labels["image_size"]) > 0 and int(labels["image_layers"]) >= 3, state
+        assert set(PHASES) <= set(rows["metric"]), state
+    state = run.meta["environment"]["kubevirt"]["image_state"]
+    assert list(state["vmis_verified"].values()) == [{"cold": 1, "warm": 1}] * 3

@@ -170,12 +170,13 @@ class KubernetesBackend(Backend):
         if self.settings.nodes is not None:
             report(f"fan-out over {len(self._fanout)} node(s): "
                    + ", ".join(str(n["metadata"]["name"]) for n in self._fanout))
-        self._pulls = pull.PullStates(self._image, self._node_cri(), self.namespace)
+        node_cri = self._node_cri()
+        self._pulls = pull.PullStates(self._image, node_cri, self.namespace)
         report(self._pull_summary())
         # What can fail without the cluster is done before the namespace exists.
         vms = bool(self.vm_runtimes.intersection(runtimes))
         if vms:
-            report(self.vms.prepare(self._hostname()))
+            report(self.vms.prepare(self._hostname(), node_cri))
         if self.settings.ssh is not None:
             self._ssh_facts = self._collect_ssh_facts(self.settings.ssh)
             report(f"node facts over SSH: {sshfacts.summary(self._ssh_facts)}")
@@ -204,7 +205,8 @@ class KubernetesBackend(Backend):
     def _pull_summary(self) -> str:
         if self._cri_runtime is None:
             return "image state: warm, NOT verified (no cri_endpoint to ask the node's CRI)"
-        return (f"image state: {self.settings.pull}, verified before every start pod through "
+        return (f"image state: {self.settings.pull}, verified before every start pod or VMI "
+                f"through "
                 f"{self._cri_runtime}'s CRI ImageStatus at {self.settings.cri_endpoint}")
 
     def _collect_ssh_facts(self, target: Any) -> dict[str, Any]:

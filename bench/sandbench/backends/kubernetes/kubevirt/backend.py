@@ -22,7 +22,9 @@ from sandbench import image
 from sandbench.backends import guest_protocol
 from sandbench.backends.base import BackendError, Finding
 from sandbench.backends.guest_protocol import CommandLineError, ConsoleLine
+from sandbench.backends.kubernetes import pull
 from sandbench.backends.kubernetes.api import Apis, is_not_found
+from sandbench.backends.kubernetes.cri import NodeCri
 from sandbench.backends.kubernetes.kubevirt import console, guest_ssh, install, manifests
 from sandbench.backends.kubernetes.kubevirt.descriptors import KubevirtRuntime, describe, runtimes
 from sandbench.backends.kubernetes.kubevirt.lifecycle import (PLANNED, UNPROCESSED, VmiFailed,
@@ -59,6 +61,9 @@ class VmSandboxes:
         self.runtimes = runtimes()
         self._installation: install.Installation | None = None
         self._images: manifests.VmImages | None = None
+        #: The state of each of the VMI's images (containerdisk, datadisk, kernelboot) on the
+        #: node, set and verified around every start VMI as pull.PullStates does for a pod's.
+        self._pulls: dict[str, pull.PullStates] = {}
         self._watch: NamespaceWatch | None = None
         self._node = ""
         self._live: dict[str, VmiRun] = {}
@@ -87,10 +92,13 @@ class VmSandboxes:
         return Finding(runtime, usable, detail, fix=fix,
                             facts={"image_volume": self.installation.image_volume})
 
-    def prepare(self, node_hostname: str) -> str:
-        """The node and the images; returns a line for the progress display."""
+    def prepare(self, node_hostname: str, cri: NodeCri | None = None) -> str:
+        """The node and the images (their state kept through the node's CRI when there is
+        one); returns a line for the progress display."""
         self._node = node_hostname
         self._images = self._resolve_images()
+        self._pulls = {kind: pull.PullStates(ref, cri, self.namespace)
+                       for kind, ref in dataclasses.asdict(self._images).items()}
         return f"KubeVirt images {self._images.containerdisk}, {self._images.kernelboot}"
 
     def start_watch(self) -> None:
@@ -136,6 +144,14 @@ class VmSandboxes:
                 watch: RunWatch, offset: ClockOffset | MissingOffset) -> Execution:
         execution = Execution(planned=PLANNED, labels={"accel": self.accel})
         execution.relate(offset)
+        if case.pull is not None:
+            execution.labels["pull"] = case.pull
+            try:
+                execution.labels.update(self._pull_before(case.pull))
+            except pull.StateNotReached as exc:
+                # Failed with the reason, never run: the VMI would not be what it says.
+                execution.error = f"image state {case.pull!r} not reached before the VMI: {exc}"
+                return execution
         nonce = secrets.token_hex(8)
         try:
             manifest = self.manifest(runtime, case, sandbox_id, nonce)
@@ -151,6 +167,10 @@ class VmSandboxes:
         self._live[run.name] = run
         try:
             self._run(run, progress, events, nonce, time.monotonic() + timeout_s)
+            if case.pull is not None:
+                execution.labels.update(self._pull_after(case.pull))
+        except pull.StateNotReached as exc:
+            execution.error = str(exc)
         except (VmiFailed, console.ConsoleUnavailable) as exc:
             execution.error = str(exc)
             self._diagnose(run, nonce, execution)
@@ -181,6 +201,21 @@ class VmSandboxes:
                 return
         run.follow(events, progress, deadline)
         apply_console(progress.execution, self._console(run), nonce, boot_marks=True)
+
+    def _pull_before(self, state: str) -> dict[str, str]:
+        """Every image the VMI boots from put in ``state`` and verified (cold: all three
+        absent, so its launcher pod pulls each); the labels that say so, their sizes and
+        layers summed."""
+        labels = {"pull": state, "pull_images": ",".join(self._pulls)}
+        found = [states.before(state) for states in self._pulls.values()]
+        labels["pull_check"] = found[0]["pull_check"] if found else pull.UNVERIFIED
+        labels.update(_summed(found))
+        return labels
+
+    def _pull_after(self, state: str) -> dict[str, str]:
+        """The VMI ran: each of its images must be on the node now (cold: pulled for it);
+        their sizes and layers summed, as labels."""
+        return _summed([states.after(state) for states in self._pulls.values()])
 
     def _console(self, run: VmiRun) -> list[ConsoleLine]:
         pod = console.launcher_pod(self.apis.core, self.namespace, run.uid)
@@ -244,9 +279,20 @@ class VmSandboxes:
         if versions is not None:
             versions = {**versions, "source": "the virt-launcher pod's compute container log: "
                         "libvirt's first line of the domain's QEMU log"}
-        return {"phase_transitions": self.transitions, "machine_types": sorted(self.machines),
-                "launcher_images": sorted(self.launcher_images),
-                "launcher_versions": versions or "not seen: no launcher log said"}
+        final = {"phase_transitions": self.transitions, "machine_types": sorted(self.machines),
+                 "launcher_images": sorted(self.launcher_images),
+                 "launcher_versions": versions or "not seen: no launcher log said"}
+        verified = {states.image: dict(states.verified) for states in self._pulls.values()
+                    if states.cri is not None}
+        if verified:
+            final["image_state"] = {
+                "vmis_verified": verified,
+                "how": "before every start VMI, each image it boots from (containerdisk, "
+                       "datadisk, kernelboot) was put in the state asked for and checked "
+                       "through the node's CRI as a pod's image is (image_state); after it, "
+                       "each was found present. Samples carry pull, pull_check and pull_images, "
+                       "image_size and image_layers summed over the three"}
+        return final
 
 
 def release_leftovers(apis: Apis, namespace: str) -> list[str]:
@@ -287,6 +333,15 @@ def apply_console(execution: Execution, lines: list[ConsoleLine], nonce: str,
         execution.error = f"guest init: {said.error}"
     elif said.exit_code is None:
         execution.error = f"the guest stopped before the workload finished ({last})"
+
+
+def _summed(found: list[dict[str, str]]) -> dict[str, str]:
+    """image_size and image_layers over several images' labels, when every one had them."""
+    summed = {}
+    for label in ("image_size", "image_layers"):
+        if found and all(label in one for one in found):
+            summed[label] = str(sum(int(one[label]) for one in found))
+    return summed
 
 
 def _transitions_text(transitions: dict[str, str]) -> str:
