@@ -1,10 +1,14 @@
-"""Host state at a run's start and end (pyperf-grade), the busy-host warning, and which of
-those facts may block a cross-run gate."""
+"""Host state at a run's start and end (pyperf-grade), the busy-host warning, which of
+those facts may block a cross-run gate, and the parent cgroup a local run leaves (none)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import pytest
+
+from sandbench.backends.local import cgroups
 from sandbench.facts import host as hostfacts
 from sandbench.nightly import envdiff
 
@@ -34,3 +38,17 @@ def test_stable_host_state_gates_and_a_reboot_only_informs() -> None:
     # A run written before host state was recorded does not block the gate.
     old = envdiff.differences({}, meta("1", "b"), [])
     assert old and not any(d.gating for d in old)
+
+
+def test_the_runtimes_parent_cgroup_goes_only_when_empty(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stand-in /sys/fs/cgroup of ordinary directories: rmdir refuses a non-empty one as it
+    # refuses a cgroup with children, which is all remove_parent relies on.
+    for hierarchy in ("memory", "pids", "unified"):
+        (tmp_path / hierarchy / "sandbench").mkdir(parents=True)
+    (tmp_path / "pids" / "sandbench" / "another-runs-container").mkdir()
+    monkeypatch.setattr(cgroups, "CGROUP_ROOT", tmp_path)
+    removed = cgroups.remove_parent("sandbench")
+    assert sorted(p.parent.name for p in removed) == ["memory", "unified"]
+    assert (tmp_path / "pids" / "sandbench" / "another-runs-container").is_dir()
+    assert cgroups.remove_parent("/sandbench") == []  # gone, or still busy: nothing to say

@@ -18,6 +18,7 @@ from sandbench.backends.base import (Backend, BackendError, BackendInputError, F
                                      Progress)
 from sandbench.backends.burst import run_burst
 from sandbench.backends.local import cgroups, density, mounts, netpath, proc
+from sandbench.backends.local.oci_config import CGROUP_PARENT
 from sandbench.backends.local.driver import Driver, Place, RuntimeEntry
 from sandbench.backends.local.kinds import KINDS, runtime_table
 from sandbench.backends.local.oci import STATE_ROOT
@@ -209,6 +210,8 @@ class LocalBackend(Backend):
         if self._owner is not None:
             self._owner.release()
             self._owner = None
+        # The parent the runtimes made, unless another run's containers are in it.
+        cgroups.remove_parent(CGROUP_PARENT)
         return deleted
 
     def gc(self) -> list[str]:
@@ -249,11 +252,12 @@ class LocalBackend(Backend):
             deleted.append(f"scratch {run}")
         # A live container's cgroup is its container's (whatever cache its run used); one
         # without a container is a create cut short, once it is older than any create takes.
-        for name in sorted(cgroups.children("sandbench")):
-            relative = f"/sandbench/{name}"
+        for name in sorted(cgroups.children(CGROUP_PARENT)):
+            relative = f"/{CGROUP_PARENT}/{name}"
             if name in containers or kept.owns(name) or cgroups.age_s(relative) < CGROUP_GRACE_S:
                 continue
             deleted += [f"cgroup {p}" for p in cgroups.remove(relative)]
+        deleted += [f"cgroup {p}" for p in cgroups.remove_parent(CGROUP_PARENT)]
         return deleted
 
     def environment(self) -> dict[str, Any]:

@@ -108,6 +108,21 @@ def remove(relative: str, wait_s: float = 2.0) -> list[Path]:
     return removed
 
 
+def remove_parent(relative: str) -> list[Path]:
+    """Remove the parent cgroup the runtimes made for sandbench's containers (``/sandbench``)
+    from every hierarchy where it is empty: rmdir(2) refuses a cgroup with children, so another
+    run's live containers keep it. Returns the cgroups removed."""
+    removed = []
+    for hierarchy in hierarchies():
+        path = hierarchy / relative.strip("/")
+        try:
+            path.rmdir()
+            removed.append(path)
+        except OSError:  # gone already, or busy with another run's containers
+            continue
+    return removed
+
+
 def _pids(path: Path) -> list[int]:
     try:
         return [int(line) for line in (path / "cgroup.procs").read_text().split()]

@@ -90,6 +90,10 @@ def namespaces(netns: str | None) -> list[dict[str, str]]:
             for t in ("pid", "network", "ipc", "uts", "mount")]
 
 
+#: The cgroup every container's is made under (by the runtime); removed when empty.
+CGROUP_PARENT = "sandbench"
+
+
 def cgroups_path(sandbox_id: str) -> str:
     """The container's cgroup, relative to each hierarchy's root."""
-    return f"/sandbench/{sandbox_id}"
+    return f"/{CGROUP_PARENT}/{sandbox_id}"
