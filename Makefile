@@ -31,17 +31,17 @@ GO ?= $(shell command -v go 2>/dev/null || { test -x /usr/local/go/bin/go && ech
 SANDBENCH_CACHE ?= $(HOME)/.cache/sandbench
 
 .PHONY: demo test test-cluster lint deps test-deps cluster-deps apt-install venv image doctor \
-        gvisor kubevirt cluster-build bench clean-runs help
+        gvisor kubevirt cluster-build cluster-build-base bench clean-runs help
 
 help:
 	@echo "make demo   install what is missing, build the image, run the quick suite, write the report"
 	@echo "make test   install what is missing and run the test suite"
 	@echo "make test-cluster   build Kubernetes v1.34.4, gVisor and KubeVirt v1.7.0 (cached), bring up the test"
-	@echo "                    cluster, run the Kubernetes tests against it, tear it down; then again with"
-	@echo "                    real KubeVirt deployed in emulation for the KubeVirt tests; then with a"
-	@echo "                    second node and 100 KWOK fake nodes for the multinode and kwok tests"
+	@echo "                    cluster, run the Kubernetes tests against it, tear it down; then again with a"
+	@echo "                    second node and 100 KWOK fake nodes for the multinode and kwok tests; last"
+	@echo "                    with real KubeVirt deployed in emulation for the KubeVirt tests"
 	@echo "make gvisor build gVisor's runsc and its containerd shim (cached; skipped without Go)"
-	@echo "make cluster-build   build the test cluster's Kubernetes, etcd, crictl and KubeVirt (cached)"
+	@echo "make cluster-build   build the test cluster's Kubernetes, etcd, crictl, kwok and KubeVirt (cached)"
 	@echo "make bench  the benchmarks, timed (make test runs each of them once, untimed)"
 	@echo "make kubevirt   build KubeVirt v1.7.0's binaries and component images (cached; never fails)"
 
@@ -59,10 +59,14 @@ cluster-deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(CLUSTER_PACKAGES)"
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(CLUSTER_SERVICE_PACKAGES)" NO_SERVICES=1
 
+# One at a time (flock): .ci/run installs in the background (the cluster's builds) while `make
+# test` installs in the foreground, and apt-get fails at once on a lock another apt-get holds.
+# 9>&-: a service a package starts must not inherit the lock and hold it after apt-get ends.
 apt-install:
 	@# apt-get download (the guest kernel) needs package lists even when nothing is missing.
-	@ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1 || apt-get update -q
-	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	@exec 9>/run/lock/sandbench-apt.lock; flock 9; \
+	ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1 || apt-get update -q 9>&- || exit $$?; \
+	missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 	    | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	    echo "installing Debian packages: $$missing"; \
@@ -73,12 +77,12 @@ apt-install:
 	            printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; guard=1; \
 	        fi; \
 	    fi; \
-	    rc=0; apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$flags $$missing || rc=$$?; \
+	    rc=0; apt-get update -q 9>&- && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$flags $$missing 9>&- || rc=$$?; \
 	    if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
 	    if [ -n "$(NO_SERVICES)" ] && command -v systemctl >/dev/null; then \
 	        for p in $$missing; do dpkg -L $$p 2>/dev/null; done \
 	            | grep -E '^/(usr/)?lib/systemd/system/[^/]+\.(service|socket|timer)$$' \
-	            | xargs -r -n1 basename | xargs -r systemctl disable --now >/dev/null 2>&1 || true; \
+	            | xargs -r -n1 basename | xargs -r systemctl disable --now >/dev/null 2>&1 9>&- || true; \
 	    fi; \
 	    exit $$rc; \
 	fi
@@ -164,25 +168,31 @@ test: deps test-deps venv gvisor
 bench: deps venv
 	$(BIN)/python -m pytest tests/benchmarks --benchmark-only
 
-# The test cluster's binaries alone: Kubernetes v1.34.4, etcd v3.6.4 and crictl v1.34.0 from the
-# Go module proxy, cached by version (`make test-cluster` builds them too when they are missing).
-cluster-build:
+# The test cluster's binaries alone: Kubernetes v1.34.4, etcd v3.6.4, crictl v1.34.0 and kwok
+# v0.8.0 from the Go module proxy (cluster-build-base), then KubeVirt v1.7.0, cached by version
+# (`make test-cluster` builds them too when they are missing).
+cluster-build: cluster-build-base
+	@$(MAKE) --no-print-directory kubevirt
+
+cluster-build-base:
 	bash tests/cluster/build-k8s.sh
 	bash tests/cluster/build-etcd.sh
 	bash tests/cluster/build-crictl.sh >/dev/null
 	bash tests/cluster/build-kwok.sh >/dev/null
-	@$(MAKE) --no-print-directory kubevirt
 
 # Builds what is missing (cached by version under ~/.cache/sandbench), brings the cluster up,
-# runs the `cluster` tests and tears it down, also when they fail. Then the same again with
-# real KubeVirt v1.7.0 deployed in emulation (`make kubevirt` builds it; the tests marked
-# kubevirt), which needs its own bring-up: the node namespace and the kubelet root KubeVirt
-# expects. Both run even when the first fails; the target fails if either did.
+# runs the `cluster` tests and tears it down, also when they fail. Then the same again with a
+# second node and 100 KWOK fake nodes (the tests marked multinode or kwok), and last with real
+# KubeVirt v1.7.0 deployed in emulation (the tests marked kubevirt), which needs its own
+# bring-up: the node namespace and the kubelet root KubeVirt expects. KubeVirt comes last so
+# that on a cold machine its build, the slowest (.ci/run starts it in the background), goes on
+# while the other two phases run; `make kubevirt` waits for that build's lock, then finds it
+# cached. Every phase runs even when an earlier one fails; the target fails if any did.
 test-cluster: deps test-deps cluster-deps venv
-	@$(MAKE) --no-print-directory kubevirt
 	rc=0; bash tests/cluster/run-tests.sh || rc=$$?; \
-	SANDBENCH_KUBEVIRT=1 bash tests/cluster/run-tests.sh || rc=$$?; \
-	SANDBENCH_NODES=2 bash tests/cluster/run-tests.sh || rc=$$?; exit $$rc
+	SANDBENCH_NODES=2 bash tests/cluster/run-tests.sh || rc=$$?; \
+	$(MAKE) --no-print-directory kubevirt; \
+	SANDBENCH_KUBEVIRT=1 bash tests/cluster/run-tests.sh || rc=$$?; exit $$rc
 
 clean-runs:
 	find reports -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
