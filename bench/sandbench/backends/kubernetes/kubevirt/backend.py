@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from sandbench import image
@@ -169,6 +170,7 @@ class VmSandboxes:
             self._run(run, progress, events, nonce, time.monotonic() + timeout_s)
             if case.pull is not None:
                 execution.labels.update(self._pull_after(case.pull))
+            self._note_versions(run)
         except pull.StateNotReached as exc:
             execution.error = str(exc)
         except (VmiFailed, console.ConsoleUnavailable) as exc:
@@ -180,7 +182,6 @@ class VmSandboxes:
             self.transitions[run.name] = dict(progress.transitions)
             self.machines.update({progress.machine} - {""})
             self.launcher_images.update({progress.launcher_image} - {""})
-            self._note_versions(run)
             run.delete(never_processed=progress.phase in UNPROCESSED)
             self._live.pop(run.name, None)
         execution.stderr += _transitions_text(progress.transitions)
@@ -230,10 +231,11 @@ class VmSandboxes:
             return
         try:
             pod = console.launcher_pod(self.apis.core, self.namespace, run.uid)
-        except ApiException:
-            return
-        if pod is not None:
-            self.launcher_versions = console.read_versions(self.apis.core, self.namespace, pod)
+            if pod is not None:
+                self.launcher_versions = console.read_versions(self.apis.core, self.namespace,
+                                                               pod)
+        except (ApiException, OSError, urllib3.exceptions.HTTPError):
+            return  # a fact about the run, never a reason to fail its sample
 
     def _diagnose(self, run: VmiRun, nonce: str, execution: Execution) -> None:
         """After a failure, whatever the console said (a guest init error, a kernel panic)."""

@@ -129,11 +129,7 @@ def launcher_versions(text: str) -> dict[str, str] | None:
 
 
 def read_versions(core: Any, namespace: str, pod: dict[str, Any]) -> dict[str, str] | None:
-    """launcher_versions of the pod's compute container; None when it cannot be read (the
-    versions are a fact about the run, never a reason to fail a sample)."""
-    try:
-        text = core.read_namespaced_pod_log(pod["metadata"]["name"], namespace,
-                                            container=COMPUTE)
-    except ApiException:
-        return None
+    """launcher_versions of the pod's compute container; None when it has not said (raises
+    what the API client raises)."""
+    text = core.read_namespaced_pod_log(pod["metadata"]["name"], namespace, container=COMPUTE)
     return launcher_versions(str(text))
