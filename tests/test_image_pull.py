@@ -215,6 +215,10 @@ def test_the_report_says_how_the_state_was_verified_and_cold_against_warm(
     assert notes[1].startswith("runc: scheduled_to_running median 2500 ms cold against 1000 ms "
                                "warm (+1500 ms; p5-p95 spread")
     assert notes[1].endswith("the kubelet's own pull, cold: median 1500 ms.")
+    # A run with VMIs says how their images' states were kept too.
+    run.info.environment["kubevirt"] = {"image_state": {"how": "three images each checked"}}
+    notes = pull_notes(summary.table, run.info, runtimes(run.info, ["runc"]))
+    assert notes[1] == "KubeVirt VMIs: three images each checked."
 
 
 def test_the_kubelets_pull_histogram_from_a_real_scrape() -> None:

@@ -1,6 +1,7 @@
-"""What the report's Start section says about the image: the state each pod started with
-(``pull`` label: cold or warm), how that state was made and verified (run.json's
-environment.image_state, written by the kubernetes backend), and cold against warm.
+"""What the report's Start section says about the image: the state each pod or VMI started
+with (``pull`` label: cold or warm), how that state was made and verified (run.json's
+environment.image_state and environment.kubevirt.image_state, written by the kubernetes
+backend), and cold against warm.
 
 Cold against warm is read off the summary table's medians (computed once, in
 analysis.stats): ``scheduled_to_running``, the watch phase that holds the kubelet's pull
@@ -37,6 +38,10 @@ def pull_notes(summary: pd.DataFrame, meta: RunMeta, runtimes: Runtimes) -> list
     how = state.get("how") or "how it was made and checked was not recorded"
     notes = [f"Image state before each pod: {' and '.join(states)} (label pull). "
              + ("Verified: " if state.get("verified") else "NOT verified: ") + f"{how}."]
+    kubevirt = meta.environment.get("kubevirt")
+    vm_state = kubevirt.get("image_state") if isinstance(kubevirt, Mapping) else None
+    if isinstance(vm_state, Mapping) and vm_state.get("how"):
+        notes.append(f"KubeVirt VMIs: {vm_state['how']}.")
     for name in runtimes.order:
         line = _cold_against_warm(start[start["runtime"] == name])
         if line:
