@@ -163,7 +163,8 @@ def vm_pull_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "kubernetes": {"image": IMAGE, "pull_policy": "IfNotPresent", "kubelet_metrics": False,
                            "kubevirt": {f"{kind}_image": ref for kind, ref in refs.items()}},
             "workloads": {"start": {"rounds": 1, "warmup": 0}}},
-            tmp_path_factory.mktemp("kubevirt-pull"), "--pull", "both", "--cri-endpoint",
+            tmp_path_factory.mktemp("kubevirt-pull"), "--workloads", "start", "--pull", "both",
+            "--cri-endpoint",
             f"unix://{SOCKET}", "--crictl", CRICTL, "--no-report", timeout=1200)
     finally:
         node = NodeCri(CRICTL, f"unix://{SOCKET}", 120)
@@ -180,7 +181,8 @@ def test_a_vmis_images_pulled_cold_and_warm_verified(vm_pull_run: Path) -> None:
     samples = run.samples
     failed = samples[samples["status"] != "ok"]
     assert failed.empty, failed[["workload", "metric", "reason"]].to_string()
-    start = samples[(samples["workload"] == "start") & ~samples["warmup"]]
+    assert set(samples["workload"]) == {"start"}
+    start = samples[~samples["warmup"]]
     by_state = {state: rows for state, rows in start.groupby(
         start["labels"].map(lambda labels: labels.get("pull")))}
     assert set(by_state) == {"cold", "warm"}
