@@ -180,20 +180,28 @@ def test_a_pull_state_that_cannot_be_had_is_refused(kubernetes: dict[str, object
     assert message in str(refused.value)
 
 
-def pulled_run(path: Path) -> Path:
+def pulled_run(path: Path, runtime: str = "runc",
+               facts: dict[str, object] | None = None) -> Path:
     """A kubernetes run's start samples, three rounds cold and three warm, as the backend
-    labels them, and the image_state it records."""
-    writer = RunWriter(path, {"run_id": path.name, "backend": "kubernetes", "baseline": "runc",
+    labels them, and the image_state it records. A VMI's (facts of kind kubevirt) have the
+    pull in create_to_scheduled, its scheduled_to_running the same either way."""
+    writer = RunWriter(path, {"run_id": path.name, "backend": "kubernetes", "baseline": runtime,
                               "started_at": "2026-01-01T00:00:00+00:00",
-                              "spec": {"backend": "kubernetes", "runtimes": ["runc"],
+                              "spec": {"backend": "kubernetes", "runtimes": [runtime],
                                        "workloads": {}},
+                              "runtimes": {runtime: facts or {}},
                               "environment": {"image_state": PullStates(REF, None).facts(
                                   "both", None) | {"verified": True, "how": "checked"}},
                               "metrics": {}})
     values = {("scheduled_to_running", "cold"): [2400.0, 2600.0, 2500.0],
               ("scheduled_to_running", "warm"): [900.0, 1100.0, 1000.0],
               ("kubelet_image_pull", "cold"): [1400.0, 1500.0, 1600.0]}
-    writer.append(Sample(run_id=path.name, backend="kubernetes", runtime="runc",
+    if (facts or {}).get("kind") == "kubevirt":
+        values = {("create_to_scheduled", "cold"): [7400.0, 7500.0, 7300.0],
+                  ("create_to_scheduled", "warm"): [5900.0, 5800.0, 6000.0],
+                  ("scheduled_to_running", "cold"): [1100.0, 1000.0, 1200.0],
+                  ("scheduled_to_running", "warm"): [1100.0, 1000.0, 1200.0]}
+    writer.append(Sample(run_id=path.name, backend="kubernetes", runtime=runtime,
                          workload="start", metric=metric, unit="ms", value=value, round=i + 1,
                          warmup=False, status=Status.OK, time="2026-01-01T00:00:00+00:00",
                          labels={"pull": pull, "pull_check": "cri-imagestatus",
@@ -219,6 +227,14 @@ def test_the_report_says_how_the_state_was_verified_and_cold_against_warm(
     run.info.environment["kubevirt"] = {"image_state": {"how": "three images each checked"}}
     notes = pull_notes(summary.table, run.info, runtimes(run.info, ["runc"]))
     assert notes[1] == "KubeVirt VMIs: three images each checked."
+
+
+def test_a_vmis_cold_against_warm_is_read_where_its_pulls_are(tmp_path: Path) -> None:
+    run = load_run(pulled_run(tmp_path / "vmi", "kubevirt-vm", {"kind": "kubevirt"}))
+    summary = summarize_run(run)
+    notes = pull_notes(summary.table, run.info, runtimes(run.info, ["kubevirt-vm"]))
+    assert notes[1].startswith("kubevirt-vm: create_to_scheduled median 7400 ms cold against "
+                               "5900 ms warm (+1500 ms")
 
 
 def test_the_kubelets_pull_histogram_from_a_real_scrape() -> None:

@@ -85,8 +85,8 @@ def test_each_event_is_the_difference_of_the_medians(tmp_path: Path) -> None:
     assert rows.loc["workload's first instruction", "added_ms"] == "7,950"
     assert rows.loc["workload's first instruction", "added_ci"] != "—"
     # KubeVirt's own steps have no local counterpart.
-    assert rows.loc["launcher pod bound to a node", "local_ms"] == "—"
-    assert rows.loc["launcher pod bound to a node", "kubevirt_ms"] == "6,000 (n=3)"
+    assert rows.loc["launcher pod running (VMI Scheduled)", "local_ms"] == "—"
+    assert rows.loc["launcher pod running (VMI Scheduled)", "kubevirt_ms"] == "6,000 (n=3)"
     table = found["tables"][0]
     # The guest's own boot, kernel output to workload: 4400 in both, per sandbox.
     assert table["guest"]["local_ms"] == "4,400 (n=3)" and table["guest"]["added_ms"] == "0"

@@ -4,9 +4,11 @@ environment.image_state and environment.kubevirt.image_state, written by the kub
 backend), and cold against warm.
 
 Cold against warm is read off the summary table's medians (computed once, in
-analysis.stats): ``scheduled_to_running``, the watch phase that holds the kubelet's pull
-(with the sandbox's creation and the container's start), and ``kubelet_image_pull``, the
-kubelet's own time for the pull.
+analysis.stats): for a pod ``scheduled_to_running``, the watch phase that holds the kubelet's
+pull (with the sandbox's creation and the container's start), and ``kubelet_image_pull``, the
+kubelet's own time for the pull; for a KubeVirt VMI ``create_to_scheduled``, since KubeVirt
+calls a VMI Scheduled only once its launcher pod, which pulls the VM's images, runs (its
+``scheduled_to_running`` is QEMU's start, after every pull).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from sandbench.report.labels import Runtimes
 
 WORKLOAD = "start"
 PHASE = "scheduled_to_running"
+#: A VMI's phase that holds its launcher pod's pulls.
+VMI_PHASE = "create_to_scheduled"
 KUBELET_PULL = "kubelet_image_pull"
 
 
@@ -43,7 +47,8 @@ def pull_notes(summary: pd.DataFrame, meta: RunMeta, runtimes: Runtimes) -> list
     if isinstance(vm_state, Mapping) and vm_state.get("how"):
         notes.append(f"KubeVirt VMIs: {vm_state['how']}.")
     for name in runtimes.order:
-        line = _cold_against_warm(start[start["runtime"] == name])
+        vmi = meta.runtime_facts(name).get("kind") == "kubevirt"
+        line = _cold_against_warm(start[start["runtime"] == name], VMI_PHASE if vmi else PHASE)
         if line:
             notes.append(f"{runtimes.name(name)}: {line}")
     return notes
@@ -65,11 +70,11 @@ def _median(rows: pd.DataFrame, metric: str, pull: str) -> tuple[float, float] |
     return float(row["median"]), float(row["p95"] - row["p5"])
 
 
-def _cold_against_warm(rows: pd.DataFrame) -> str:
-    cold, warm = _median(rows, PHASE, "cold"), _median(rows, PHASE, "warm")
+def _cold_against_warm(rows: pd.DataFrame, phase: str) -> str:
+    cold, warm = _median(rows, phase, "cold"), _median(rows, phase, "warm")
     if cold is None or warm is None:
         return ""
-    line = (f"{PHASE} median {cold[0]:.0f} ms cold against {warm[0]:.0f} ms warm "
+    line = (f"{phase} median {cold[0]:.0f} ms cold against {warm[0]:.0f} ms warm "
             f"({cold[0] - warm[0]:+.0f} ms; p5-p95 spread {cold[1]:.0f} and {warm[1]:.0f} ms)")
     pulled = _median(rows, KUBELET_PULL, "cold")
     if pulled is not None:

@@ -35,10 +35,12 @@ EVENTS = (
     ("guest init running", "request_to_init", "create_to_init"),
     ("workload's first instruction", "request_to_workload", "create_to_workload"),
 )
-#: KubeVirt's own steps before QEMU runs, which the local runtime has no counterpart for.
+#: KubeVirt's own steps, which the local runtime has no counterpart for: the VMI's phases
+#: Scheduled (its launcher pod runs, the VM's images pulled, virt-handler has it) and Running
+#: (QEMU started the domain).
 KUBEVIRT_ONLY = (
-    ("launcher pod bound to a node", "create_to_scheduled"),
-    ("launcher pod running", "create_to_running"),
+    ("launcher pod running (VMI Scheduled)", "create_to_scheduled"),
+    ("QEMU started the domain (VMI Running)", "create_to_running"),
 )
 #: Accelerators a run's facts can name; anything else ("unknown", "undecided (...)") says nothing.
 ACCELERATORS = {"tcg", "kvm", "hvf", "whpx"}
