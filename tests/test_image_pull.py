@@ -226,13 +226,17 @@ def test_the_report_says_how_the_state_was_verified_and_cold_against_warm(
     # A run with VMIs says how their images' states were kept too.
     run.info.environment["kubevirt"] = {"image_state": {"how": "three images each checked"}}
     notes = pull_notes(summary.table, run.info, runtimes(run.info, ["runc"]))
-    assert notes[1] == "KubeVirt VMIs: three images each checked."
+    assert notes[1] == ("Image state before each KubeVirt VMI: cold and warm (label pull). "
+                        "Verified: three images each checked.")
 
 
 def test_a_vmis_cold_against_warm_is_read_where_its_pulls_are(tmp_path: Path) -> None:
     run = load_run(pulled_run(tmp_path / "vmi", "kubevirt-vm", {"kind": "kubevirt"}))
+    run.info.environment["kubevirt"] = {"image_state": {"how": "three images each checked"}}
     summary = summarize_run(run)
     notes = pull_notes(summary.table, run.info, runtimes(run.info, ["kubevirt-vm"]))
+    # Only VMIs ran: no sentence about pods.
+    assert notes[0].startswith("Image state before each KubeVirt VMI: cold and warm")
     assert notes[1].startswith("kubevirt-vm: create_to_scheduled median 7400 ms cold against "
                                "5900 ms warm (+1500 ms")
 

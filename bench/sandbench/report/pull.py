@@ -40,14 +40,21 @@ def pull_notes(summary: pd.DataFrame, meta: RunMeta, runtimes: Runtimes) -> list
     if not states:
         return []
     how = state.get("how") or "how it was made and checked was not recorded"
-    notes = [f"Image state before each pod: {' and '.join(states)} (label pull). "
-             + ("Verified: " if state.get("verified") else "NOT verified: ") + f"{how}."]
     kubevirt = meta.environment.get("kubevirt")
     vm_state = kubevirt.get("image_state") if isinstance(kubevirt, Mapping) else None
-    if isinstance(vm_state, Mapping) and vm_state.get("how"):
-        notes.append(f"KubeVirt VMIs: {vm_state['how']}.")
+    vm_how = vm_state.get("how") if isinstance(vm_state, Mapping) else None
+    vmis = {name for name in runtimes.order
+            if meta.runtime_facts(name).get("kind") == "kubevirt"}
+    notes = []
+    if vmis != set(runtimes.order) or not vm_how:  # pods were started (or nothing says VMIs)
+        notes.append(f"Image state before each pod: {' and '.join(states)} (label pull). "
+                     + ("Verified: " if state.get("verified") else "NOT verified: ")
+                     + f"{how}.")
+    if vm_how:
+        notes.append(f"Image state before each KubeVirt VMI: {' and '.join(states)} (label "
+                     f"pull). Verified: {vm_how}.")
     for name in runtimes.order:
-        vmi = meta.runtime_facts(name).get("kind") == "kubevirt"
+        vmi = name in vmis
         line = _cold_against_warm(start[start["runtime"] == name], VMI_PHASE if vmi else PHASE)
         if line:
             notes.append(f"{runtimes.name(name)}: {line}")
