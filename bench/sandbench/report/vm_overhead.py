@@ -121,6 +121,7 @@ def section(run: Run, reference: Run) -> dict[str, Any]:
                             "create_to_workload) to compare with the local "
                             f"{QEMU} run")
     local_facts = _facts(reference, QEMU)
+    local_qemu, launcher = _local_qemu(reference), _launcher_versions(run)
     tables = []
     for runtime in vm_runtimes:
         facts = _facts(run, runtime)
@@ -140,8 +141,9 @@ def section(run: Run, reference: Run) -> dict[str, Any]:
             "accel": f"{QEMU}: {local_facts.get('accel', 'unknown')}, {runtime}: "
                      f"{facts.get('accel', 'unknown')}",
             "emulated": bool(local_facts.get("emulated") or facts.get("emulated")),
-            "qemu": _qemu_text(reference, run),
-            "warnings": _warnings(reference, run, runtime, local_guest, vm_guest),
+            "qemu": _qemu_text(local_qemu, launcher),
+            "warnings": _warnings(reference, run, runtime, local_guest, vm_guest,
+                                  local_qemu, str(launcher.get("qemu") or "")),
         })
     return {"reference": reference.run_id, "tables": tables, "emulated_note": EMULATED}
 
@@ -175,9 +177,8 @@ def _launcher_versions(run: Run) -> dict[str, Any]:
     return versions if isinstance(versions, dict) else {}
 
 
-def _qemu_text(reference: Run, run: Run) -> str:
-    local = _local_qemu(reference) or "unknown"
-    launcher = _launcher_versions(run)
+def _qemu_text(local_qemu: str, launcher: dict[str, Any]) -> str:
+    local = local_qemu or "unknown"
     inside = (f"{launcher['qemu']} (libvirt {launcher.get('libvirt', '?')})"
               if launcher.get("qemu") else "not recorded")
     return f"QEMU {local} locally, {inside} in virt-launcher"
@@ -187,8 +188,8 @@ def _minor(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
 
-def _warnings(reference: Run, run: Run, runtime: str, local_guest: Any,
-              vm_guest: Any) -> list[str]:
+def _warnings(reference: Run, run: Run, runtime: str, local_guest: Any, vm_guest: Any,
+              local_qemu: str, vm_qemu: str) -> list[str]:
     said = []
     local_tag = _tag(reference.info.environment.get("image"))
     vm_images = _facts(run, runtime).get("images")
@@ -202,7 +203,6 @@ def _warnings(reference: Run, run: Run, runtime: str, local_guest: Any,
     if local_accel in ACCELERATORS and vm_accel in ACCELERATORS and local_accel != vm_accel:
         said.append(f"The accelerators differ ({QEMU}: {local_accel}, {runtime}: {vm_accel}): "
                     "the difference is not KubeVirt's alone.")
-    local_qemu, vm_qemu = _local_qemu(reference), str(_launcher_versions(run).get("qemu") or "")
     if local_qemu and vm_qemu and _minor(local_qemu) != _minor(vm_qemu):
         said.append(f"The QEMU versions differ ({local_qemu} locally, {vm_qemu} in "
                     "virt-launcher): part of the difference may be QEMU's, not KubeVirt's.")

@@ -209,7 +209,7 @@ class VmSandboxes:
         layers summed."""
         labels = {"pull": state, "pull_images": ",".join(self._pulls)}
         found = [states.before(state) for states in self._pulls.values()]
-        labels["pull_check"] = found[0]["pull_check"] if found else pull.UNVERIFIED
+        labels["pull_check"] = found[0]["pull_check"]  # the same CRI (or none) for all three
         labels.update(_summed(found))
         return labels
 
